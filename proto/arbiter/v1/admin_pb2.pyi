@@ -1,0 +1,415 @@
+import datetime
+
+from arbiter.v1 import checkout_pb2 as _checkout_pb2
+from arbiter.v1 import program_pb2 as _program_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateProgramRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class CreateProgramResponse(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class UpdateProgramRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class UpdateProgramResponse(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class GetProgramRequest(_message.Message):
+    __slots__ = ("program", "draft")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    draft: bool
+    def __init__(self, program: _Optional[str] = ..., draft: _Optional[bool] = ...) -> None: ...
+
+class GetProgramResponse(_message.Message):
+    __slots__ = ("program", "version", "has_draft_changes")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HAS_DRAFT_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    version: int
+    has_draft_changes: bool
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ..., version: _Optional[int] = ..., has_draft_changes: _Optional[bool] = ...) -> None: ...
+
+class ListProgramsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProgramsResponse(_message.Message):
+    __slots__ = ("programs",)
+    PROGRAMS_FIELD_NUMBER: _ClassVar[int]
+    programs: _containers.RepeatedCompositeFieldContainer[ProgramSummary]
+    def __init__(self, programs: _Optional[_Iterable[_Union[ProgramSummary, _Mapping]]] = ...) -> None: ...
+
+class ProgramSummary(_message.Message):
+    __slots__ = ("id", "name", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    version: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class EditResponse(_message.Message):
+    __slots__ = ("draft",)
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    draft: _program_pb2.Program
+    def __init__(self, draft: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class UpsertPointTypeRequest(_message.Message):
+    __slots__ = ("program", "point_type")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    point_type: _program_pb2.PointType
+    def __init__(self, program: _Optional[str] = ..., point_type: _Optional[_Union[_program_pb2.PointType, _Mapping]] = ...) -> None: ...
+
+class ClonePointTypeRequest(_message.Message):
+    __slots__ = ("program", "point_type", "new_id")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NEW_ID_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    point_type: str
+    new_id: str
+    def __init__(self, program: _Optional[str] = ..., point_type: _Optional[str] = ..., new_id: _Optional[str] = ...) -> None: ...
+
+class UpsertTierGroupRequest(_message.Message):
+    __slots__ = ("program", "tier_group")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    TIER_GROUP_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    tier_group: _program_pb2.TierGroup
+    def __init__(self, program: _Optional[str] = ..., tier_group: _Optional[_Union[_program_pb2.TierGroup, _Mapping]] = ...) -> None: ...
+
+class UpsertPartnerRequest(_message.Message):
+    __slots__ = ("program", "partner")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    partner: _program_pb2.Partner
+    def __init__(self, program: _Optional[str] = ..., partner: _Optional[_Union[_program_pb2.Partner, _Mapping]] = ...) -> None: ...
+
+class UpsertMemberSegmentRequest(_message.Message):
+    __slots__ = ("program", "segment")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    segment: _program_pb2.MemberSegment
+    def __init__(self, program: _Optional[str] = ..., segment: _Optional[_Union[_program_pb2.MemberSegment, _Mapping]] = ...) -> None: ...
+
+class UpsertProductSegmentRequest(_message.Message):
+    __slots__ = ("program", "segment")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    segment: _program_pb2.ProductSegment
+    def __init__(self, program: _Optional[str] = ..., segment: _Optional[_Union[_program_pb2.ProductSegment, _Mapping]] = ...) -> None: ...
+
+class UpsertOrderSegmentRequest(_message.Message):
+    __slots__ = ("program", "segment")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    segment: _program_pb2.OrderSegment
+    def __init__(self, program: _Optional[str] = ..., segment: _Optional[_Union[_program_pb2.OrderSegment, _Mapping]] = ...) -> None: ...
+
+class UpsertPromoCodePoolRequest(_message.Message):
+    __slots__ = ("program", "pool")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    pool: _program_pb2.PromoCodePool
+    def __init__(self, program: _Optional[str] = ..., pool: _Optional[_Union[_program_pb2.PromoCodePool, _Mapping]] = ...) -> None: ...
+
+class UpsertTriggerPromotionRequest(_message.Message):
+    __slots__ = ("program", "trigger_promotion")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    trigger_promotion: _program_pb2.TriggerPromotion
+    def __init__(self, program: _Optional[str] = ..., trigger_promotion: _Optional[_Union[_program_pb2.TriggerPromotion, _Mapping]] = ...) -> None: ...
+
+class DeleteObjectRequest(_message.Message):
+    __slots__ = ("program", "object_kind", "id")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    object_kind: str
+    id: str
+    def __init__(self, program: _Optional[str] = ..., object_kind: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class CreatePromotionRequest(_message.Message):
+    __slots__ = ("program", "promotion", "group")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    promotion: _program_pb2.Promotion
+    group: str
+    def __init__(self, program: _Optional[str] = ..., promotion: _Optional[_Union[_program_pb2.Promotion, _Mapping]] = ..., group: _Optional[str] = ...) -> None: ...
+
+class UpdatePromotionRequest(_message.Message):
+    __slots__ = ("program", "promotion")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    promotion: _program_pb2.Promotion
+    def __init__(self, program: _Optional[str] = ..., promotion: _Optional[_Union[_program_pb2.Promotion, _Mapping]] = ...) -> None: ...
+
+class PromotionRef(_message.Message):
+    __slots__ = ("program", "promotion")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    promotion: str
+    def __init__(self, program: _Optional[str] = ..., promotion: _Optional[str] = ...) -> None: ...
+
+class ClonePromotionRequest(_message.Message):
+    __slots__ = ("program", "promotion", "new_id")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    NEW_ID_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    promotion: str
+    new_id: str
+    def __init__(self, program: _Optional[str] = ..., promotion: _Optional[str] = ..., new_id: _Optional[str] = ...) -> None: ...
+
+class UpsertGroupRequest(_message.Message):
+    __slots__ = ("program", "group", "parent")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    group: _program_pb2.Group
+    parent: str
+    def __init__(self, program: _Optional[str] = ..., group: _Optional[_Union[_program_pb2.Group, _Mapping]] = ..., parent: _Optional[str] = ...) -> None: ...
+
+class MoveNodeRequest(_message.Message):
+    __slots__ = ("program", "node", "to_group", "position")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    TO_GROUP_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    node: str
+    to_group: str
+    position: int
+    def __init__(self, program: _Optional[str] = ..., node: _Optional[str] = ..., to_group: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ReorderGroupRequest(_message.Message):
+    __slots__ = ("program", "group", "children")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    group: str
+    children: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, program: _Optional[str] = ..., group: _Optional[str] = ..., children: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportProgramRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class ImportProgramResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExportProgramRequest(_message.Message):
+    __slots__ = ("program", "draft")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    draft: bool
+    def __init__(self, program: _Optional[str] = ..., draft: _Optional[bool] = ...) -> None: ...
+
+class ExportProgramResponse(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: _program_pb2.Program
+    def __init__(self, program: _Optional[_Union[_program_pb2.Program, _Mapping]] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
+class ApplyResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class RevertRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
+class RevertResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetDraftDiffRequest(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
+class GetDraftDiffResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[DiffEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[DiffEntry, _Mapping]]] = ...) -> None: ...
+
+class DiffEntry(_message.Message):
+    __slots__ = ("object_kind", "id", "change", "fields")
+    OBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    object_kind: str
+    id: str
+    change: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, object_kind: _Optional[str] = ..., id: _Optional[str] = ..., change: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TestCalculateOrderRequest(_message.Message):
+    __slots__ = ("program", "member_id", "member_context", "order", "use_draft")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    USE_DRAFT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    member_id: str
+    member_context: _checkout_pb2.MemberContext
+    order: _checkout_pb2.Order
+    use_draft: bool
+    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., member_context: _Optional[_Union[_checkout_pb2.MemberContext, _Mapping]] = ..., order: _Optional[_Union[_checkout_pb2.Order, _Mapping]] = ..., use_draft: _Optional[bool] = ...) -> None: ...
+
+class TestCalculateOrderResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: _checkout_pb2.CalculateOrderResponse
+    def __init__(self, result: _Optional[_Union[_checkout_pb2.CalculateOrderResponse, _Mapping]] = ...) -> None: ...
+
+class GetProgramReportRequest(_message.Message):
+    __slots__ = ("program", "to")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    to: _timestamp_pb2.Timestamp
+    def __init__(self, program: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
+
+class GetProgramReportResponse(_message.Message):
+    __slots__ = ("members", "point_types", "orders")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    POINT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    members: int
+    point_types: _containers.RepeatedCompositeFieldContainer[PointTypeReport]
+    orders: int
+    def __init__(self, members: _Optional[int] = ..., point_types: _Optional[_Iterable[_Union[PointTypeReport, _Mapping]]] = ..., orders: _Optional[int] = ...) -> None: ...
+
+class PointTypeReport(_message.Message):
+    __slots__ = ("point_type", "accrued", "redeemed", "expired", "outstanding")
+    POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACCRUED_FIELD_NUMBER: _ClassVar[int]
+    REDEEMED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    point_type: str
+    accrued: int
+    redeemed: int
+    expired: int
+    outstanding: int
+    def __init__(self, point_type: _Optional[str] = ..., accrued: _Optional[int] = ..., redeemed: _Optional[int] = ..., expired: _Optional[int] = ..., outstanding: _Optional[int] = ...) -> None: ...
+
+class ListAuditEntriesRequest(_message.Message):
+    __slots__ = ("program", "page_size", "page_token")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    page_size: int
+    page_token: str
+    def __init__(self, program: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditEntriesResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("id", "created_at", "actor", "action", "object_kind", "object_id", "detail")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    created_at: _timestamp_pb2.Timestamp
+    actor: str
+    action: str
+    object_kind: str
+    object_id: str
+    detail: str
+    def __init__(self, id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., object_kind: _Optional[str] = ..., object_id: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("role", "name")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    name: str
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class RevokeApiKeyRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
+class RevokeApiKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

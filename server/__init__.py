@@ -1,0 +1,1 @@
+"""The Arbiter server: everything that runs behind the port."""

@@ -1,0 +1,150 @@
+"""Plain domain types at the engine's boundary: what an order, a member and a result are.
+
+The api room translates protobuf to and from these; the engine never sees protobuf messages of
+the calculation contract (it compiles the `Program` message, its configuration input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "AppliedBenefit",
+    "CalculationResult",
+    "CodeUsage",
+    "LineInput",
+    "LineResult",
+    "MemberState",
+    "OrderInput",
+    "PointsChange",
+    "PromoCodeResult",
+    "Totals",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    """One order line as received: money in minor units per unit."""
+
+    id: str
+    sku: str
+    quantity: int
+    unit_price: int
+    categories: tuple[str, ...] = ()
+    brand: str = ""
+    partner: str = ""
+    fields: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInput:
+    """An order as received. `time_zone` empty: the program's; `created_at` None: `now`."""
+
+    id: str
+    lines: tuple[LineInput, ...]
+    channel: str = ""
+    point_of_contact: str = ""
+    region: str = ""
+    time_zone: str = ""
+    created_at: datetime | None = None
+    shipping_cost: int = 0
+    promo_codes: tuple[str, ...] = ()
+    # (point_type, points) in request order.
+    redeem: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """A member as the calculation sees it: available balances, tiers, segments.
+
+    `tiers` maps a tier group id to a tier id; a group missing from it is resolved from the
+    balance of its point type (SPEC 11 rule 20). `balances` holds what is available (holds and
+    expired lots already taken off). Every MemberState counts as an enrolled member for
+    audiences (an inline context does too); an anonymous buyer is no MemberState at all.
+    """
+
+    member_id: str
+    balances: Mapping[str, int] = field(default_factory=dict)
+    tiers: Mapping[str, str] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CodeUsage:
+    """Promo code usage from the ledger (confirmed and held): never from a member context.
+
+    `code_uses`: upper-case code -> uses by everyone; `member_pool_uses`: pool id -> this
+    member's uses of any code of that pool.
+    """
+
+    code_uses: Mapping[str, int] = field(default_factory=dict)
+    member_pool_uses: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    subtotal: int
+    discount: int
+    paid_with_points: int
+    shipping: int
+    shipping_discount: int
+    total: int
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    line_id: str
+    base_price: int
+    discount: int
+    paid_with_points: int
+    final_price: int
+    # At most two (quantity, unit_price) receipt portions (SPEC 3).
+    portions: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedBenefit:
+    """A row of the benefit table (SPEC 11 rule 17). `timing` is "" except on accrual rows."""
+
+    line_id: str
+    promotion: str
+    promotion_kind: str  # "DISCOUNT" | "POINTS"
+    benefit: str  # the Benefit oneof field name
+    amount: int
+    points: int
+    point_type: str
+    timing: str = ""  # "ON_CREATE" | "ON_DELIVERY" on accrual rows
+
+
+@dataclass(frozen=True, slots=True)
+class PointsChange:
+    point_type: str
+    requested: int
+    redeemed: int
+    accrued: int
+    accrued_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class PromoCodeResult:
+    code: str  # as first written on the order
+    status: str  # "APPLIED" | "NOT_APPLIED" | "INVALID"
+    reason: str  # "" | "UNKNOWN_CODE" | "EXPIRED" | "NOT_YET_VALID" | "EXHAUSTED" |
+    #              "NO_PROMOTION_APPLIED" | "ANOTHER_CODE_APPLIED"
+    pool: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationResult:
+    """What a calculation answers (SPEC 9.2), less the program version the caller adds."""
+
+    evaluated_at: datetime
+    totals: Totals
+    lines: tuple[LineResult, ...]
+    benefits: tuple[AppliedBenefit, ...]
+    points: tuple[PointsChange, ...]
+    texts: tuple[str, ...]
+    promo_codes: tuple[PromoCodeResult, ...]
