@@ -1,0 +1,1 @@
+"""Settings, wiring, `serve`, and the embedded PostgreSQL."""

@@ -1,0 +1,1 @@
+"""The plain reference evaluator: the oracle, straight from SPEC sections 3-5 and 11, no numpy."""
