@@ -1,11 +1,72 @@
-"""Evaluate an order against a compiled program (placeholder while the engine is written)."""
+"""One calculation (SPEC 3): select, evaluate the tree on the initial state, report."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-from arbiter.server.engine.compile import CompiledProgram
-from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState, OrderInput
+import numpy as np
+from arbiter.server.engine.arbitrate import Arbiter
+from arbiter.server.engine.benefits import OrderContext
+from arbiter.server.engine.compile import ON_DELIVERY, CompiledProgram
+from arbiter.server.engine.render import format_money, render_template
+from arbiter.server.engine.select import select
+from arbiter.server.engine.state import Effect, Statics, Summary
+from arbiter.server.engine.types import (
+    AppliedBenefit,
+    CalculationResult,
+    CodeUsage,
+    LineResult,
+    MemberState,
+    OrderInput,
+    PointsChange,
+    PromoCodeResult,
+    Totals,
+)
+from arbiter.v1 import program_pb2 as pb
+
+__all__ = ["calculate", "portions"]
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def portions(quantity: int, final_price: int) -> tuple[tuple[int, int], ...]:
+    """Receipt portions (SPEC 3): r units at final // q + 1, then q - r at final // q."""
+    if quantity <= 0:
+        return ()
+    unit, r = divmod(final_price, quantity)
+    out: list[tuple[int, int]] = []
+    if r:
+        out.append((r, unit + 1))
+    if quantity - r:
+        out.append((quantity - r, unit))
+    return tuple(out)
+
+
+def _statics(program: CompiledProgram, base: np.ndarray, q: np.ndarray) -> Statics:
+    n_types = max(len(program.point_types), 1)
+    k = len(program.benefits)
+    acc_onehot = np.zeros((k, n_types), dtype=np.int64)
+    pay_type = np.zeros(k, dtype=np.int64)
+    for b in program.benefits:
+        if b.is_accrual:
+            acc_onehot[b.index, b.point_type] = 1
+        if b.kind == "pay_with_points":
+            pay_type[b.index] = b.point_type
+    return Statics(
+        base=base,
+        quantity=q,
+        base_unit=np.array(base // np.maximum(q, 1), dtype=np.int64),
+        pay_onehot=program.pay_type_onehot,
+        acc_onehot=acc_onehot,
+        ratio_points=program.ratio_points,
+        ratio_money=program.ratio_money,
+        pay_type=pay_type,
+    )
 
 
 def calculate(
@@ -16,5 +77,194 @@ def calculate(
     now: datetime,
     usage: CodeUsage | None = None,
 ) -> CalculationResult:
-    """The whole calculation of SPEC sections 3-5 and 11 for one order."""
-    raise NotImplementedError("engine under construction")
+    """The whole calculation of SPEC sections 3-5 and 11 for one (validated) order."""
+    at = order.created_at or now
+    zone = _zone(order.time_zone) if order.time_zone else program.zone
+    sel = select(program, order, member, at, zone, usage)
+    n_lines = len(order.lines)
+    q = np.array([line.quantity for line in order.lines], dtype=np.int64)
+    unit = np.array([line.unit_price for line in order.lines], dtype=np.int64)
+    base = q * unit
+    # Unit base prices are given: no rounding (rule 11).
+    statics = _statics(program, base, q)
+    statics = Statics(
+        base=statics.base, quantity=q, base_unit=unit, pay_onehot=statics.pay_onehot,
+        acc_onehot=statics.acc_onehot, ratio_points=statics.ratio_points,
+        ratio_money=statics.ratio_money, pay_type=statics.pay_type,
+    )
+    requested: dict[str, int] = {}
+    for type_id, points in order.redeem:
+        requested[type_id] = requested.get(type_id, 0) + points
+    n_types = max(len(program.point_types), 1)
+    budget = np.zeros((1, n_types), dtype=np.int64)
+    accrues: list[bool] = []
+    for t in program.point_types:
+        usable = (
+            member is not None
+            and t.active
+            and (t.deactivate_at is None or at < t.deactivate_at)
+        )
+        accrues.append(usable)
+        if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
+            budget[0, t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
+    ctx = OrderContext(
+        program=program,
+        order=order,
+        lines=n_lines,
+        quantity=q,
+        base=base,
+        rule_lines=sel.rule_lines,
+        rule_active=sel.rule_active,
+        accrues=tuple(accrues),
+    )
+    s0 = Summary(
+        pay=base[None, :].copy(),
+        pts_money=np.zeros((1, n_lines), dtype=np.int64),
+        budget=budget,
+        ship_left=np.array([order.shipping_cost], dtype=np.int64),
+    )
+    effect = Arbiter(ctx, statics, sel.eligible).evaluate(program.root, s0)
+    return _report(program, order, member, at, effect, requested, sel.codes)
+
+
+def _report(
+    program: CompiledProgram,
+    order: OrderInput,
+    member: MemberState | None,
+    at: datetime,
+    effect: Effect,
+    requested: dict[str, int],
+    codes: tuple,  # type: ignore[type-arg]
+) -> CalculationResult:
+    disc = effect.disc[0]
+    pmon = effect.pmon[0]
+    ppts = effect.ppts[0]
+    acc = effect.acc[0]
+    ship = effect.ship[0]
+    text = effect.text[0]
+    benefits = program.benefits
+    promotions = program.promotions
+    point_types = program.point_types
+    n_lines = len(order.lines)
+
+    line_results: list[LineResult] = []
+    rows: list[AppliedBenefit] = []
+    disc_by_line = disc.sum(axis=0).tolist()
+    pmon_by_line = pmon.sum(axis=0).tolist()
+    touched = np.flatnonzero((disc != 0).any(axis=1) | (pmon != 0).any(axis=1)
+                             | (ppts != 0).any(axis=1) | (acc[:, :n_lines] != 0).any(axis=1))
+    for i, line in enumerate(order.lines):
+        base = line.unit_price * line.quantity
+        d = int(disc_by_line[i]) if n_lines else 0
+        p = int(pmon_by_line[i]) if n_lines else 0
+        final = base - d - p
+        line_results.append(LineResult(line.id, base, d, p, final, portions(line.quantity, final)))
+        for k in touched.tolist():
+            b = benefits[k]
+            promo = promotions[b.promotion]
+            if disc[k, i]:
+                rows.append(AppliedBenefit(line.id, promo.id, promo.kind, b.kind,
+                                           int(disc[k, i]), 0, ""))
+            elif pmon[k, i] or ppts[k, i]:
+                rows.append(AppliedBenefit(line.id, promo.id, promo.kind, b.kind, int(pmon[k, i]),
+                                           int(ppts[k, i]), point_types[b.point_type].id))
+            elif acc[k, i]:
+                rows.append(AppliedBenefit(
+                    line.id, promo.id, promo.kind, b.kind, 0, int(acc[k, i]),
+                    point_types[b.point_type].id,
+                    "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
+                ))
+    order_rows = np.flatnonzero((acc[:, n_lines] != 0) | (ship != 0)).tolist()
+    for k in order_rows:
+        b = benefits[k]
+        promo = promotions[b.promotion]
+        if ship[k]:
+            rows.append(AppliedBenefit("", promo.id, promo.kind, b.kind, int(ship[k]), 0, ""))
+        else:
+            rows.append(AppliedBenefit(
+                "", promo.id, promo.kind, b.kind, 0, int(acc[k, n_lines]),
+                point_types[b.point_type].id,
+                "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
+            ))
+
+    subtotal = sum(r.base_price for r in line_results)
+    discount = sum(r.discount for r in line_results)
+    paid = sum(r.paid_with_points for r in line_results)
+    shipping_discount = int(ship.sum())
+    total = subtotal - discount - paid + order.shipping_cost - shipping_discount
+    totals = Totals(subtotal, discount, paid, order.shipping_cost, shipping_discount, total,
+                    sum(line.quantity for line in order.lines))
+
+    redeemed = [0] * len(point_types)
+    accrued = [0] * len(point_types)
+    pending = [0] * len(point_types)
+    acc_total = acc.sum(axis=1).tolist()
+    ppts_total = ppts.sum(axis=1).tolist()
+    for b in benefits:
+        if b.kind == "pay_with_points" and ppts_total[b.index]:
+            redeemed[b.point_type] += int(ppts_total[b.index])
+        elif b.is_accrual and acc_total[b.index]:
+            if b.timing == ON_DELIVERY:
+                pending[b.point_type] += int(acc_total[b.index])
+            else:
+                accrued[b.point_type] += int(acc_total[b.index])
+    points = tuple(
+        PointsChange(t.id, requested.get(t.id, 0), redeemed[t.index], accrued[t.index],
+                     pending[t.index])
+        for t in point_types
+        if requested.get(t.id, 0) or redeemed[t.index] or accrued[t.index] or pending[t.index]
+    )
+
+    # Which promotions' effects survive (for texts and promo codes).
+    alive = (disc != 0).any(axis=1) | (pmon != 0).any(axis=1) | (ppts != 0).any(axis=1) \
+        | (acc != 0).any(axis=1) | (ship != 0) | text.any(axis=1)
+    contributing: set[int] = {benefits[k].promotion for k in np.flatnonzero(alive).tolist()}
+
+    texts: list[str] = []
+    text_benefits = [b for b in benefits if b.kind == "text" and bool(text[b.index].any())]
+    if text_benefits:
+        values = {
+            "member.id": member.member_id if member is not None else "",
+            "order.id": order.id,
+            "order.subtotal": format_money(subtotal),
+            "order.discount": format_money(discount),
+            "order.total": format_money(total),
+            "order.items": str(totals.items),
+            "order.shipping": format_money(order.shipping_cost),
+        }
+        for t in point_types:
+            values[f"points.accrued.{t.id}"] = str(accrued[t.index] + pending[t.index])
+            values[f"points.redeemed.{t.id}"] = str(redeemed[t.index])
+            values[f"balance.{t.id}"] = str(member.balances.get(t.id, 0) if member else 0)
+        for b in text_benefits:
+            values["promotion.name"] = promotions[b.promotion].name
+            texts.append(render_template(b.template, values))
+
+    code_results: list[PromoCodeResult] = []
+    applied_pools: set[str] = set()
+    for c in codes:
+        if c.reason:
+            code_results.append(PromoCodeResult(c.code, "INVALID", c.reason, c.pool))
+            continue
+        pool_contributes = any(
+            promotions[i].pool == c.pool for i in contributing
+        )
+        if not pool_contributes:
+            code_results.append(PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED",
+                                                c.pool))
+        elif c.pool in applied_pools:
+            code_results.append(PromoCodeResult(c.code, "NOT_APPLIED", "ANOTHER_CODE_APPLIED",
+                                                c.pool))
+        else:
+            applied_pools.add(c.pool)
+            code_results.append(PromoCodeResult(c.code, "APPLIED", "", c.pool))
+
+    return CalculationResult(
+        evaluated_at=at,
+        totals=totals,
+        lines=tuple(line_results),
+        benefits=tuple(rows),
+        points=points,
+        texts=tuple(texts),
+        promo_codes=tuple(code_results),
+    )

@@ -1,0 +1,132 @@
+"""Money arithmetic, the only place that rounds: half-up rounding, ratios, largest remainder.
+
+Every amount is an integer of minor units or points. Vectorised forms work on int64 arrays and
+fall back to exact Python integers when a product could overflow int64 (SPEC section 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BP",
+    "INT64_SAFE",
+    "apportion",
+    "apportion_cut",
+    "div_half_up",
+    "money_to_points_floor",
+    "points_to_money",
+    "round_bp",
+    "round_bp_arr",
+]
+
+BP = 10_000
+# Products below this bound are exact in int64 (2**62 leaves room for a sum of two).
+INT64_SAFE = 1 << 62
+
+IntArray = npt.NDArray[np.int64]
+
+
+def div_half_up(numerator: int, denominator: int) -> int:
+    """round_half_up(numerator / denominator) for numerator >= 0, denominator > 0."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def round_bp(x: int, bp: int) -> int:
+    """round_bp(x, bp) = (x * bp + 5000) // 10000 (SPEC 1), for x >= 0."""
+    return (x * bp + 5000) // BP
+
+
+def round_bp_arr(x: IntArray, bp: int) -> IntArray:
+    """round_bp over an array of non-negative amounts."""
+    if bp == 0:
+        return np.zeros_like(x)
+    big = int(x.max(initial=0)) if x.size else 0
+    if big * bp < INT64_SAFE:
+        return (x * bp + 5000) // BP
+    obj = x.astype(object)
+    return np.asarray((obj * bp + 5000) // BP, dtype=np.int64)
+
+
+def money_to_points_floor(money: int, ratio_points: int, ratio_money: int) -> int:
+    """Whole points that `money` buys at most: floor(money * points / money_unit) (SPEC 1)."""
+    return (money * ratio_points) // ratio_money
+
+
+def points_to_money(points: int, ratio_points: int, ratio_money: int) -> int:
+    """Money value of whole points, half up (SPEC 1, rules 2 and 12)."""
+    return div_half_up(points * ratio_money, ratio_points)
+
+
+def apportion(amount: int, weights: list[int]) -> list[int]:
+    """Largest remainder: split `amount` over `weights` (>= 0), ties to the earlier item.
+
+    Every item gets floor(amount * w / W); the units left go one each to the largest remainders.
+    With a zero total weight nothing can be apportioned and every share is 0.
+    """
+    total = sum(weights)
+    if total <= 0 or amount == 0:
+        return [0] * len(weights)
+    shares = [amount * w // total for w in weights]
+    left = amount - sum(shares)
+    if left:
+        remainders = [amount * w % total for w in weights]
+        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        for i in order[:left]:
+            shares[i] += 1
+    return shares
+
+
+def _as_exact(a: IntArray) -> Any:
+    return a.astype(object)
+
+
+def apportion_cut(cut: IntArray, weights: IntArray) -> IntArray:
+    """Vectorised largest remainder over axis 1.
+
+    `weights` has shape [N, K, ...rest], `cut` shape [N, ...rest]; for every (n, rest) the
+    amount cut[n, rest] is split over k in proportion to weights[n, k, rest], each share the
+    floor of its exact part, the units left one each to the largest remainders, ties to the
+    lower k. Requires 0 <= cut <= sum of weights.
+    """
+    total = weights.sum(axis=1)
+    if not np.any(cut):
+        return np.zeros_like(weights)
+    cut_b = np.expand_dims(cut, 1)
+    total_b = np.expand_dims(total, 1)
+    safe_total = np.where(total_b > 0, total_b, 1)
+    big_c = int(cut.max(initial=0))
+    big_w = int(weights.max(initial=0))
+    if big_c * big_w < INT64_SAFE:
+        prod = cut_b * weights
+        shares = prod // safe_total
+        rem = prod % safe_total
+    else:
+        prod_o = _as_exact(cut_b) * _as_exact(weights)
+        st_o = _as_exact(safe_total)
+        shares = np.asarray(prod_o // st_o, dtype=np.int64)
+        rem_o = prod_o % st_o
+        # Remainders only order the leftover units; rank them exactly.
+        rem = np.asarray(rem_o, dtype=object)
+    shares = np.where(total_b > 0, shares, 0)
+    left = cut - shares.sum(axis=1)
+    if not np.any(left > 0):
+        return shares
+    k = weights.shape[1]
+    # Rank by remainder (desc), then by k (asc): a stable argsort on -remainder.
+    if rem.dtype == object:
+        order = np.empty(rem.shape, dtype=np.int64)
+        it = np.ndindex(*(rem.shape[:1] + rem.shape[2:]))
+        for idx in it:
+            sl = (idx[0], slice(None), *idx[1:])
+            col = list(rem[sl])
+            order[sl] = sorted(range(k), key=lambda i: (-col[i], i))
+    else:
+        order = np.argsort(-rem, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k).reshape((1, k) + (1,) * (rem.ndim - 2)), axis=1)
+    bonus = (rank < np.expand_dims(left, 1)) & (total_b > 0)
+    return shares + bonus.astype(np.int64)
