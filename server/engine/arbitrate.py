@@ -89,8 +89,14 @@ class Arbiter:
     def _limits(self, node: CNode, e: Effect, s: Summary) -> None:
         if node.has_limits:
             apply_limits(
-                e, s, self.st, node.lo, node.max_discount_bp, node.max_discount_amount,
-                node.min_unit_price, node.min_unit_price_bp,
+                e,
+                s,
+                self.st,
+                node.lo,
+                node.max_discount_bp,
+                node.max_discount_amount,
+                node.min_unit_price,
+                node.min_unit_price_bp,
             )
 
     def _onehot(self, lo: int, hi: int) -> IntArray:
@@ -191,7 +197,8 @@ class Arbiter:
         on_s = np.stack(
             [
                 ce.nonempty_lines().reshape(n, 1 << i, -1)[:, 0, :].any(axis=1)
-                if ce.disc.shape[1] else np.zeros(n, dtype=np.bool_)
+                if ce.disc.shape[1]
+                else np.zeros(n, dtype=np.bool_)
                 for i, ce in enumerate(child_effects)
             ],
             axis=1,

@@ -23,7 +23,7 @@ __all__ = ["OrderContext", "evaluate_benefit"]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-_ROUND_STEP = {
+_ROUND_STEP: dict[int, tuple[int, bool]] = {
     pb.ROUND_MODE_ROUND_INTEGER: (100, False),
     pb.ROUND_MODE_ROUND_HALF: (50, False),
     pb.ROUND_MODE_FLOOR_INTEGER: (100, True),
@@ -84,7 +84,9 @@ def evaluate_benefit(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: i
         _order(b, ctx, s, e, j)
 
 
-def _product(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int, mask: BoolArray) -> None:
+def _product(
+    b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int, mask: BoolArray
+) -> None:
     pay = s.pay
     q = ctx.quantity
     kind = b.kind
@@ -113,8 +115,12 @@ def _product(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int, mask
             e.acc[:, j, :-1] = np.where(mask, per_unit * q, 0)[None, :]
         else:  # partner_points
             bp = np.array(
-                [ctx.program.partner_points_bp.get(line.partner, 0)
-                 if line.partner in b.partners else 0 for line in lines],
+                [
+                    ctx.program.partner_points_bp.get(line.partner, 0)
+                    if line.partner in b.partners
+                    else 0
+                    for line in lines
+                ],
                 dtype=np.int64,
             )
             money = (pay * bp[None, :] + 5000) // 10000
@@ -155,8 +161,12 @@ def _product(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int, mask
         return
     if kind == "partner_discount":
         bp = np.array(
-            [ctx.program.partner_discount_bp.get(line.partner, 0)
-             if line.partner in b.partners else 0 for line in lines],
+            [
+                ctx.program.partner_discount_bp.get(line.partner, 0)
+                if line.partner in b.partners
+                else 0
+                for line in lines
+            ],
             dtype=np.int64,
         )
         d = (pay * bp[None, :] + 5000) // 10000

@@ -37,7 +37,9 @@ SEQUENTIAL, INCOMPATIBLE, SUMMATION, MAX_BENEFIT = 1, 2, 3, 4
 PRODUCT, ORDER = 0, 1
 ON_CREATE, ON_DELIVERY = 0, 1
 
-ACCRUAL_KINDS = frozenset({"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"})
+ACCRUAL_KINDS = frozenset(
+    {"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +351,9 @@ class _Builder:
             end=end,
             weekdays=frozenset(int(w) for w in p.availability.weekdays),
             months=frozenset(int(m) for m in p.availability.months),
-            windows=tuple((_minutes(w.start), _minutes(w.end)) for w in p.availability.time_windows),
+            windows=tuple(
+                (_minutes(w.start), _minutes(w.end)) for w in p.availability.time_windows
+            ),
             audience=int(p.audience.kind) or pb.AUDIENCE_KIND_ALL_MEMBERS,
             audience_segments=frozenset(p.audience.segments),
             audience_tiers=frozenset(p.audience.tiers),
@@ -367,16 +371,26 @@ class _Builder:
         kind = b.WhichOneof("benefit") or ""
         msg = getattr(b, kind)
         index = len(self.benefits)
-        common: dict[str, Any] = {"index": index, "promotion": promotion, "level": level,
-                                  "rule": rule, "kind": kind}
+        common: dict[str, Any] = {
+            "index": index,
+            "promotion": promotion,
+            "level": level,
+            "rule": rule,
+            "kind": kind,
+        }
         if kind in ("discount", "shipping_discount", "pay_with_points", "accrue_points"):
             value_kind = msg.WhichOneof("value") or ""
             common["value_kind"] = value_kind
             common["value"] = int(getattr(msg, value_kind)) if value_kind else 0
         if kind in ("discount", "pay_with_points"):
             common["max_items"] = int(msg.max_items)
-        if kind in ("pay_with_points", "accrue_points", "accrue_per_spent", "accrue_from_field",
-                    "partner_points"):
+        if kind in (
+            "pay_with_points",
+            "accrue_points",
+            "accrue_per_spent",
+            "accrue_from_field",
+            "partner_points",
+        ):
             common["point_type"] = self.type_index[msg.point_type]
         if kind in ("accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"):
             common["timing"] = ON_DELIVERY if msg.timing == pb.TIMING_ON_DELIVERY else ON_CREATE
@@ -434,9 +448,12 @@ def compile_program(program: pb.Program) -> CompiledProgram:
 
     collect(program.arbitration)
     root_lo = 0
-    children = [builder.node(g.group) if g.WhichOneof("node") == "group"
-                else builder.promotion_node(builder.by_id[g.promotion])
-                for g in program.arbitration.children]
+    children = [
+        builder.node(g.group)
+        if g.WhichOneof("node") == "group"
+        else builder.promotion_node(builder.by_id[g.promotion])
+        for g in program.arbitration.children
+    ]
     # Promotions that no group lists sit at the end of the main arbitration (SPEC 2).
     for p in program.promotions:
         if p.id not in listed:

@@ -88,9 +88,14 @@ def calculate(
     # Unit base prices are given: no rounding (rule 11).
     statics = _statics(program, base, q)
     statics = Statics(
-        base=statics.base, quantity=q, base_unit=unit, pay_onehot=statics.pay_onehot,
-        acc_onehot=statics.acc_onehot, ratio_points=statics.ratio_points,
-        ratio_money=statics.ratio_money, pay_type=statics.pay_type,
+        base=statics.base,
+        quantity=q,
+        base_unit=unit,
+        pay_onehot=statics.pay_onehot,
+        acc_onehot=statics.acc_onehot,
+        ratio_points=statics.ratio_points,
+        ratio_money=statics.ratio_money,
+        pay_type=statics.pay_type,
     )
     requested: dict[str, int] = {}
     for type_id, points in order.redeem:
@@ -100,9 +105,7 @@ def calculate(
     accrues: list[bool] = []
     for t in program.point_types:
         usable = (
-            member is not None
-            and t.active
-            and (t.deactivate_at is None or at < t.deactivate_at)
+            member is not None and t.active and (t.deactivate_at is None or at < t.deactivate_at)
         )
         accrues.append(usable)
         if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
@@ -151,8 +154,12 @@ def _report(
     rows: list[AppliedBenefit] = []
     disc_by_line = disc.sum(axis=0).tolist()
     pmon_by_line = pmon.sum(axis=0).tolist()
-    touched = np.flatnonzero((disc != 0).any(axis=1) | (pmon != 0).any(axis=1)
-                             | (ppts != 0).any(axis=1) | (acc[:, :n_lines] != 0).any(axis=1))
+    touched = np.flatnonzero(
+        (disc != 0).any(axis=1)
+        | (pmon != 0).any(axis=1)
+        | (ppts != 0).any(axis=1)
+        | (acc[:, :n_lines] != 0).any(axis=1)
+    )
     for i, line in enumerate(order.lines):
         base = line.unit_price * line.quantity
         d = int(disc_by_line[i]) if n_lines else 0
@@ -163,17 +170,34 @@ def _report(
             b = benefits[k]
             promo = promotions[b.promotion]
             if disc[k, i]:
-                rows.append(AppliedBenefit(line.id, promo.id, promo.kind, b.kind,
-                                           int(disc[k, i]), 0, ""))
+                rows.append(
+                    AppliedBenefit(line.id, promo.id, promo.kind, b.kind, int(disc[k, i]), 0, "")
+                )
             elif pmon[k, i] or ppts[k, i]:
-                rows.append(AppliedBenefit(line.id, promo.id, promo.kind, b.kind, int(pmon[k, i]),
-                                           int(ppts[k, i]), point_types[b.point_type].id))
+                rows.append(
+                    AppliedBenefit(
+                        line.id,
+                        promo.id,
+                        promo.kind,
+                        b.kind,
+                        int(pmon[k, i]),
+                        int(ppts[k, i]),
+                        point_types[b.point_type].id,
+                    )
+                )
             elif acc[k, i]:
-                rows.append(AppliedBenefit(
-                    line.id, promo.id, promo.kind, b.kind, 0, int(acc[k, i]),
-                    point_types[b.point_type].id,
-                    "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
-                ))
+                rows.append(
+                    AppliedBenefit(
+                        line.id,
+                        promo.id,
+                        promo.kind,
+                        b.kind,
+                        0,
+                        int(acc[k, i]),
+                        point_types[b.point_type].id,
+                        "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
+                    )
+                )
     order_rows = np.flatnonzero((acc[:, n_lines] != 0) | (ship != 0)).tolist()
     for k in order_rows:
         b = benefits[k]
@@ -181,19 +205,33 @@ def _report(
         if ship[k]:
             rows.append(AppliedBenefit("", promo.id, promo.kind, b.kind, int(ship[k]), 0, ""))
         else:
-            rows.append(AppliedBenefit(
-                "", promo.id, promo.kind, b.kind, 0, int(acc[k, n_lines]),
-                point_types[b.point_type].id,
-                "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
-            ))
+            rows.append(
+                AppliedBenefit(
+                    "",
+                    promo.id,
+                    promo.kind,
+                    b.kind,
+                    0,
+                    int(acc[k, n_lines]),
+                    point_types[b.point_type].id,
+                    "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
+                )
+            )
 
     subtotal = sum(r.base_price for r in line_results)
     discount = sum(r.discount for r in line_results)
     paid = sum(r.paid_with_points for r in line_results)
     shipping_discount = int(ship.sum())
     total = subtotal - discount - paid + order.shipping_cost - shipping_discount
-    totals = Totals(subtotal, discount, paid, order.shipping_cost, shipping_discount, total,
-                    sum(line.quantity for line in order.lines))
+    totals = Totals(
+        subtotal,
+        discount,
+        paid,
+        order.shipping_cost,
+        shipping_discount,
+        total,
+        sum(line.quantity for line in order.lines),
+    )
 
     redeemed = [0] * len(point_types)
     accrued = [0] * len(point_types)
@@ -209,15 +247,22 @@ def _report(
             else:
                 accrued[b.point_type] += int(acc_total[b.index])
     points = tuple(
-        PointsChange(t.id, requested.get(t.id, 0), redeemed[t.index], accrued[t.index],
-                     pending[t.index])
+        PointsChange(
+            t.id, requested.get(t.id, 0), redeemed[t.index], accrued[t.index], pending[t.index]
+        )
         for t in point_types
         if requested.get(t.id, 0) or redeemed[t.index] or accrued[t.index] or pending[t.index]
     )
 
     # Which promotions' effects survive (for texts and promo codes).
-    alive = (disc != 0).any(axis=1) | (pmon != 0).any(axis=1) | (ppts != 0).any(axis=1) \
-        | (acc != 0).any(axis=1) | (ship != 0) | text.any(axis=1)
+    alive = (
+        (disc != 0).any(axis=1)
+        | (pmon != 0).any(axis=1)
+        | (ppts != 0).any(axis=1)
+        | (acc != 0).any(axis=1)
+        | (ship != 0)
+        | text.any(axis=1)
+    )
     contributing: set[int] = {benefits[k].promotion for k in np.flatnonzero(alive).tolist()}
 
     texts: list[str] = []
@@ -246,15 +291,15 @@ def _report(
         if c.reason:
             code_results.append(PromoCodeResult(c.code, "INVALID", c.reason, c.pool))
             continue
-        pool_contributes = any(
-            promotions[i].pool == c.pool for i in contributing
-        )
+        pool_contributes = any(promotions[i].pool == c.pool for i in contributing)
         if not pool_contributes:
-            code_results.append(PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED",
-                                                c.pool))
+            code_results.append(
+                PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED", c.pool)
+            )
         elif c.pool in applied_pools:
-            code_results.append(PromoCodeResult(c.code, "NOT_APPLIED", "ANOTHER_CODE_APPLIED",
-                                                c.pool))
+            code_results.append(
+                PromoCodeResult(c.code, "NOT_APPLIED", "ANOTHER_CODE_APPLIED", c.pool)
+            )
         else:
             applied_pools.add(c.pool)
             code_results.append(PromoCodeResult(c.code, "APPLIED", "", c.pool))

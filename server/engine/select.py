@@ -83,8 +83,12 @@ def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
 
 
 def order_in_segment(
-    seg: COrderSegment, order: OrderInput, subtotal: int, items: int,
-    product_match: dict[str, BoolArray], program: CompiledProgram,
+    seg: COrderSegment,
+    order: OrderInput,
+    subtotal: int,
+    items: int,
+    product_match: dict[str, BoolArray],
+    program: CompiledProgram,
 ) -> bool:
     if seg.min_subtotal and subtotal < seg.min_subtotal:
         return False
@@ -200,9 +204,10 @@ def check_codes(
             reason = "EXPIRED"
         elif usage is not None:
             max_uses = pool.codes[upper]
-            if (max_uses and usage.code_uses.get(upper, 0) >= max_uses) or (pool.max_uses_per_member and (
-                usage.member_pool_uses.get(pool_id, 0) >= pool.max_uses_per_member
-            )):
+            if (max_uses and usage.code_uses.get(upper, 0) >= max_uses) or (
+                pool.max_uses_per_member
+                and (usage.member_pool_uses.get(pool_id, 0) >= pool.max_uses_per_member)
+            ):
                 reason = "EXHAUSTED"
         checks.append(CodeCheck(written, pool_id, reason))
     return tuple(checks)
@@ -270,8 +275,12 @@ def select(
                     for seg_id in rule.segments:
                         if seg_id not in order_match:
                             order_match[seg_id] = order_in_segment(
-                                program.order_segments[seg_id], order, subtotal, items,
-                                product_match, program,
+                                program.order_segments[seg_id],
+                                order,
+                                subtotal,
+                                items,
+                                product_match,
+                                program,
                             )
                         hit = hit or order_match[seg_id]
                     if rule.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS:

@@ -38,7 +38,9 @@ class Summary:
         return int(self.pay.shape[0])
 
     def take(self, rows: IntArray) -> Summary:
-        return Summary(self.pay[rows], self.pts_money[rows], self.budget[rows], self.ship_left[rows])
+        return Summary(
+            self.pay[rows], self.pts_money[rows], self.budget[rows], self.ship_left[rows]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +88,17 @@ class Effect:
 
     def take(self, rows: IntArray) -> Effect:
         return Effect(
-            self.disc[rows], self.pmon[rows], self.ppts[rows], self.acc[rows], self.ship[rows],
+            self.disc[rows],
+            self.pmon[rows],
+            self.ppts[rows],
+            self.acc[rows],
+            self.ship[rows],
             self.text[rows],
         )
 
     def nonempty_lines(self) -> BoolArray:
         """[N, k, L+1]: where an entry changes an amount or emits a text (rule 4)."""
-        out = (self.acc != 0) | self.text
+        out: BoolArray = (self.acc != 0) | self.text
         out[:, :, :-1] |= (self.disc != 0) | (self.pmon != 0) | (self.ppts != 0)
         out[:, :, -1] |= self.ship != 0
         return out
