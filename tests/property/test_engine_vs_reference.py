@@ -7,6 +7,7 @@ cases comes from ARBITER_PROPERTY_EXAMPLES (CI runs at least 2,000).
 
 from __future__ import annotations
 
+import difflib
 import os
 from datetime import UTC, datetime
 
@@ -39,8 +40,15 @@ def assert_agree(program: pb.Program, request: cpb.CalculateOrderRequest) -> Non
     got = engine_response(program, request)
     want = reference_response(program, request)
     if got != want:
+        diff = "\n".join(
+            difflib.unified_diff(
+                text_format.MessageToString(want).splitlines(),
+                text_format.MessageToString(got).splitlines(),
+                "reference", "engine", lineterm="",
+            )
+        )
         raise AssertionError(
-            "engine and reference disagree\n--- program\n"
+            "engine and reference disagree\n" + diff + "\n--- program\n"
             + text_format.MessageToString(program)
             + "--- request\n"
             + text_format.MessageToString(request)

@@ -1,0 +1,128 @@
+"""Deterministic benchmark workloads built as protobuf programs and requests."""
+
+from __future__ import annotations
+
+import random
+
+from arbiter.v1 import checkout_pb2 as cpb
+from arbiter.v1 import program_pb2 as pb
+
+CATEGORIES = [f"cat{i}" for i in range(20)]
+
+
+def _base_program(pid: str) -> pb.Program:
+    p = pb.Program(id=pid, name=pid, currency="RUB", time_zone="Europe/Moscow")
+    p.point_types.add(id="bonus", name="Bonus", kind=pb.POINT_KIND_STANDARD, active=True,
+                      ratio=pb.Ratio(points=1, money=100))
+    p.point_types.add(id="qual", name="Qual", kind=pb.POINT_KIND_QUALIFICATION, active=True,
+                      ratio=pb.Ratio(points=1, money=100))
+    return p
+
+
+def _benefit(rng: random.Random, level: str) -> pb.Benefit:
+    b = pb.Benefit()
+    choice = rng.randrange(6)
+    if choice == 0:
+        b.discount.percent_bp = rng.choice([500, 1000, 1500, 2000])
+    elif choice == 1:
+        b.discount.amount = rng.choice([1000, 5000, 10000])
+    elif choice == 2:
+        b.pay_with_points.point_type = "bonus"
+        b.pay_with_points.percent_bp = rng.choice([1000, 1500, 3000])
+    elif choice == 3:
+        b.accrue_points.point_type = "bonus"
+        b.accrue_points.percent_bp = rng.choice([300, 500, 1000])
+    elif choice == 4:
+        b.accrue_per_spent.point_type = "qual"
+        b.accrue_per_spent.points = 10
+        b.accrue_per_spent.per_amount = 100000
+    else:
+        b.discount.percent_bp = 700 if level == "order" else 1200
+    return b
+
+
+def reference_workload(seed: int = 7) -> tuple[pb.Program, cpb.CalculateOrderRequest]:
+    """200 promotions, 40 product segments, a 3-level tree with an 8-wide MAX_BENEFIT group,
+    and a 20-line order for a member redeeming points."""
+    rng = random.Random(seed)
+    p = _base_program("bench")
+    for i in range(40):
+        p.product_segments.add(id=f"seg{i}", categories=[CATEGORIES[i % 20]],
+                               min_unit_price=0 if i < 20 else 50000)
+    for i in range(200):
+        promo = p.promotions.add(id=f"promo{i}", name=f"Promotion {i}",
+                                 status=pb.PROMOTION_STATUS_ACTIVE,
+                                 kind=pb.PROMOTION_KIND_DISCOUNT)
+        rule = promo.product_rules.add()
+        rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
+        rule.scope.segments.append(f"seg{rng.randrange(40)}")
+        rule.benefits.append(_benefit(rng, "product"))
+        if i % 10 == 0:
+            promo.order_rules.add().benefits.append(_benefit(rng, "order"))
+        if i % 3 == 0:
+            # Most promotions of a real program are out of season, or for other channels.
+            promo.channels.add(channel="web")
+    root = p.arbitration
+    root.id, root.mode = "main", pb.ARBITRATION_MODE_SEQUENTIAL
+    level1 = root.children.add().group
+    level1.id, level1.mode = "level1", pb.ARBITRATION_MODE_SUMMATION
+    level1.limits.max_discount_bp = 5000
+    best = level1.children.add().group
+    best.id, best.mode = "best", pb.ARBITRATION_MODE_MAX_BENEFIT
+    for i in range(8):
+        best.children.add(promotion=f"promo{i}")
+    inner = level1.children.add().group
+    inner.id, inner.mode = "inner", pb.ARBITRATION_MODE_INCOMPATIBLE
+    for i in range(8, 40):
+        inner.children.add(promotion=f"promo{i}")
+    # promo40..199 sit at the end of the main arbitration (SPEC 2's default placement).
+    return p, _order(rng, "bench", 20)
+
+
+def max_benefit_workload(width: int, lines: int = 50, seed: int = 11) -> tuple[
+    pb.Program, cpb.CalculateOrderRequest
+]:
+    """A MAX_BENEFIT main arbitration of `width` promotions, each non-empty on the order."""
+    rng = random.Random(seed)
+    p = _base_program(f"max{width}")
+    for i in range(width):
+        promo = p.promotions.add(id=f"m{i}", name=f"M{i}", status=pb.PROMOTION_STATUS_ACTIVE)
+        rule = promo.product_rules.add()
+        if i % 2:
+            rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
+            rule.scope.segments.append(f"s{i % 4}")
+        benefit = rule.benefits.add()
+        kind = i % 4
+        if kind == 0:
+            benefit.discount.percent_bp = 500 + 100 * i
+        elif kind == 1:
+            benefit.pay_with_points.point_type = "bonus"
+            benefit.pay_with_points.percent_bp = 1000 + 50 * i
+        elif kind == 2:
+            benefit.accrue_points.point_type = "bonus"
+            benefit.accrue_points.percent_bp = 300 + 20 * i
+        else:
+            benefit.discount.amount = 1000 + 10 * i
+    for i in range(4):
+        p.product_segments.add(id=f"s{i}", categories=[CATEGORIES[i]])
+    p.arbitration.id = "main"
+    p.arbitration.mode = pb.ARBITRATION_MODE_MAX_BENEFIT
+    p.arbitration.limits.max_discount_bp = 4000
+    for i in range(width):
+        p.arbitration.children.add(promotion=f"m{i}")
+    return p, _order(rng, p.id, lines)
+
+
+def _order(rng: random.Random, program: str, lines: int) -> cpb.CalculateOrderRequest:
+    r = cpb.CalculateOrderRequest(program=program, member_id="m-1")
+    r.member_context.balances.add(point_type="bonus", available=20000)
+    o = r.order
+    o.id = "bench-order"
+    o.channel = "pos"
+    o.created_at.FromSeconds(1_790_000_000)
+    for i in range(lines):
+        line = o.lines.add(id=f"l{i}", sku=f"sku{i}", quantity=rng.randint(1, 4),
+                           unit_price=rng.choice([4990, 12900, 59900, 149900, 2490]))
+        line.categories.append(CATEGORIES[rng.randrange(20)])
+    o.redeem.add(point_type="bonus", points=15000)
+    return r
