@@ -134,8 +134,9 @@ class _Index:
     def of(program: program_pb2.Program) -> _Index:
         point_kinds: dict[str, int] = {}
         for point_type in program.point_types:
-            kind = point_type.kind or _STANDARD  # rule 23: unspecified is STANDARD
-            point_kinds.setdefault(point_type.id, kind)
+            if point_type.id:
+                kind = point_type.kind or _STANDARD  # rule 23: unspecified is STANDARD
+                point_kinds.setdefault(point_type.id, kind)
         return _Index(
             point_kinds=point_kinds,
             tiers=frozenset(t.id for g in program.tier_groups for t in g.tiers),
