@@ -57,7 +57,11 @@ class Arbiter:
         hit = self._live.get(key)
         if hit is None:
             if node.promotion >= 0:
-                hit = self.eligible[node.promotion] and node.hi > node.lo
+                # A promotion none of whose rules applies has an empty effect.
+                hit = self.eligible[node.promotion] and any(
+                    self.ctx.rule_active.get((node.promotion, r), False)
+                    for r in range(len(self.ctx.program.promotions[node.promotion].rules))
+                )
             else:
                 hit = any(self.live(c) for c in node.children)
             self._live[key] = hit
@@ -116,7 +120,10 @@ class Arbiter:
             return e
         for j in range(k):
             evaluate_benefit(self.benefits[node.lo + j], self.ctx, s, e, j)
-        make_valid(e, s, self.st, node.lo)
+        if k > 1:
+            # One benefit's effect is valid by construction (bounded by the price to pay, the
+            # budget and the shipping left); a sum of several is made valid (rule 6).
+            make_valid(e, s, self.st, node.lo)
         return e
 
     def _sequential(self, node: CNode, s: Summary) -> Effect:

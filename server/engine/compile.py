@@ -186,6 +186,80 @@ class CandidatePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class SelectionArrays:
+    """Per-promotion constants of selection as arrays, so that selecting is a few vector ops."""
+
+    active: npt.NDArray[np.bool_]  # status ACTIVE and at least one rule
+    start_us: npt.NDArray[np.int64]  # microseconds since the epoch (min: no bound)
+    end_us: npt.NDArray[np.int64]  # (max: no bound)
+    weekday_bits: npt.NDArray[np.int64]  # bit d for ISO weekday d; 0: any
+    month_bits: npt.NDArray[np.int64]  # bit m for month m; 0: any
+    has_windows: npt.NDArray[np.bool_]
+    audience: npt.NDArray[np.int64]
+    any_channel: npt.NDArray[np.bool_]
+    channel: dict[str, npt.NDArray[np.bool_]]  # channel listed with every point of contact
+    channel_point: dict[tuple[str, str], npt.NDArray[np.bool_]]
+    pool: npt.NDArray[np.int64]  # index into pool_ids, -1: none
+    pool_ids: tuple[str, ...]
+
+
+_I64_MIN = np.iinfo(np.int64).min
+_I64_MAX = np.iinfo(np.int64).max
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch of an aware instant."""
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _selection_arrays(promotions: list[CPromotion], pool_ids: tuple[str, ...]) -> SelectionArrays:
+    n = len(promotions)
+    channel: dict[str, npt.NDArray[np.bool_]] = {}
+    channel_point: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
+    for p in promotions:
+        for ch, points in p.channels.items():
+            if not points:
+                channel.setdefault(ch, np.zeros(n, dtype=np.bool_))[p.index] = True
+            for point in points:
+                channel_point.setdefault((ch, point), np.zeros(n, dtype=np.bool_))[p.index] = True
+    pool_index = {pid: i for i, pid in enumerate(pool_ids)}
+    arrays = SelectionArrays(
+        active=np.array([p.active and bool(p.rules) for p in promotions], dtype=np.bool_),
+        start_us=np.array(
+            [to_us(p.start) if p.start else _I64_MIN for p in promotions], dtype=np.int64
+        ),
+        end_us=np.array([to_us(p.end) if p.end else _I64_MAX for p in promotions], dtype=np.int64),
+        weekday_bits=np.array(
+            [sum(1 << d for d in p.weekdays) for p in promotions], dtype=np.int64
+        ),
+        month_bits=np.array([sum(1 << m for m in p.months) for p in promotions], dtype=np.int64),
+        has_windows=np.array([bool(p.windows) for p in promotions], dtype=np.bool_),
+        audience=np.array([p.audience for p in promotions], dtype=np.int64),
+        any_channel=np.array([not p.channels for p in promotions], dtype=np.bool_),
+        channel=channel,
+        channel_point=channel_point,
+        pool=np.array([pool_index[p.pool] if p.pool else -1 for p in promotions], dtype=np.int64),
+        pool_ids=pool_ids,
+    )
+    for arr in (
+        arrays.active,
+        arrays.start_us,
+        arrays.end_us,
+        arrays.weekday_bits,
+        arrays.month_bits,
+        arrays.has_windows,
+        arrays.audience,
+        arrays.any_channel,
+        arrays.pool,
+        *channel.values(),
+        *channel_point.values(),
+    ):
+        arr.setflags(write=False)
+    return arrays
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledProgram:
     """An immutable compiled program: lookups, arrays and the flattened tree."""
 
@@ -212,6 +286,7 @@ class CompiledProgram:
     ratio_points: npt.NDArray[np.int64]
     ratio_money: npt.NDArray[np.int64]
     benefit_level: npt.NDArray[np.int64]
+    selection: SelectionArrays
     plans: dict[int, CandidatePlan] = field(default_factory=dict)
     source: pb.Program = field(default_factory=pb.Program)
 
@@ -545,6 +620,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         ratio_points=np.array([t.ratio_points for t in point_types] or [1], dtype=np.int64),
         ratio_money=np.array([t.ratio_money for t in point_types] or [1], dtype=np.int64),
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
+        selection=_selection_arrays(builder.promotions, tuple(pools)),
         plans=builder.plans,
         source=source,
     )

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 from arbiter.server.engine.compile import (
+    to_us,
     PRODUCT,
     CompiledProgram,
     COrderSegment,
@@ -237,21 +238,39 @@ def select(
     order_match: dict[str, bool] = {}
     all_lines = np.ones(n_lines, dtype=np.bool_)
     quantities = np.array([line.quantity for line in order.lines], dtype=np.int64)
-    eligible: list[bool] = []
+    arrays = program.selection
+    at_us = to_us(at)
+    ok = (
+        arrays.active
+        & (arrays.start_us <= at_us)
+        & (at_us < arrays.end_us)
+        & ((arrays.weekday_bits == 0) | ((arrays.weekday_bits >> local.isoweekday()) & 1 == 1))
+        & ((arrays.month_bits == 0) | ((arrays.month_bits >> local.month) & 1 == 1))
+    )
+    channel_ok = arrays.any_channel
+    by_channel = arrays.channel.get(order.channel)
+    if by_channel is not None:
+        channel_ok = channel_ok | by_channel
+    by_point = arrays.channel_point.get((order.channel, order.point_of_contact))
+    if by_point is not None:
+        channel_ok = channel_ok | by_point
+    ok &= channel_ok
+    if arrays.pool_ids:
+        pool_ok = np.array([pid in valid_pools for pid in arrays.pool_ids] + [True])
+        ok &= pool_ok[arrays.pool]  # index -1: no pool, always fine
+    else:
+        ok &= arrays.pool < 0
+    if member is None:
+        ok &= arrays.audience == pb.AUDIENCE_KIND_EVERYONE
+    eligible: list[bool] = ok.tolist()
     rule_lines: dict[tuple[int, int], BoolArray] = {}
     rule_active: dict[tuple[int, int], bool] = {}
-    for p in program.promotions:
-        ok = (
-            p.active
-            and (p.start is None or at >= p.start)
-            and (p.end is None or at < p.end)
-            and _in_availability(p, local)
-            and _audience_ok(p, member, segments, tiers)
-            and (not p.channels or _channel_ok(p, order))
-            and (not p.pool or p.pool in valid_pools)
-        )
-        eligible.append(ok)
-        if not ok:
+    for index in np.flatnonzero(ok).tolist():
+        p = program.promotions[index]
+        if (p.windows and not _in_availability(p, local)) or (
+            member is not None and not _audience_ok(p, member, segments, tiers)
+        ):
+            eligible[index] = False
             continue
         for r, rule in enumerate(p.rules):
             if rule.level == PRODUCT:
