@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
 from arbiter.server.engine.benefits import OrderContext, evaluate_benefit
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,

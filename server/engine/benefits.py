@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
+
 from arbiter.server.engine.compile import PRODUCT, CBenefit, CompiledProgram
 from arbiter.server.engine.money import apportion_cut, round_bp_arr
 from arbiter.server.engine.state import Effect, Summary

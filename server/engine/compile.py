@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.v1 import program_pb2 as pb
 

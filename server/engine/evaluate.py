@@ -7,6 +7,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
 from arbiter.server.engine.arbitrate import Arbiter
 from arbiter.server.engine.benefits import OrderContext
 from arbiter.server.engine.compile import ON_DELIVERY, CompiledProgram

@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
 from arbiter.server.engine.compile import (
-    to_us,
     PRODUCT,
     CompiledProgram,
     COrderSegment,
     CProductSegment,
     CPromotion,
+    to_us,
 )
 from arbiter.server.engine.types import CodeUsage, MemberState, OrderInput
 from arbiter.v1 import program_pb2 as pb

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from arbiter.server.engine.money import apportion_cut, round_bp_arr
 
 __all__ = ["Effect", "Statics", "Summary", "apply_limits", "make_valid"]

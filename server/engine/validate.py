@@ -22,10 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from arbiter.server.engine.errors import ConfigError, ConfigIssue
-from arbiter.v1 import program_pb2
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.v1 import program_pb2
 
 __all__ = [
     "BP_WHOLE",
