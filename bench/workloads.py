@@ -12,10 +12,20 @@ CATEGORIES = [f"cat{i}" for i in range(20)]
 
 def _base_program(pid: str) -> pb.Program:
     p = pb.Program(id=pid, name=pid, currency="RUB", time_zone="Europe/Moscow")
-    p.point_types.add(id="bonus", name="Bonus", kind=pb.POINT_KIND_STANDARD, active=True,
-                      ratio=pb.Ratio(points=1, money=100))
-    p.point_types.add(id="qual", name="Qual", kind=pb.POINT_KIND_QUALIFICATION, active=True,
-                      ratio=pb.Ratio(points=1, money=100))
+    p.point_types.add(
+        id="bonus",
+        name="Bonus",
+        kind=pb.POINT_KIND_STANDARD,
+        active=True,
+        ratio=pb.Ratio(points=1, money=100),
+    )
+    p.point_types.add(
+        id="qual",
+        name="Qual",
+        kind=pb.POINT_KIND_QUALIFICATION,
+        active=True,
+        ratio=pb.Ratio(points=1, money=100),
+    )
     return p
 
 
@@ -47,12 +57,16 @@ def reference_workload(seed: int = 7) -> tuple[pb.Program, cpb.CalculateOrderReq
     rng = random.Random(seed)
     p = _base_program("bench")
     for i in range(40):
-        p.product_segments.add(id=f"seg{i}", categories=[CATEGORIES[i % 20]],
-                               min_unit_price=0 if i < 20 else 50000)
+        p.product_segments.add(
+            id=f"seg{i}", categories=[CATEGORIES[i % 20]], min_unit_price=0 if i < 20 else 50000
+        )
     for i in range(200):
-        promo = p.promotions.add(id=f"promo{i}", name=f"Promotion {i}",
-                                 status=pb.PROMOTION_STATUS_ACTIVE,
-                                 kind=pb.PROMOTION_KIND_DISCOUNT)
+        promo = p.promotions.add(
+            id=f"promo{i}",
+            name=f"Promotion {i}",
+            status=pb.PROMOTION_STATUS_ACTIVE,
+            kind=pb.PROMOTION_KIND_DISCOUNT,
+        )
         rule = promo.product_rules.add()
         rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
         rule.scope.segments.append(f"seg{rng.randrange(40)}")
@@ -79,9 +93,9 @@ def reference_workload(seed: int = 7) -> tuple[pb.Program, cpb.CalculateOrderReq
     return p, _order(rng, "bench", 20)
 
 
-def max_benefit_workload(width: int, lines: int = 50, seed: int = 11) -> tuple[
-    pb.Program, cpb.CalculateOrderRequest
-]:
+def max_benefit_workload(
+    width: int, lines: int = 50, seed: int = 11
+) -> tuple[pb.Program, cpb.CalculateOrderRequest]:
     """A MAX_BENEFIT main arbitration of `width` promotions, each non-empty on the order."""
     rng = random.Random(seed)
     p = _base_program(f"max{width}")
@@ -121,8 +135,12 @@ def _order(rng: random.Random, program: str, lines: int) -> cpb.CalculateOrderRe
     o.channel = "pos"
     o.created_at.FromSeconds(1_790_000_000)
     for i in range(lines):
-        line = o.lines.add(id=f"l{i}", sku=f"sku{i}", quantity=rng.randint(1, 4),
-                           unit_price=rng.choice([4990, 12900, 59900, 149900, 2490]))
+        line = o.lines.add(
+            id=f"l{i}",
+            sku=f"sku{i}",
+            quantity=rng.randint(1, 4),
+            unit_price=rng.choice([4990, 12900, 59900, 149900, 2490]),
+        )
         line.categories.append(CATEGORIES[rng.randrange(20)])
     o.redeem.add(point_type="bonus", points=15000)
     return r

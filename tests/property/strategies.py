@@ -38,9 +38,21 @@ def product_benefit(draw: st.DrawFn) -> pb.Benefit:
     kind = draw(
         st.sampled_from(
             [
-                "discount_pct", "discount_amount", "fixed_price", "price_from_field",
-                "round_price", "text", "partner_discount", "pay_pct", "pay_amount", "pay_points",
-                "accrue_pct", "accrue_fixed", "per_spent", "from_field", "partner_points",
+                "discount_pct",
+                "discount_amount",
+                "fixed_price",
+                "price_from_field",
+                "round_price",
+                "text",
+                "partner_discount",
+                "pay_pct",
+                "pay_amount",
+                "pay_points",
+                "accrue_pct",
+                "accrue_fixed",
+                "per_spent",
+                "from_field",
+                "partner_points",
             ]
         )
     )
@@ -63,8 +75,9 @@ def product_benefit(draw: st.DrawFn) -> pb.Benefit:
     elif kind == "text":
         b.text.template = draw(st.sampled_from(TEMPLATES))
     elif kind == "partner_discount":
-        b.partner_discount.partners.extend(draw(st.lists(st.sampled_from(PARTNERS), min_size=1,
-                                                          max_size=2, unique=True)))
+        b.partner_discount.partners.extend(
+            draw(st.lists(st.sampled_from(PARTNERS), min_size=1, max_size=2, unique=True))
+        )
     elif kind.startswith("pay_"):
         b.pay_with_points.point_type = draw(st.sampled_from(["bonus", "extra"]))
         if kind == "pay_pct":
@@ -93,8 +106,9 @@ def product_benefit(draw: st.DrawFn) -> pb.Benefit:
         b.accrue_from_field.timing = draw(st.sampled_from(TIMINGS))
     else:
         b.partner_points.point_type = draw(st.sampled_from(POINT_TYPES))
-        b.partner_points.partners.extend(draw(st.lists(st.sampled_from(PARTNERS), min_size=1,
-                                                        max_size=2, unique=True)))
+        b.partner_points.partners.extend(
+            draw(st.lists(st.sampled_from(PARTNERS), min_size=1, max_size=2, unique=True))
+        )
         b.partner_points.timing = draw(st.sampled_from(TIMINGS))
     return b
 
@@ -103,8 +117,19 @@ def product_benefit(draw: st.DrawFn) -> pb.Benefit:
 def order_benefit(draw: st.DrawFn) -> pb.Benefit:
     kind = draw(
         st.sampled_from(
-            ["discount_pct", "discount_amount", "text", "shipping_pct", "shipping_amount",
-             "pay_pct", "pay_amount", "pay_points", "accrue_pct", "accrue_fixed", "per_spent"]
+            [
+                "discount_pct",
+                "discount_amount",
+                "text",
+                "shipping_pct",
+                "shipping_amount",
+                "pay_pct",
+                "pay_amount",
+                "pay_points",
+                "accrue_pct",
+                "accrue_fixed",
+                "per_spent",
+            ]
         )
     )
     b = pb.Benefit()
@@ -141,12 +166,21 @@ def order_benefit(draw: st.DrawFn) -> pb.Benefit:
 
 
 def _scope(draw: st.DrawFn, segments: tuple[str, ...]) -> pb.Scope:
-    kind = draw(st.sampled_from([pb.SCOPE_KIND_UNSPECIFIED, pb.SCOPE_KIND_ALL,
-                                 pb.SCOPE_KIND_IN_SEGMENTS, pb.SCOPE_KIND_NOT_IN_SEGMENTS]))
+    kind = draw(
+        st.sampled_from(
+            [
+                pb.SCOPE_KIND_UNSPECIFIED,
+                pb.SCOPE_KIND_ALL,
+                pb.SCOPE_KIND_IN_SEGMENTS,
+                pb.SCOPE_KIND_NOT_IN_SEGMENTS,
+            ]
+        )
+    )
     scope = pb.Scope(kind=kind)
     if kind in (pb.SCOPE_KIND_IN_SEGMENTS, pb.SCOPE_KIND_NOT_IN_SEGMENTS):
-        scope.segments.extend(draw(st.lists(st.sampled_from(segments), min_size=1, max_size=2,
-                                            unique=True)))
+        scope.segments.extend(
+            draw(st.lists(st.sampled_from(segments), min_size=1, max_size=2, unique=True))
+        )
     return scope
 
 
@@ -154,11 +188,24 @@ def _scope(draw: st.DrawFn, segments: tuple[str, ...]) -> pb.Scope:
 def promotion(draw: st.DrawFn, pid: str) -> pb.Promotion:
     p = pb.Promotion(id=pid, name=f"Promo {pid}")
     p.kind = draw(st.sampled_from([pb.PROMOTION_KIND_DISCOUNT, pb.PROMOTION_KIND_POINTS]))
-    p.status = draw(st.sampled_from([pb.PROMOTION_STATUS_ACTIVE] * 8 + [
-        pb.PROMOTION_STATUS_INACTIVE, pb.PROMOTION_STATUS_DRAFT]))
-    p.audience.kind = draw(st.sampled_from([
-        pb.AUDIENCE_KIND_UNSPECIFIED, pb.AUDIENCE_KIND_EVERYONE, pb.AUDIENCE_KIND_EVERYONE,
-        pb.AUDIENCE_KIND_IN_SEGMENTS, pb.AUDIENCE_KIND_NOT_IN_SEGMENTS, pb.AUDIENCE_KIND_TIERS]))
+    p.status = draw(
+        st.sampled_from(
+            [pb.PROMOTION_STATUS_ACTIVE] * 8
+            + [pb.PROMOTION_STATUS_INACTIVE, pb.PROMOTION_STATUS_DRAFT]
+        )
+    )
+    p.audience.kind = draw(
+        st.sampled_from(
+            [
+                pb.AUDIENCE_KIND_UNSPECIFIED,
+                pb.AUDIENCE_KIND_EVERYONE,
+                pb.AUDIENCE_KIND_EVERYONE,
+                pb.AUDIENCE_KIND_IN_SEGMENTS,
+                pb.AUDIENCE_KIND_NOT_IN_SEGMENTS,
+                pb.AUDIENCE_KIND_TIERS,
+            ]
+        )
+    )
     if p.audience.kind in (pb.AUDIENCE_KIND_IN_SEGMENTS, pb.AUDIENCE_KIND_NOT_IN_SEGMENTS):
         p.audience.segments.append("vip")
     elif p.audience.kind == pb.AUDIENCE_KIND_TIERS:
@@ -167,9 +214,15 @@ def promotion(draw: st.DrawFn, pid: str) -> pb.Promotion:
         p.promo_code_pool = draw(st.sampled_from(["pool1", "pool2"]))
     if draw(st.integers(0, 9)) == 0:
         p.channels.add(channel="web")
-    p.benefit_arbitration = draw(st.sampled_from([
-        pb.BENEFIT_ARBITRATION_UNSPECIFIED, pb.BENEFIT_ARBITRATION_PARALLEL,
-        pb.BENEFIT_ARBITRATION_SEQUENTIAL]))
+    p.benefit_arbitration = draw(
+        st.sampled_from(
+            [
+                pb.BENEFIT_ARBITRATION_UNSPECIFIED,
+                pb.BENEFIT_ARBITRATION_PARALLEL,
+                pb.BENEFIT_ARBITRATION_SEQUENTIAL,
+            ]
+        )
+    )
     for _ in range(draw(st.integers(0, 2))):
         rule = p.product_rules.add()
         rule.scope.CopyFrom(_scope(draw, PRODUCT_SEGMENTS))
@@ -219,23 +272,39 @@ def tree(draw: st.DrawFn, ids: list[str], depth: int, counter: list[int]) -> pb.
 @st.composite
 def programs(draw: st.DrawFn, max_promotions: int = 6) -> pb.Program:
     p = pb.Program(id="prop", name="Property program", currency="RUB", time_zone="Europe/Moscow")
-    p.point_types.add(id="bonus", name="Bonus", kind=pb.POINT_KIND_STANDARD, active=True,
-                      ratio=_ratio(draw))
-    extra = p.point_types.add(id="extra", name="Extra", kind=pb.POINT_KIND_STANDARD,
-                              active=draw(st.booleans()), ratio=_ratio(draw))
+    p.point_types.add(
+        id="bonus", name="Bonus", kind=pb.POINT_KIND_STANDARD, active=True, ratio=_ratio(draw)
+    )
+    extra = p.point_types.add(
+        id="extra",
+        name="Extra",
+        kind=pb.POINT_KIND_STANDARD,
+        active=draw(st.booleans()),
+        ratio=_ratio(draw),
+    )
     if draw(st.integers(0, 3)) == 0:
         extra.deactivate_at.FromSeconds(1_700_000_000)
-    p.point_types.add(id="qual", name="Qual", kind=pb.POINT_KIND_QUALIFICATION, active=True,
-                      ratio=_ratio(draw))
-    tg = p.tier_groups.add(id="levels", name="Levels", model=pb.TIER_MODEL_DYNAMIC,
-                           point_type="qual")
+    p.point_types.add(
+        id="qual", name="Qual", kind=pb.POINT_KIND_QUALIFICATION, active=True, ratio=_ratio(draw)
+    )
+    tg = p.tier_groups.add(
+        id="levels", name="Levels", model=pb.TIER_MODEL_DYNAMIC, point_type="qual"
+    )
     tg.tiers.add(id="bronze", name="Bronze", min_balance=0)
     tg.tiers.add(id="silver", name="Silver", min_balance=1000)
     tg.tiers.add(id="gold", name="Gold", min_balance=5000)
-    p.partners.add(id="p1", name="P1", discount_bp=draw(st.integers(0, 5000)),
-                   points_bp=draw(st.integers(0, 5000)))
-    p.partners.add(id="p2", name="P2", discount_bp=draw(st.integers(0, 5000)),
-                   points_bp=draw(st.integers(0, 5000)))
+    p.partners.add(
+        id="p1",
+        name="P1",
+        discount_bp=draw(st.integers(0, 5000)),
+        points_bp=draw(st.integers(0, 5000)),
+    )
+    p.partners.add(
+        id="p2",
+        name="P2",
+        discount_bp=draw(st.integers(0, 5000)),
+        points_bp=draw(st.integers(0, 5000)),
+    )
     p.member_segments.add(id="vip", name="VIP", members=["m-vip"])
     p.product_segments.add(id="cat_a", categories=["a"])
     p.product_segments.add(id="sku_12", skus=["s1", "s2"])
@@ -249,8 +318,9 @@ def programs(draw: st.DrawFn, max_promotions: int = 6) -> pb.Program:
     p.product_segments.add(id="partner_p1", partners=["p1"])
     p.order_segments.add(id="big", min_subtotal=draw(st.integers(1000, 200000)))
     p.order_segments.add(id="web", channels=["web"])
-    p.order_segments.add(id="has_a").contains.add(product_segment="cat_a",
-                                                  min_quantity=draw(st.integers(0, 3)))
+    p.order_segments.add(id="has_a").contains.add(
+        product_segment="cat_a", min_quantity=draw(st.integers(0, 3))
+    )
     pool1 = p.promo_code_pools.add(id="pool1", max_uses_per_member=draw(st.integers(0, 2)))
     pool1.codes.add(code="SAVE10", max_uses=0)
     pool1.codes.add(code="ONCE", max_uses=1)
@@ -283,12 +353,13 @@ def requests(draw: st.DrawFn) -> cpb.CalculateOrderRequest:
     o.created_at.FromSeconds(1_790_000_000 + draw(st.integers(0, 86400 * 7)))
     o.shipping_cost = draw(st.sampled_from([0, 0, 500, 30000]))
     for i in range(draw(st.integers(1, 5))):
-        line = o.lines.add(id=f"l{i}", sku=draw(st.sampled_from(SKUS)),
-                           quantity=draw(st.integers(1, 5)),
-                           unit_price=draw(st.sampled_from([1, 99, 150, 999, 1250, 4999, 10000,
-                                                             33333, 100000])))
-        line.categories.extend(draw(st.lists(st.sampled_from(CATEGORIES), max_size=2,
-                                             unique=True)))
+        line = o.lines.add(
+            id=f"l{i}",
+            sku=draw(st.sampled_from(SKUS)),
+            quantity=draw(st.integers(1, 5)),
+            unit_price=draw(st.sampled_from([1, 99, 150, 999, 1250, 4999, 10000, 33333, 100000])),
+        )
+        line.categories.extend(draw(st.lists(st.sampled_from(CATEGORIES), max_size=2, unique=True)))
         line.partner = draw(st.sampled_from(["", "p1", "p2"]))
         if draw(st.booleans()):
             line.fields["cost"] = draw(st.integers(0, 50000))
@@ -296,8 +367,9 @@ def requests(draw: st.DrawFn) -> cpb.CalculateOrderRequest:
             line.fields["pts"] = draw(st.integers(0, 50))
         if draw(st.booleans()):
             line.fields["x"] = draw(st.integers(0, 5))
-    o.promo_codes.extend(draw(st.lists(st.sampled_from(["save10", "SAVE20", "ONCE", "nope"]),
-                                       max_size=3)))
+    o.promo_codes.extend(
+        draw(st.lists(st.sampled_from(["save10", "SAVE20", "ONCE", "nope"]), max_size=3))
+    )
     who = draw(st.sampled_from(["anon", "member", "member", "vip"]))
     if who != "anon":
         r.member_id = "m-vip" if who == "vip" else "m-1"
@@ -313,7 +385,10 @@ def requests(draw: st.DrawFn) -> cpb.CalculateOrderRequest:
             # A context names its segments; the program's static segment lists m-vip too, so
             # both readings of a named member's segments agree here (a unit test pins the rule).
             ctx.segments.append("vip")
-        for t in draw(st.lists(st.sampled_from(["bonus", "bonus", "extra"]), unique=True,
-                               min_size=1, max_size=2)):
+        for t in draw(
+            st.lists(
+                st.sampled_from(["bonus", "bonus", "extra"]), unique=True, min_size=1, max_size=2
+            )
+        ):
             r.order.redeem.add(point_type=t, points=draw(st.integers(0, 3000)))
     return r

@@ -26,13 +26,17 @@ EXAMPLES = int(os.environ.get("ARBITER_PROPERTY_EXAMPLES", "2000"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def engine_response(program: pb.Program, request: cpb.CalculateOrderRequest) -> cpb.CalculateOrderResponse:
+def engine_response(
+    program: pb.Program, request: cpb.CalculateOrderRequest
+) -> cpb.CalculateOrderResponse:
     compiled = compile_program(program)
     order, member = order_from_proto(request, compiled.point_type_ids)
     return result_to_proto(calculate(compiled, order, member, now=NOW), 0)
 
 
-def reference_response(program: pb.Program, request: cpb.CalculateOrderRequest) -> cpb.CalculateOrderResponse:
+def reference_response(
+    program: pb.Program, request: cpb.CalculateOrderRequest
+) -> cpb.CalculateOrderResponse:
     return evaluate(prepare(program), request, now=NOW)
 
 
@@ -44,11 +48,15 @@ def assert_agree(program: pb.Program, request: cpb.CalculateOrderRequest) -> Non
             difflib.unified_diff(
                 text_format.MessageToString(want).splitlines(),
                 text_format.MessageToString(got).splitlines(),
-                "reference", "engine", lineterm="",
+                "reference",
+                "engine",
+                lineterm="",
             )
         )
         raise AssertionError(
-            "engine and reference disagree\n" + diff + "\n--- program\n"
+            "engine and reference disagree\n"
+            + diff
+            + "\n--- program\n"
             + text_format.MessageToString(program)
             + "--- request\n"
             + text_format.MessageToString(request)
@@ -67,7 +75,9 @@ def assert_agree(program: pb.Program, request: cpb.CalculateOrderRequest) -> Non
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(program=programs(), request=requests())
-def test_engine_agrees_with_reference(program: pb.Program, request: cpb.CalculateOrderRequest) -> None:
+def test_engine_agrees_with_reference(
+    program: pb.Program, request: cpb.CalculateOrderRequest
+) -> None:
     assert_agree(program, request)
 
 
