@@ -1,1 +1,24 @@
-"""api room."""
+"""api room: gRPC servicers and the translation between protobuf and engine types.
+
+Thin: translate, call, translate back; no business rule lives here. Domain errors become status
+codes in one place, `errors`.
+"""
+
+from arbiter.server.api.admin import AdminService
+from arbiter.server.api.checkout import CheckoutService, Clock, utc_now
+from arbiter.server.api.errors import STATUS_BY_ERROR, guard, status_for
+from arbiter.server.api.member import MemberService
+from arbiter.server.api.translate import order_from_proto, result_to_proto
+
+__all__ = [
+    "STATUS_BY_ERROR",
+    "AdminService",
+    "CheckoutService",
+    "Clock",
+    "MemberService",
+    "guard",
+    "order_from_proto",
+    "result_to_proto",
+    "status_for",
+    "utc_now",
+]

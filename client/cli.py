@@ -1,0 +1,148 @@
+"""The `arbiter` command: `serve`, `calculate` and `health`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
+
+from arbiter.client._client import DEFAULT_TARGET, ArbiterClient
+from arbiter.server.app.settings import SettingsError, add_serve_arguments, settings_from_args
+from arbiter.v1 import checkout_pb2
+
+__all__ = ["main"]
+
+# Exit codes: 0 ok; 1 the server said no (or is not serving); 2 bad usage or settings.
+_EXIT_OK = 0
+_EXIT_FAILED = 1
+_EXIT_USAGE = 2
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arbiter", description="Arbiter: a loyalty and promotion calculation server"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    add_serve_arguments(serve)
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+
+    calculate = commands.add_parser(
+        "calculate", help="send a CalculateOrderRequest (protobuf JSON) and print the response"
+    )
+    calculate.add_argument("--target", default=DEFAULT_TARGET, metavar="HOST:PORT")
+    calculate.add_argument("--program", help="the program id (overrides the file's `program`)")
+    calculate.add_argument("file", type=Path, metavar="FILE.json", help="'-' reads stdin")
+
+    health = commands.add_parser("health", help="ask the standard health service")
+    health.add_argument("--target", default=DEFAULT_TARGET, metavar="HOST:PORT")
+    health.add_argument("--service", default="", help="a service name; default: the server")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
+    from arbiter.server.app.wiring import App
+    from arbiter.server.engine import ConfigError
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = settings_from_args(args)
+        asyncio.run(App(settings).serve_until_signal())
+    except SettingsError as exc:
+        print(f"arbiter serve: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except ConfigError as exc:
+        print("arbiter serve: a program cannot be applied:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return _EXIT_FAILED
+    except OSError as exc:
+        print(f"arbiter serve: {exc}", file=sys.stderr)
+        return _EXIT_FAILED
+    return _EXIT_OK
+
+
+def _read_request(args: argparse.Namespace) -> checkout_pb2.CalculateOrderRequest:
+    text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text(encoding="utf-8")
+    request = json_format.Parse(text, checkout_pb2.CalculateOrderRequest())
+    if args.program:
+        request.program = args.program
+    return request
+
+
+async def _calculate(args: argparse.Namespace) -> int:
+    try:
+        request = _read_request(args)
+    except (OSError, json_format.ParseError) as exc:
+        print(f"arbiter calculate: {args.file}: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    async with ArbiterClient(args.target) as client:
+        try:
+            response = await client.calculate(request)
+        except grpc.aio.AioRpcError as exc:
+            _print_rpc_error("calculate", exc)
+            return _EXIT_FAILED
+    print(
+        json_format.MessageToJson(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+    )
+    return _EXIT_OK
+
+
+async def _health(args: argparse.Namespace) -> int:
+    async with ArbiterClient(args.target) as client:
+        try:
+            status = await client.health_status(args.service)
+        except grpc.aio.AioRpcError as exc:
+            _print_rpc_error("health", exc)
+            return _EXIT_FAILED
+    print(status)
+    return _EXIT_OK if status == "SERVING" else _EXIT_FAILED
+
+
+def _print_rpc_error(command: str, exc: grpc.aio.AioRpcError) -> None:
+    print(f"arbiter {command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    # The BadRequest field violations, when the server sent them.
+    for key, value in exc.trailing_metadata() or ():
+        if key != _DETAILS_KEY:
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                for violation in bad_request.field_violations:
+                    print(f"  {violation.field}: {violation.description}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `arbiter` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "calculate":
+        return asyncio.run(_calculate(args))
+    return asyncio.run(_health(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

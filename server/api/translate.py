@@ -1,0 +1,473 @@
+"""Translation between the calculation messages of arbiter.v1 and the engine's boundary types.
+
+`order_from_proto` is the boundary check of SPEC 9.5: it reads the request once and reports
+every bad field in one `InvalidOrder`, with paths such as `order.lines[2].quantity`.
+`result_to_proto` builds the response in place (`add()` then attribute sets: measured to be the
+cheapest way with the upb runtime, cheaper than keyword constructors and `extend`).
+
+This module holds no business rule: it checks what the engine must be able to rely on (signs,
+uniqueness, known names, bounds that keep every int64 product of the engine from overflowing)
+and copies fields. The limits are public constants, documented in docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from arbiter.server.engine import (
+    CalculationResult,
+    FieldViolation,
+    InvalidOrder,
+    LineInput,
+    MemberState,
+    OrderInput,
+)
+from arbiter.v1 import checkout_pb2, program_pb2
+
+__all__ = [
+    "MAX_BALANCES",
+    "MAX_CATEGORIES_PER_LINE",
+    "MAX_FIELDS_PER_LINE",
+    "MAX_LINES",
+    "MAX_MONEY_MINOR",
+    "MAX_POINTS",
+    "MAX_PROMO_CODES",
+    "MAX_QUANTITY",
+    "MAX_REDEMPTIONS",
+    "MAX_SEGMENTS",
+    "MAX_TIERS",
+    "order_from_proto",
+    "result_to_proto",
+]
+
+# --- Limits on what enters (docs/api.md). ---------------------------------------------------
+MAX_LINES: Final = 1000
+MAX_PROMO_CODES: Final = 100
+MAX_REDEMPTIONS: Final = 64
+MAX_CATEGORIES_PER_LINE: Final = 64
+MAX_FIELDS_PER_LINE: Final = 64
+MAX_BALANCES: Final = 256
+MAX_TIERS: Final = 64
+MAX_SEGMENTS: Final = 10_000
+MAX_QUANTITY: Final = 1_000_000
+# A unit price, the order's subtotal and its shipping stay below 10^13 minor units (100 billion
+# in currency units), so that an amount times basis points (even a 100x accrual, 10^6 bp) stays
+# below 2^63 in the engine's int64 arithmetic.
+MAX_MONEY_MINOR: Final = 10**13
+# Redemptions and member-context balances: the same reasoning for points times a ratio.
+MAX_POINTS: Final = 10**15
+
+# Timestamps one day inside protobuf's range (0001-01-01 .. 9999-12-31), so that the engine's
+# conversion to the order's local time cannot overflow datetime.
+_MIN_SECONDS: Final = -62_135_596_800 + 86_400
+_MAX_SECONDS: Final = 253_402_300_799 - 86_400
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+# A caller's value is echoed in an error at most this long (errors travel in headers).
+_MAX_ECHO_CHARS: Final = 40
+
+# Lines without custom fields (the usual case) share one empty read-only mapping.
+_NO_FIELDS: Final[Mapping[str, int]] = MappingProxyType({})
+
+
+# The longest IANA name is about 30 characters; longer is not looked up (nor cached).
+_MAX_TIME_ZONE_CHARS: Final = 64
+
+
+def _is_time_zone(name: str) -> bool:
+    return len(name) <= _MAX_TIME_ZONE_CHARS and _is_time_zone_name(name)
+
+
+@lru_cache(maxsize=512)
+def _is_time_zone_name(name: str) -> bool:
+    # Bounded cache of short keys: garbage names can evict good ones, never grow memory much.
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a directory ("Europe") or that the file system rejects.
+        return False
+    return True
+
+
+def _echo(value: str) -> str:
+    if len(value) > _MAX_ECHO_CHARS:
+        value = value[:_MAX_ECHO_CHARS] + "…"
+    return repr(value)
+
+
+def order_from_proto(
+    request: checkout_pb2.CalculateOrderRequest,
+    known_point_types: Collection[str],
+) -> tuple[OrderInput, MemberState | None]:
+    """The request's order and member state, or InvalidOrder naming every bad field.
+
+    The member: `member_context` given -> a MemberState from it, named by `member_id` (possibly
+    empty); otherwise None. None with a non-empty `request.member_id` means an enrolled member
+    that the caller resolves (a MemberDirectory); None without one is an anonymous buyer.
+    """
+    order = request.order
+    bad: list[FieldViolation] = []
+
+    lines_pb = order.lines
+    line_count = len(lines_pb)
+    lines: tuple[LineInput, ...] = ()
+    if line_count > MAX_LINES:
+        # Per-line checks are skipped: the order is refused whole, and a huge order must not buy
+        # a huge error.
+        bad.append(FieldViolation("order.lines", f"at most {MAX_LINES} lines, got {line_count}"))
+    elif line_count:
+        built: list[LineInput] = []
+        append = built.append
+        first_index: dict[str, int] = {}
+        subtotal = 0
+        for index, line in enumerate(lines_pb):
+            line_id = line.id
+            quantity = line.quantity
+            unit_price = line.unit_price
+            categories = line.categories
+            fields = line.fields
+            category_count = len(categories)
+            field_count = len(fields)
+            seen_at = first_index.setdefault(line_id, index)
+            if (
+                seen_at != index
+                or not line_id
+                or not 0 < quantity <= MAX_QUANTITY
+                or not 0 <= unit_price <= MAX_MONEY_MINOR
+                or category_count > MAX_CATEGORIES_PER_LINE
+                or field_count > MAX_FIELDS_PER_LINE
+            ):
+                _line_violations(bad, index, line, seen_at, category_count, field_count)
+            else:
+                subtotal += quantity * unit_price
+            append(
+                LineInput(
+                    line_id,
+                    line.sku,
+                    quantity,
+                    unit_price,
+                    # Slicing first: the upb container's C slice beats tuple()'s iteration.
+                    tuple(categories[:]) if category_count else (),
+                    line.brand,
+                    line.partner,
+                    # A comprehension beats dict() over the upb map (measured, ~3x).
+                    {key: fields[key] for key in fields} if field_count else _NO_FIELDS,
+                )
+            )
+        if subtotal > MAX_MONEY_MINOR:
+            bad.append(
+                FieldViolation(
+                    "order.lines",
+                    f"the subtotal (sum of quantity * unit_price) is at most {MAX_MONEY_MINOR}",
+                )
+            )
+        lines = tuple(built)
+
+    shipping_cost = order.shipping_cost
+    if not 0 <= shipping_cost <= MAX_MONEY_MINOR:
+        bad.append(
+            FieldViolation(
+                "order.shipping_cost",
+                "must not be negative"
+                if shipping_cost < 0
+                else f"at most {MAX_MONEY_MINOR} minor units",
+            )
+        )
+
+    codes_pb = order.promo_codes
+    promo_codes: tuple[str, ...] = ()
+    if codes_pb:
+        if len(codes_pb) > MAX_PROMO_CODES:
+            bad.append(
+                FieldViolation(
+                    "order.promo_codes", f"at most {MAX_PROMO_CODES} codes, got {len(codes_pb)}"
+                )
+            )
+        else:
+            promo_codes = tuple(codes_pb[:])
+            if "" in promo_codes:
+                bad.extend(
+                    FieldViolation(f"order.promo_codes[{i}]", "must not be empty")
+                    for i, code in enumerate(promo_codes)
+                    if not code
+                )
+
+    redeem: tuple[tuple[str, int], ...] = ()
+    if order.redeem:
+        redeem = _redemptions(order.redeem, known_point_types, bad)
+
+    time_zone = order.time_zone
+    if time_zone and not _is_time_zone(time_zone):
+        bad.append(FieldViolation("order.time_zone", f"unknown time zone {_echo(time_zone)}"))
+
+    created_at: datetime | None = None
+    if order.HasField("created_at"):
+        stamp = order.created_at
+        seconds = stamp.seconds
+        nanos = stamp.nanos
+        if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000:
+            # Sub-microsecond digits are dropped: datetime holds microseconds.
+            created_at = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+        else:
+            bad.append(FieldViolation("order.created_at", "outside 0001-01-02 .. 9999-12-30 (UTC)"))
+
+    member: MemberState | None = None
+    if request.HasField("member_context"):
+        member = _member_from_context(request, known_point_types, bad)
+
+    if bad:
+        raise InvalidOrder(bad)
+    return (
+        OrderInput(
+            order.id,
+            lines,
+            order.channel,
+            order.point_of_contact,
+            order.region,
+            time_zone,
+            created_at,
+            shipping_cost,
+            promo_codes,
+            redeem,
+        ),
+        member,
+    )
+
+
+def _line_violations(
+    bad: list[FieldViolation],
+    index: int,
+    line: checkout_pb2.Line,
+    seen_at: int,
+    category_count: int,
+    field_count: int,
+) -> None:
+    # The slow path, entered only for a line with something wrong: say what, field by field.
+    path = f"order.lines[{index}]"
+    if not line.id:
+        bad.append(FieldViolation(f"{path}.id", "required"))
+    elif seen_at != index:
+        bad.append(
+            FieldViolation(f"{path}.id", f"duplicate of order.lines[{seen_at}].id {_echo(line.id)}")
+        )
+    quantity = line.quantity
+    if quantity <= 0:
+        bad.append(FieldViolation(f"{path}.quantity", "must be positive"))
+    elif quantity > MAX_QUANTITY:
+        bad.append(FieldViolation(f"{path}.quantity", f"at most {MAX_QUANTITY}"))
+    unit_price = line.unit_price
+    if unit_price < 0:
+        bad.append(FieldViolation(f"{path}.unit_price", "must not be negative"))
+    elif unit_price > MAX_MONEY_MINOR:
+        bad.append(FieldViolation(f"{path}.unit_price", f"at most {MAX_MONEY_MINOR} minor units"))
+    if category_count > MAX_CATEGORIES_PER_LINE:
+        bad.append(
+            FieldViolation(f"{path}.categories", f"at most {MAX_CATEGORIES_PER_LINE} categories")
+        )
+    if field_count > MAX_FIELDS_PER_LINE:
+        bad.append(FieldViolation(f"{path}.fields", f"at most {MAX_FIELDS_PER_LINE} fields"))
+
+
+def _redemptions(
+    redeem_pb: Collection[checkout_pb2.Redemption],
+    known_point_types: Collection[str],
+    bad: list[FieldViolation],
+) -> tuple[tuple[str, int], ...]:
+    if len(redeem_pb) > MAX_REDEMPTIONS:
+        bad.append(FieldViolation("order.redeem", f"at most {MAX_REDEMPTIONS} redemptions"))
+        return ()
+    redeem: list[tuple[str, int]] = []
+    first_index: dict[str, int] = {}
+    for index, redemption in enumerate(redeem_pb):
+        point_type = redemption.point_type
+        points = redemption.points
+        seen_at = first_index.setdefault(point_type, index)
+        if not point_type:
+            bad.append(FieldViolation(f"order.redeem[{index}].point_type", "required"))
+        elif point_type not in known_point_types:
+            bad.append(
+                FieldViolation(
+                    f"order.redeem[{index}].point_type",
+                    f"unknown point type {_echo(point_type)}",
+                )
+            )
+        elif seen_at != index:
+            bad.append(
+                FieldViolation(
+                    f"order.redeem[{index}].point_type",
+                    f"{_echo(point_type)} is redeemed twice (first at order.redeem[{seen_at}])",
+                )
+            )
+        if points < 0:
+            bad.append(FieldViolation(f"order.redeem[{index}].points", "must not be negative"))
+        elif points > MAX_POINTS:
+            bad.append(FieldViolation(f"order.redeem[{index}].points", f"at most {MAX_POINTS}"))
+        redeem.append((point_type, points))
+    return tuple(redeem)
+
+
+def _member_from_context(
+    request: checkout_pb2.CalculateOrderRequest,
+    known_point_types: Collection[str],
+    bad: list[FieldViolation],
+) -> MemberState:
+    context = request.member_context
+
+    balances: dict[str, int] = {}
+    balances_pb = context.balances
+    if len(balances_pb) > MAX_BALANCES:
+        bad.append(FieldViolation("member_context.balances", f"at most {MAX_BALANCES} balances"))
+    else:
+        for index, balance in enumerate(balances_pb):
+            point_type = balance.point_type
+            available = balance.available
+            if point_type not in known_point_types:
+                bad.append(
+                    FieldViolation(
+                        f"member_context.balances[{index}].point_type",
+                        f"unknown point type {_echo(point_type)}" if point_type else "required",
+                    )
+                )
+            # Negative is legitimate (a type may allow a negative balance); only the size is
+            # bounded.
+            if not -MAX_POINTS <= available <= MAX_POINTS:
+                bad.append(
+                    FieldViolation(
+                        f"member_context.balances[{index}].available",
+                        f"at most {MAX_POINTS} in absolute value",
+                    )
+                )
+            # SPEC 11 rule 23: a context's balances of one type are summed.
+            balances[point_type] = balances.get(point_type, 0) + available
+
+    tiers: dict[str, str] = {}
+    tiers_pb = context.tiers
+    if len(tiers_pb) > MAX_TIERS:
+        bad.append(FieldViolation("member_context.tiers", f"at most {MAX_TIERS} tiers"))
+    else:
+        for index, tier_ref in enumerate(tiers_pb):
+            group = tier_ref.tier_group
+            path = f"member_context.tiers[{index}]"
+            if not group:
+                bad.append(FieldViolation(f"{path}.tier_group", "required"))
+            elif group in tiers:
+                bad.append(
+                    FieldViolation(
+                        f"{path}.tier_group", f"tier group {_echo(group)} is given twice"
+                    )
+                )
+            if not tier_ref.tier:
+                bad.append(FieldViolation(f"{path}.tier", "required"))
+            tiers.setdefault(group, tier_ref.tier)
+
+    segments_pb = context.segments
+    segments: frozenset[str] = frozenset()
+    if len(segments_pb) > MAX_SEGMENTS:
+        bad.append(FieldViolation("member_context.segments", f"at most {MAX_SEGMENTS} segments"))
+    elif segments_pb:
+        segments = frozenset(segments_pb)
+
+    return MemberState(request.member_id, balances, tiers, segments)
+
+
+# --- Result -> response. ----------------------------------------------------------------------
+# Built once at import from the enums' descriptors: the engine speaks the unprefixed names.
+def _enum_numbers(enum: object, prefix: str) -> dict[str, int]:
+    values = enum.DESCRIPTOR.values  # type: ignore[attr-defined]
+    numbers = {value.name.removeprefix(prefix): value.number for value in values}
+    numbers[""] = 0
+    return numbers
+
+
+_TIMING: Final = _enum_numbers(program_pb2.Timing, "TIMING_")
+_CODE_STATUS: Final = _enum_numbers(checkout_pb2.PromoCodeStatus, "PROMO_CODE_STATUS_")
+_CODE_REASON: Final = _enum_numbers(checkout_pb2.PromoCodeReason, "PROMO_CODE_REASON_")
+
+
+def result_to_proto(
+    result: CalculationResult, program_version: int
+) -> checkout_pb2.CalculateOrderResponse:
+    """The response of SPEC 9.2 for `result`, computed on `program_version`."""
+    response = checkout_pb2.CalculateOrderResponse()
+    response.program_version = program_version
+
+    evaluated_at = result.evaluated_at
+    if evaluated_at.tzinfo is None:
+        evaluated_at = evaluated_at.replace(tzinfo=UTC)
+    since_epoch = evaluated_at - _EPOCH
+    stamp = response.evaluated_at
+    stamp.seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    stamp.nanos = since_epoch.microseconds * 1000
+
+    totals = result.totals
+    totals_pb = response.totals
+    totals_pb.subtotal = totals.subtotal
+    totals_pb.discount = totals.discount
+    totals_pb.paid_with_points = totals.paid_with_points
+    totals_pb.shipping = totals.shipping
+    totals_pb.shipping_discount = totals.shipping_discount
+    totals_pb.total = totals.total
+    totals_pb.items = totals.items
+
+    add_line = response.lines.add
+    for line in result.lines:
+        line_pb = add_line()
+        line_pb.line_id = line.line_id
+        line_pb.base_price = line.base_price
+        if line.discount:
+            line_pb.discount = line.discount
+        if line.paid_with_points:
+            line_pb.paid_with_points = line.paid_with_points
+        line_pb.final_price = line.final_price
+        add_portion = line_pb.portions.add
+        for quantity, unit_price in line.portions:
+            portion = add_portion()
+            portion.quantity = quantity
+            portion.unit_price = unit_price
+
+    add_benefit = response.benefits.add
+    timing_numbers = _TIMING
+    for benefit in result.benefits:
+        row = add_benefit()
+        if benefit.line_id:
+            row.line_id = benefit.line_id
+        row.promotion = benefit.promotion
+        row.promotion_kind = benefit.promotion_kind
+        row.benefit = benefit.benefit
+        if benefit.amount:
+            row.amount = benefit.amount
+        if benefit.points:
+            row.points = benefit.points
+        if benefit.point_type:
+            row.point_type = benefit.point_type
+        if benefit.timing:
+            row.timing = timing_numbers[benefit.timing]  # type: ignore[assignment]
+
+    add_change = response.points.add
+    for change in result.points:
+        change_pb = add_change()
+        change_pb.point_type = change.point_type
+        change_pb.requested = change.requested
+        change_pb.redeemed = change.redeemed
+        change_pb.accrued = change.accrued
+        change_pb.accrued_pending = change.accrued_pending
+
+    if result.texts:
+        response.texts.extend(result.texts)
+
+    add_code = response.promo_codes.add
+    for code in result.promo_codes:
+        code_pb = add_code()
+        code_pb.code = code.code
+        code_pb.status = _CODE_STATUS[code.status]  # type: ignore[assignment]
+        if code.reason:
+            code_pb.reason = _CODE_REASON[code.reason]  # type: ignore[assignment]
+        if code.pool:
+            code_pb.promo_code_pool = code.pool
+
+    return response

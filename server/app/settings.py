@@ -1,0 +1,174 @@
+"""Settings of `arbiter serve`: flags first, then ARBITER_* variables, then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "Settings",
+    "SettingsError",
+    "add_serve_arguments",
+    "default_data_dir",
+    "is_loopback",
+    "settings_from_args",
+    "split_listen",
+]
+
+DEFAULT_LISTEN: Final = "127.0.0.1:50051"
+# A request (an order of at most 1000 lines with their custom fields) fits well under 4 MiB; a
+# response (rows per benefit and line) may be larger, so sending is allowed more.
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_MAX_SEND_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+# Calls in flight beyond this get RESOURCE_EXHAUSTED instead of queueing without end.
+DEFAULT_MAX_CONCURRENT_RPCS: Final = 10_000
+DEFAULT_SHUTDOWN_GRACE_S: Final = 10.0
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be served with; the message says which and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `serve` needs to know before it starts."""
+
+    listen: str = DEFAULT_LISTEN
+    programs: tuple[Path, ...] = ()
+    postgres_url: str | None = None
+    postgres_bin: Path | None = None
+    redis_url: str | None = None
+    data_dir: Path | None = None
+    # Never printed: repr would put it in logs.
+    admin_key: str | None = field(default=None, repr=False)
+    max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+    max_send_message_bytes: int = DEFAULT_MAX_SEND_MESSAGE_BYTES
+    max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+
+    def check(self) -> None:
+        """Refuse what must not be served: raises SettingsError saying what to fix.
+
+        SPEC 9.4: serving a non-loopback address without an admin key would expose every RPC
+        to the network without auth, so it refuses to start.
+        """
+        if not is_loopback(self.listen) and not self.admin_key:
+            raise SettingsError(
+                f"refusing to serve {self.listen!r} (not a loopback address) without an admin "
+                "key: set ARBITER_ADMIN_KEY, or listen on 127.0.0.1, [::1] or localhost"
+            )
+        if self.max_receive_message_bytes <= 0 or self.max_send_message_bytes <= 0:
+            raise SettingsError("message size limits must be positive")
+        if self.max_concurrent_rpcs <= 0:
+            raise SettingsError("max_concurrent_rpcs must be positive")
+
+
+_UNIX_PREFIXES: Final = ("unix:", "unix-abstract:")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[V6]:PORT`) -> (host, port); raises SettingsError when malformed.
+
+    A Unix socket address (`unix:PATH`) is (the address, 0).
+    """
+    if listen.startswith(_UNIX_PREFIXES):
+        return listen, 0
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65_535:
+        raise SettingsError(f"listen address {listen!r} is not HOST:PORT (port 0-65535)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port_text)
+
+
+def is_loopback(listen: str) -> bool:
+    """True when `listen` accepts connections from this machine only.
+
+    Unix sockets count as local; a host name other than `localhost` does not (it may resolve to
+    anything), nor does an empty host or a wildcard (`0.0.0.0`, `[::]`).
+    """
+    if listen.startswith(_UNIX_PREFIXES):
+        return True
+    host, _ = split_listen(listen)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user data folder: $XDG_DATA_HOME/arbiter, else ~/.local/share/arbiter."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "arbiter"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `arbiter serve`; each unset flag falls back to its ARBITER_* variable."""
+    parser.add_argument(
+        "--program",
+        dest="programs",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a program file (protobuf JSON of arbiter.v1.Program); may be repeated",
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help=f"env ARBITER_LISTEN, default {DEFAULT_LISTEN}"
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="env ARBITER_POSTGRES_URL; default: an embedded cluster in the data dir",
+    )
+    parser.add_argument(
+        "--postgres-bin",
+        type=Path,
+        metavar="DIR",
+        help="env ARBITER_POSTGRES_BIN: PostgreSQL server binaries for the embedded cluster",
+    )
+    parser.add_argument(
+        "--redis", metavar="URL", help="env ARBITER_REDIS_URL; default: a single replica"
+    )
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="env ARBITER_DATA_DIR")
+
+
+def settings_from_args(
+    args: argparse.Namespace | None = None,
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> Settings:
+    """Settings from parsed flags (or `argv`) and the environment; flags win."""
+    env = os.environ if env is None else env
+    if args is None:
+        parser = argparse.ArgumentParser()
+        add_serve_arguments(parser)
+        args = parser.parse_args(argv)
+
+    def pick(flag: object, name: str) -> str | None:
+        if flag is not None:
+            return str(flag)
+        return env.get(name) or None
+
+    listen = pick(args.listen, "ARBITER_LISTEN") or DEFAULT_LISTEN
+    split_listen(listen)  # malformed addresses fail here, before anything starts
+    postgres_bin = pick(args.postgres_bin, "ARBITER_POSTGRES_BIN")
+    data_dir = pick(args.data_dir, "ARBITER_DATA_DIR")
+    return Settings(
+        listen=listen,
+        programs=tuple(args.programs),
+        postgres_url=pick(args.postgres, "ARBITER_POSTGRES_URL"),
+        postgres_bin=Path(postgres_bin) if postgres_bin else None,
+        redis_url=pick(args.redis, "ARBITER_REDIS_URL"),
+        data_dir=Path(data_dir) if data_dir else default_data_dir(env),
+        admin_key=env.get("ARBITER_ADMIN_KEY") or None,
+    )
