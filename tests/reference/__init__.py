@@ -1,0 +1,1 @@
+"""Tests of the plain reference evaluator (arbiter.server.reference)."""
