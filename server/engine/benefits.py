@@ -112,7 +112,10 @@ def _product(
             total = (bases.sum(axis=1) // b.per_amount) * b.value
             e.acc[:, j, :-1] = apportion_cut(total[:, None], bases[:, :, None])[:, :, 0]
         elif kind == "accrue_from_field":
-            per_unit = np.array([line.fields.get(b.field, 0) for line in lines], dtype=np.int64)
+            # A negative field accrues nothing (accruals never take points back).
+            per_unit = np.array(
+                [max(line.fields.get(b.field, 0), 0) for line in lines], dtype=np.int64
+            )
             e.acc[:, j, :-1] = np.where(mask, per_unit * q, 0)[None, :]
         else:  # partner_points
             bp = np.array(

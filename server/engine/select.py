@@ -24,7 +24,14 @@ from arbiter.server.engine.compile import (
 from arbiter.server.engine.types import CodeUsage, MemberState, OrderInput
 from arbiter.v1 import program_pb2 as pb
 
-__all__ = ["CodeCheck", "Selection", "check_codes", "resolve_tiers", "select"]
+__all__ = [
+    "CodeCheck",
+    "Selection",
+    "check_codes",
+    "resolve_tiers",
+    "select",
+    "static_segments",
+]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -78,10 +85,10 @@ def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
         return False
     if seg.max_unit_price and line.unit_price > seg.max_unit_price:
         return False
-    for name, op, ref, values in seg.fields:
-        if not _field_ok(line.fields.get(name), op, ref, values):
-            return False
-    return True
+    # `fields` is a list like the others: within it, any predicate matching is enough (SPEC 2).
+    return not seg.fields or any(
+        _field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in seg.fields
+    )
 
 
 def order_in_segment(
@@ -173,14 +180,11 @@ def _audience_ok(
     return not p.audience_tiers.isdisjoint(tiers)  # TIERS
 
 
-def member_segments(program: CompiledProgram, member: MemberState) -> frozenset[str]:
-    """The member's segments: the ones given, and the static segments listing the member."""
-    found = set(member.segments)
-    if member.member_id:
-        for seg_id, members in program.member_segments.items():
-            if member.member_id in members:
-                found.add(seg_id)
-    return frozenset(found)
+def static_segments(program: CompiledProgram, member_id: str) -> frozenset[str]:
+    """The program's static member segments that list `member_id` (for an enrolled member)."""
+    return frozenset(
+        seg_id for seg_id, members in program.member_segments.items() if member_id in members
+    )
 
 
 def check_codes(
@@ -230,7 +234,9 @@ def select(
     segments: frozenset[str] = frozenset()
     tiers: frozenset[str] = frozenset()
     if member is not None:
-        segments = member_segments(program, member)
+        # A member state carries its segments: an inline context names them all, and the
+        # member directory adds the static ones for an enrolled member.
+        segments = member.segments
         tiers = resolve_tiers(program, member)
     subtotal = sum(line.unit_price * line.quantity for line in order.lines)
     items = sum(line.quantity for line in order.lines)
