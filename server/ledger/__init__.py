@@ -1,1 +1,85 @@
-"""ledger room."""
+"""The points ledger (SPEC 6, 7) in PostgreSQL: members, lots, transactions, the order
+lifecycle, tiers and the outbox. asyncpg only; it knows no gRPC.
+
+    ledger = await Ledger.connect(dsn)
+    await ledger.migrate()
+    await ledger.enroll(program, "m-1")
+"""
+
+from arbiter.server.ledger._codec import result_from_json, result_to_json
+from arbiter.server.ledger._config import LedgerProgram
+from arbiter.server.ledger._ledger import Ledger, ProgramLike
+from arbiter.server.ledger._orders import (
+    DEFAULT_HOLD_SECONDS,
+    MAX_HOLD_SECONDS,
+    Compute,
+    OrderRequest,
+)
+from arbiter.server.ledger._returns import line_points
+from arbiter.server.ledger._types import (
+    BalanceInfo,
+    EnrollManyResult,
+    EnrollResult,
+    ExpiringLot,
+    ExpiryReport,
+    MemberInfo,
+    MemberSnapshot,
+    OrderOutcome,
+    OutboxEvent,
+    PointsMovement,
+    TierChange,
+    TierPeriodReport,
+    TierStatus,
+    Transaction,
+    TransactionPage,
+)
+from arbiter.server.ledger.errors import (
+    Conflict,
+    FailedPrecondition,
+    HoldNotActive,
+    InsufficientPoints,
+    InvalidArgument,
+    LedgerError,
+    NotFound,
+    OrderStateError,
+    StorageUnavailable,
+    TotalMismatch,
+)
+
+__all__ = [
+    "DEFAULT_HOLD_SECONDS",
+    "MAX_HOLD_SECONDS",
+    "BalanceInfo",
+    "Compute",
+    "Conflict",
+    "EnrollManyResult",
+    "EnrollResult",
+    "ExpiringLot",
+    "ExpiryReport",
+    "FailedPrecondition",
+    "HoldNotActive",
+    "InsufficientPoints",
+    "InvalidArgument",
+    "Ledger",
+    "LedgerError",
+    "LedgerProgram",
+    "MemberInfo",
+    "MemberSnapshot",
+    "NotFound",
+    "OrderOutcome",
+    "OrderRequest",
+    "OrderStateError",
+    "OutboxEvent",
+    "PointsMovement",
+    "ProgramLike",
+    "StorageUnavailable",
+    "TierChange",
+    "TierPeriodReport",
+    "TierStatus",
+    "TotalMismatch",
+    "Transaction",
+    "TransactionPage",
+    "line_points",
+    "result_from_json",
+    "result_to_json",
+]

@@ -1,0 +1,504 @@
+"""The Ledger: one asyncpg pool, every operation one PostgreSQL transaction, foreign errors
+translated here and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+
+from arbiter.server.engine.types import CodeUsage, MemberState
+from arbiter.server.ledger import _jobs, _members, _orders, _outbox, _returns, _tiers
+from arbiter.server.ledger._book import Book
+from arbiter.server.ledger._calendar import require_aware
+from arbiter.server.ledger._callback import CallbackFailed
+from arbiter.server.ledger._config import LedgerProgram
+from arbiter.server.ledger._manual import post_manual
+from arbiter.server.ledger._migrate import apply_migrations
+from arbiter.server.ledger._orders import Compute, OrderRequest
+from arbiter.server.ledger._types import (
+    EnrollManyResult,
+    EnrollResult,
+    ExpiringLot,
+    ExpiryReport,
+    MemberInfo,
+    MemberSnapshot,
+    OrderOutcome,
+    OutboxEvent,
+    PointsMovement,
+    TierChange,
+    TierPeriodReport,
+    Transaction,
+    TransactionPage,
+)
+from arbiter.server.ledger.errors import InvalidArgument, StorageUnavailable
+from arbiter.v1 import program_pb2
+
+__all__ = ["Ledger", "ProgramLike"]
+
+T = TypeVar("T")
+ProgramLike: TypeAlias = LedgerProgram | program_pb2.Program
+
+# A transaction that lost a race (deadlock, serialization, a concurrent first insert of the same
+# key) is run again from the start, at most this many times.
+_ATTEMPTS = 5
+_RETRY = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.UniqueViolationError,
+)
+# PostgreSQL cannot be reached or went away: UNAVAILABLE, and nothing was committed.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+_ENROLL_CHUNK = 500
+_EXPORT_BATCH = 500
+_PROGRAM_CACHE = 16
+
+
+def _now(now: datetime | None) -> datetime:
+    # The only clock of the ledger, at its very edge: every function below takes `now`.
+    return require_aware(now if now is not None else datetime.now(UTC))
+
+
+class Ledger:
+    """The points ledger of SPEC 6 and 7 over one PostgreSQL database.
+
+    Every method takes the applied program version (an `arbiter.v1.Program` or a `LedgerProgram`
+    built once from it) and, where time matters, `now` (default: the clock, for production).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._programs: dict[int, tuple[program_pb2.Program, LedgerProgram]] = {}
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      **pool_options: Any) -> Ledger:
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                             **pool_options)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"cannot connect to the ledger database: {exc}") from exc
+        assert pool is not None
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Ledger:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def program(self, program: ProgramLike) -> LedgerProgram:
+        """The ledger's view of an applied version (built once per Program object)."""
+        if isinstance(program, LedgerProgram):
+            return program
+        hit = self._programs.get(id(program))
+        if hit is not None and hit[0] is program:
+            return hit[1]
+        compiled = LedgerProgram.from_proto(program)
+        if len(self._programs) >= _PROGRAM_CACHE:
+            self._programs.pop(next(iter(self._programs)))
+        self._programs[id(program)] = (program, compiled)
+        return compiled
+
+    async def _write(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `op` in one transaction; again from scratch when it lost a race."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    return await op(conn)
+            except CallbackFailed as failed:
+                raise failed.error from None
+            except _RETRY:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except _UNAVAILABLE as exc:
+                raise StorageUnavailable(f"the ledger database is unavailable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _read(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run `op` on one connection in a REPEATABLE READ snapshot (consistent reads)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True
+            ):
+                return await op(conn)
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"the ledger database is unavailable: {exc}") from exc
+
+    async def _job(self, op: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run a job on one connection; it manages its own short transactions."""
+        try:
+            async with self._pool.acquire() as conn:
+                return await op(conn)
+        except CallbackFailed as failed:
+            raise failed.error from None
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"the ledger database is unavailable: {exc}") from exc
+
+    async def migrate(self) -> list[str]:
+        """Apply the schema migrations that are missing; returns their names."""
+        return await self._job(apply_migrations)
+
+    # -- members -------------------------------------------------------------------------------
+
+    async def enroll(self, program: ProgramLike, member_id: str, *,
+                     registered_at: datetime | None = None, now: datetime | None = None
+                     ) -> EnrollResult:
+        """Enroll a member (granting initial balances); enrolling again returns the member."""
+        cfg, at = self.program(program), _now(now)
+        _members.validate_id(member_id, "member_id")
+        registered = require_aware(registered_at, "registered_at") if registered_at else at
+
+        async def op(conn: asyncpg.Connection) -> tuple[_members.MemberRow, bool]:
+            return await _members.enroll(conn, cfg, member_id, registered, at)
+
+        row, created = await self._write(op)
+        info = await self._read(lambda conn: _members.member_infos(conn, cfg, [row], at, 30))
+        return EnrollResult(info[0], created)
+
+    async def enroll_many(
+        self,
+        program: ProgramLike,
+        members: Iterable[str | tuple[str, datetime | None]]
+        | AsyncIterable[str | tuple[str, datetime | None]],
+        *,
+        now: datetime | None = None,
+        chunk_size: int = _ENROLL_CHUNK,
+    ) -> EnrollManyResult:
+        """Enroll a stream of members in chunks (each chunk one transaction)."""
+        cfg, at = self.program(program), _now(now)
+        enrolled = already = 0
+        chunk: list[tuple[str, datetime]] = []
+
+        async def flush() -> None:
+            nonlocal enrolled, already
+            batch = list(chunk)
+            chunk.clear()
+
+            async def op(conn: asyncpg.Connection) -> int:
+                created = 0
+                for member_id, registered in batch:
+                    _, new = await _members.enroll(conn, cfg, member_id, registered, at)
+                    created += new
+                return created
+
+            created = await self._write(op)
+            enrolled += created
+            already += len(batch) - created
+
+        async def items() -> AsyncIterator[str | tuple[str, datetime | None]]:
+            if isinstance(members, AsyncIterable):
+                async for item in members:
+                    yield item
+            else:
+                for item in members:
+                    yield item
+
+        index = 0
+        async for item in items():
+            member_id, registered = (item, None) if isinstance(item, str) else item
+            try:
+                _members.validate_id(member_id, "member_id")
+            except InvalidArgument as exc:
+                raise InvalidArgument.field(f"members[{index}].member_id",
+                                            exc.violations[0].description) from exc
+            chunk.append(
+                (member_id, require_aware(registered, "registered_at") if registered else at)
+            )
+            index += 1
+            if len(chunk) >= chunk_size:
+                await flush()
+        if chunk:
+            await flush()
+        return EnrollManyResult(enrolled, already)
+
+    async def remove_member(self, program: ProgramLike, member_id: str, *,
+                            now: datetime | None = None) -> None:
+        cfg, at = self.program(program), _now(now)
+        await self._write(lambda conn: _members.remove(conn, cfg, member_id, at))
+
+    async def remove_all_members(self, program: ProgramLike, *, now: datetime | None = None
+                                 ) -> int:
+        """Clear the program: remove every member, one transaction per member."""
+        cfg, at = self.program(program), _now(now)
+        removed = 0
+        while True:
+            ids = await self._read(lambda conn: conn.fetch(
+                "SELECT member_id FROM members WHERE program = $1 AND NOT removed"
+                " ORDER BY pk LIMIT $2", cfg.id, _EXPORT_BATCH))
+            if not ids:
+                return removed
+            for r in ids:
+                member_id: str = r["member_id"]
+
+                async def op(conn: asyncpg.Connection, member_id: str = member_id) -> None:
+                    await _members.remove(conn, cfg, member_id, at)
+
+                await self._write(op)
+                removed += 1
+
+    async def export_members(self, program: ProgramLike, *, now: datetime | None = None,
+                             expiring_within_days: int = 0, batch_size: int = _EXPORT_BATCH
+                             ) -> AsyncIterator[MemberInfo]:
+        """Every member with balances and tiers, in enrollment order, batch by batch."""
+        cfg, at = self.program(program), _now(now)
+        days = _members.within_days_or_default(expiring_within_days, "expiring_within_days")
+        after = 0
+        while True:
+            async def op(conn: asyncpg.Connection, after: int = after
+                         ) -> tuple[int, list[MemberInfo]]:
+                rows = await conn.fetch(
+                    "SELECT pk, member_id, registered_at FROM members"
+                    " WHERE program = $1 AND NOT removed AND pk > $2 ORDER BY pk LIMIT $3",
+                    cfg.id, after, batch_size,
+                )
+                infos = await _members.member_infos(
+                    conn, cfg, [(r["pk"], r["member_id"], r["registered_at"]) for r in rows],
+                    at, days,
+                )
+                return (rows[-1]["pk"] if rows else after), infos
+
+            after, infos = await self._read(op)
+            if not infos:
+                return
+            for info in infos:
+                yield info
+
+    async def get_member(self, program: ProgramLike, member_id: str, *,
+                         expiring_within_days: int = 0, now: datetime | None = None
+                         ) -> MemberInfo:
+        """Balances (available, held, pending, expiring soon) and tiers at `now`."""
+        cfg, at = self.program(program), _now(now)
+        days = _members.within_days_or_default(expiring_within_days, "expiring_within_days")
+
+        async def read(conn: asyncpg.Connection, check_due: bool = True) -> MemberInfo | None:
+            row = await _members.find_member(conn, cfg, member_id)
+            if check_due:
+                states = await _tiers.load_states(conn, row[0])
+                if any(s.due(at) for s in states.values()):
+                    return None
+            return (await _members.member_infos(conn, cfg, [row], at, days))[0]
+
+        info = await self._read(read)
+        if info is None:
+            # A CYCLIC period ended and no job has closed it yet: close it now, then read.
+            async def catch_up(conn: asyncpg.Connection) -> None:
+                await _tiers.catch_up(await Book.open(conn, cfg, member_id, at))
+
+            await self._write(catch_up)
+            info = await self._read(lambda conn: read(conn, check_due=False))
+            assert info is not None
+        return info
+
+    async def member_state(self, program: ProgramLike, member_id: str, *,
+                           segments: frozenset[str] = frozenset(), now: datetime | None = None
+                           ) -> MemberState:
+        """The member as a quote (CalculateOrder) sees it: available balances and tiers."""
+        info = await self.get_member(program, member_id, now=now)
+        return MemberState(
+            member_id=member_id,
+            balances={b.point_type: max(0, b.available) for b in info.balances},
+            tiers={t.tier_group: t.tier for t in info.tiers if t.tier},
+            segments=segments,
+        )
+
+    async def member_snapshot(self, program: ProgramLike, member_id: str, *,
+                              segments: frozenset[str] = frozenset(),
+                              now: datetime | None = None) -> MemberSnapshot:
+        """The member for a quote, its pool uses, and the instant this stops being true."""
+        cfg, at = self.program(program), _now(now)
+        info = await self.get_member(cfg, member_id, now=at)
+
+        async def op(conn: asyncpg.Connection) -> tuple[dict[str, int], datetime | None]:
+            pk, _, _ = await _members.find_member(conn, cfg, member_id)
+            rows = await conn.fetch(
+                """
+                SELECT pool, count(*) AS uses FROM promo_code_uses
+                WHERE member_pk = $1
+                  AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $2))
+                GROUP BY pool
+                """, pk, at)
+            stale_at: datetime | None = await conn.fetchval(
+                """
+                SELECT LEAST(
+                    (SELECT min(hold_until) FROM holds
+                      WHERE member_pk = $1 AND state = 'HELD' AND hold_until > $2),
+                    (SELECT min(hold_until) FROM promo_code_uses
+                      WHERE member_pk = $1 AND state = 'HELD' AND hold_until > $2),
+                    (SELECT min(expires_at) FROM lots
+                      WHERE member_pk = $1 AND state = 'ACTIVE' AND remaining > 0
+                        AND expires_at > $2),
+                    (SELECT min(LEAST(period_end, pending_at)) FROM tier_states
+                      WHERE member_pk = $1 AND LEAST(period_end, pending_at) > $2)
+                )
+                """, pk, at)
+            return {r["pool"]: r["uses"] for r in rows}, stale_at
+
+        pools, stale_at = await self._read(op)
+        state = MemberState(
+            member_id=member_id,
+            balances={b.point_type: max(0, b.available) for b in info.balances},
+            tiers={t.tier_group: t.tier for t in info.tiers if t.tier},
+            segments=segments,
+        )
+        return MemberSnapshot(info, state, CodeUsage({}, pools), stale_at)
+
+    async def code_usage(self, program: ProgramLike, member_id: str | None,
+                         codes: Sequence[str], *, now: datetime | None = None) -> CodeUsage:
+        """Uses of the given codes by everyone and of each pool by the member (quotes)."""
+        cfg, at = self.program(program), _now(now)
+        upper = sorted({c.upper() for c in codes})
+
+        async def op(conn: asyncpg.Connection) -> CodeUsage:
+            rows = await conn.fetch(
+                """
+                SELECT code, count(*) AS uses FROM promo_code_uses
+                WHERE program = $1 AND code = ANY($2::text[])
+                  AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $3))
+                GROUP BY code
+                """, cfg.id, upper, at)
+            pools: dict[str, int] = {}
+            if member_id:
+                pool_rows = await conn.fetch(
+                    """
+                    SELECT u.pool, count(*) AS uses FROM promo_code_uses u
+                    JOIN members m ON m.pk = u.member_pk
+                    WHERE m.program = $1 AND m.member_id = $2 AND NOT m.removed
+                      AND (u.state = 'CONFIRMED' OR (u.state = 'HELD' AND u.hold_until > $3))
+                    GROUP BY u.pool
+                    """, cfg.id, member_id, at)
+                pools = {r["pool"]: r["uses"] for r in pool_rows}
+            return CodeUsage({r["code"]: r["uses"] for r in rows}, pools)
+
+        return await self._read(op)
+
+    async def list_transactions(self, program: ProgramLike, member_id: str, *,
+                                point_type: str = "", page_size: int = 0, page_token: str = ""
+                                ) -> TransactionPage:
+        """A member's transactions, oldest first, a page at a time."""
+        cfg = self.program(program)
+        return await self._read(lambda conn: _members.list_transactions(
+            conn, cfg, member_id, point_type, page_size, page_token))
+
+    async def expiring_points(self, program: ProgramLike, member_id: str, *,
+                              point_type: str = "", within_days: int = 0, limit: int = 0,
+                              descending: bool = False, now: datetime | None = None
+                              ) -> list[ExpiringLot]:
+        """Lots expiring within `within_days` (0 = 30), by expiry, at most `limit` (0 = 100)."""
+        cfg, at = self.program(program), _now(now)
+        return await self._read(lambda conn: _members.expiring_lots(
+            conn, cfg, member_id, point_type, within_days, limit, descending, at))
+
+    async def tier_history(self, program: ProgramLike, member_id: str) -> list[TierChange]:
+        cfg = self.program(program)
+        return await self._read(lambda conn: _members.tier_history(conn, cfg, member_id))
+
+    # -- manual transactions and trigger promotions ---------------------------------------------
+
+    async def create_transaction(self, program: ProgramLike, *, member_id: str, point_type: str,
+                                 operation: str, points: int, external_id: str,
+                                 comment: str = "", extra: str = "",
+                                 now: datetime | None = None) -> Transaction:
+        """ACCRUAL -> an ACCRUAL transaction, DEDUCTION -> a REDEMPTION; source MANUAL."""
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: post_manual(
+            conn, cfg, member_id=member_id, point_type=point_type, operation=operation,
+            points=points, external_id=external_id, comment=comment, extra=extra, trigger=None,
+            now=at))
+
+    async def apply_trigger(self, program: ProgramLike, *, member_id: str,
+                            trigger_promotion: str, point_type: str, operation: str, points: int,
+                            external_id: str, comment: str = "", now: datetime | None = None
+                            ) -> Transaction:
+        """Like create_transaction, validated against the trigger's rule; source
+        TRIGGER_PROMOTION."""
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: post_manual(
+            conn, cfg, member_id=member_id, point_type=point_type, operation=operation,
+            points=points, external_id=external_id, comment=comment, extra="",
+            trigger=trigger_promotion, now=at))
+
+    # -- orders --------------------------------------------------------------------------------
+
+    async def confirm_order(self, program: ProgramLike, order: OrderRequest, compute: Compute,
+                            *, now: datetime | None = None) -> OrderOutcome:
+        """Calculate (via `compute`, under the member's lock) and commit an order; or post the
+        hold of a reserved one; or return the stored result of a confirmed one."""
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: _orders.confirm_order(conn, cfg, order, compute,
+                                                                     at))
+
+    async def reserve_order(self, program: ProgramLike, order: OrderRequest, compute: Compute,
+                            *, hold_seconds: int = 0, now: datetime | None = None
+                            ) -> OrderOutcome:
+        """Calculate and hold the order's redemptions and codes until `hold_until`."""
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: _orders.reserve_order(
+            conn, cfg, order, compute, hold_seconds, at))
+
+    async def cancel_order(self, program: ProgramLike, order_id: str, *,
+                           now: datetime | None = None) -> list[PointsMovement]:
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: _orders.cancel_order(conn, cfg, order_id, at))
+
+    async def deliver_order(self, program: ProgramLike, order_id: str, *,
+                            now: datetime | None = None) -> list[PointsMovement]:
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: _orders.deliver_order(conn, cfg, order_id, at))
+
+    async def return_order(self, program: ProgramLike, order_id: str, return_id: str,
+                           lines: Sequence[tuple[str, int]], *, now: datetime | None = None
+                           ) -> list[PointsMovement]:
+        """Return units of lines (line id, quantity); idempotent by `return_id`."""
+        cfg, at = self.program(program), _now(now)
+        return await self._write(lambda conn: _returns.return_order(
+            conn, cfg, order_id, return_id, list(lines), at))
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def expire_lots(self, program: ProgramLike, *, now: datetime | None = None,
+                          batch_size: int = 500, max_batches: int = 100) -> ExpiryReport:
+        """Write EXPIRATION transactions for lots expired at `now` (idempotent, replica-safe)."""
+        cfg, at = self.program(program), _now(now)
+        return await self._job(lambda conn: _jobs.expire_lots(conn, cfg, at, batch_size,
+                                                              max_batches))
+
+    async def run_tier_periods(self, program: ProgramLike, *, now: datetime | None = None,
+                               batch_size: int = 200, max_batches: int = 100
+                               ) -> TierPeriodReport:
+        """Close CYCLIC periods and extended tiers ended at `now`."""
+        cfg, at = self.program(program), _now(now)
+        return await self._job(lambda conn: _jobs.run_tier_periods(conn, cfg, at, batch_size,
+                                                                   max_batches))
+
+    async def relay_outbox(self, send: _outbox.Send, *, limit: int = 100,
+                           now: datetime | None = None) -> int:
+        """Hand unpublished events to `send` (e.g. XADD to Redis), then mark them published."""
+        at = _now(now)
+        return await self._job(lambda conn: _outbox.relay(conn, send, limit, at))
+
+    async def outbox_events(self, *, program: str | None = None, after: int = 0,
+                            limit: int = 100) -> list[OutboxEvent]:
+        """Events in id order (published or not), for inspection and tests."""
+        return await self._read(lambda conn: _outbox.list_events(conn, program, after, limit))

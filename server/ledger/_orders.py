@@ -1,0 +1,671 @@
+"""The order lifecycle (SPEC 6): confirm, reserve, confirm a reservation, cancel, deliver.
+
+Confirm and reserve run the calculation *inside* the transaction, under the member's lock: the
+member state the engine sees is exactly the one the postings are checked against, so two orders
+can never spend the same points. Returns live in `_returns`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
+from arbiter.server.ledger import _tiers
+from arbiter.server.ledger._book import Book
+from arbiter.server.ledger._callback import CallbackFailed
+from arbiter.server.ledger._codec import result_from_obj, result_to_json
+from arbiter.server.ledger._config import LedgerProgram
+from arbiter.server.ledger._members import validate_id
+from arbiter.server.ledger._types import OrderOutcome, PointsMovement
+from arbiter.server.ledger.errors import (
+    Conflict,
+    FailedPrecondition,
+    HoldNotActive,
+    InsufficientPoints,
+    InvalidArgument,
+    NotFound,
+    OrderStateError,
+    TotalMismatch,
+)
+
+__all__ = [
+    "DEFAULT_HOLD_SECONDS",
+    "MAX_HOLD_SECONDS",
+    "Compute",
+    "OrderRequest",
+    "OrderRow",
+    "cancel_order",
+    "confirm_order",
+    "deliver_order",
+    "lock_order",
+    "movements_from_json",
+    "movements_to_json",
+    "reserve_order",
+]
+
+Compute = Callable[[MemberState, CodeUsage], CalculationResult]
+
+DEFAULT_HOLD_SECONDS = 900
+MAX_HOLD_SECONDS = 86_400
+MAX_PROMO_CODES = 100
+
+_ORDER_COLUMNS = (
+    "pk, order_id, member_pk, state, payload_hash, result::text AS result, total, hold_until,"
+    " delivered_at, delivery::text AS delivery, cancellation::text AS cancellation"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What the ledger needs of a ConfirmOrder / ReserveOrder request besides the calculation.
+
+    `payload_hash` is the caller's hash of every request field but `expected_total` and
+    `hold_seconds`: the same order id with another hash is a Conflict. `promo_codes` are the
+    order's codes as written (their usage is read, and locked, before the calculation);
+    `segments` the member's segments, passed through to the calculation.
+    """
+
+    order_id: str
+    member_id: str
+    payload_hash: str
+    promo_codes: tuple[str, ...] = ()
+    segments: frozenset[str] = frozenset()
+    expected_total: int | None = None
+
+
+@dataclass(slots=True)
+class OrderRow:
+    pk: int
+    order_id: str
+    member_pk: int
+    state: str
+    payload_hash: str
+    result_obj: dict[str, Any]
+    total: int
+    hold_until: datetime | None
+    delivered_at: datetime | None
+    delivery: list[Any] | None
+    cancellation: list[Any] | None
+    _result: CalculationResult | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_record(cls, r: Any) -> OrderRow:
+        return cls(
+            pk=r["pk"], order_id=r["order_id"], member_pk=r["member_pk"], state=r["state"],
+            payload_hash=r["payload_hash"], result_obj=json.loads(r["result"]), total=r["total"],
+            hold_until=r["hold_until"], delivered_at=r["delivered_at"],
+            delivery=json.loads(r["delivery"]) if r["delivery"] else None,
+            cancellation=json.loads(r["cancellation"]) if r["cancellation"] else None,
+        )
+
+    @property
+    def result(self) -> CalculationResult:
+        if self._result is None:
+            self._result = result_from_obj(self.result_obj)
+        return self._result
+
+
+def movements_to_json(movements: list[PointsMovement]) -> str:
+    return json.dumps([[m.point_type, m.accrual_reversed, m.redemption_refunded, m.activated,
+                        m.shortfall] for m in movements])
+
+
+def movements_from_json(obj: list[Any]) -> list[PointsMovement]:
+    return [PointsMovement(str(m[0]), int(m[1]), int(m[2]), int(m[3]), int(m[4])) for m in obj]
+
+
+async def _fetch_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
+                       *, lock: bool) -> OrderRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE program = $1 AND order_id = $2"
+        + (" FOR UPDATE" if lock else ""),
+        program.id,
+        order_id,
+    )
+    return None if row is None else OrderRow.from_record(row)
+
+
+async def lock_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
+                     now: datetime) -> tuple[Book, OrderRow]:
+    """Lock an existing order's member, then the order (the fixed lock order: member first)."""
+    validate_id(order_id, "order_id")
+    found = await _fetch_order(conn, program, order_id, lock=False)
+    if found is None:
+        raise NotFound("order", order_id)
+    book = await Book.open_pk(conn, program, found.member_pk, now)
+    if book is None:
+        raise NotFound("member of order", order_id)
+    order = await _fetch_order(conn, program, order_id, lock=True)
+    assert order is not None and order.member_pk == found.member_pk
+    return book, order
+
+
+def _validate_request(req: OrderRequest) -> None:
+    validate_id(req.order_id, "order.id")
+    validate_id(req.member_id, "member_id")
+    if not req.payload_hash:
+        raise ValueError("payload_hash must be computed by the caller")
+    if len(req.promo_codes) > MAX_PROMO_CODES:
+        raise InvalidArgument.field("order.promo_codes", f"at most {MAX_PROMO_CODES} codes")
+
+
+async def _existing(book: Book, program: LedgerProgram, req: OrderRequest) -> OrderRow | None:
+    order = await _fetch_order(book.conn, program, req.order_id, lock=True)
+    if order is None:
+        return None
+    if order.payload_hash != req.payload_hash or order.member_pk != book.member_pk:
+        raise Conflict("order", req.order_id)
+    if req.expected_total is not None and req.expected_total != order.total:
+        raise TotalMismatch(req.order_id, req.expected_total, order.total)
+    return order
+
+
+async def _snapshot(book: Book, req: OrderRequest) -> tuple[MemberState, CodeUsage, dict[str, int]]:
+    """The member as the calculation sees it, and the usage of the order's codes.
+
+    The known codes are locked (in code order, after the member) so that two members cannot
+    both take the last use of one code.
+    """
+    program = book.program
+    available = await book.available()
+    live = await book.live()
+    states = await _tiers.load_states(book.conn, book.member_pk)
+    tiers = {
+        g.id: g.tiers[_tiers.effective_tier(g, states.get(g.id), live.get(g.point_type, 0))].id
+        for g in program.tier_groups if g.tiers
+    }
+    codes = sorted({c.upper() for c in req.promo_codes if c.upper() in program.code_pools})
+    code_uses: dict[str, int] = {}
+    if codes:
+        await book.conn.execute(
+            "INSERT INTO promo_codes (program, code) SELECT $1, c FROM unnest($2::text[]) AS c"
+            " ORDER BY c ON CONFLICT DO NOTHING",
+            program.id, codes,
+        )
+        await book.conn.execute(
+            "SELECT 1 FROM promo_codes WHERE program = $1 AND code = ANY($2::text[])"
+            " ORDER BY code FOR UPDATE",
+            program.id, codes,
+        )
+        rows = await book.conn.fetch(
+            """
+            SELECT code, count(*) AS uses FROM promo_code_uses
+            WHERE program = $1 AND code = ANY($2::text[])
+              AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $3))
+            GROUP BY code
+            """,
+            program.id, codes, book.now,
+        )
+        code_uses = {r["code"]: r["uses"] for r in rows}
+    rows = await book.conn.fetch(
+        """
+        SELECT pool, count(*) AS uses FROM promo_code_uses
+        WHERE member_pk = $1 AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $2))
+        GROUP BY pool
+        """,
+        book.member_pk, book.now,
+    )
+    pool_uses = {r["pool"]: r["uses"] for r in rows}
+    state = MemberState(
+        member_id=book.member_id,
+        balances={t: max(0, available.get(t, 0)) for t in program.point_types},
+        tiers=tiers,
+        segments=req.segments,
+    )
+    return state, CodeUsage(code_uses, pool_uses), available
+
+
+def _calculate(compute: Compute, member: MemberState, usage: CodeUsage) -> CalculationResult:
+    try:
+        return compute(member, usage)
+    except Exception as exc:
+        raise CallbackFailed(exc) from exc
+
+
+def _check_result(program: LedgerProgram, result: CalculationResult, available: dict[str, int],
+                  usage: CodeUsage) -> None:
+    """Refuse a result that the ledger cannot post as it stands (defence against a stale or
+    wrong calculation: the engine caps redemptions and reports exhausted codes itself)."""
+    seen: set[str] = set()
+    for p in result.points:
+        if program.point_type(p.point_type) is None:
+            raise FailedPrecondition(f"the calculation names unknown point type {p.point_type!r}")
+        if p.point_type in seen:
+            raise FailedPrecondition(f"the calculation lists point type {p.point_type!r} twice")
+        seen.add(p.point_type)
+        if min(p.redeemed, p.accrued, p.accrued_pending) < 0:
+            raise FailedPrecondition(f"the calculation has negative points of {p.point_type!r}")
+        if p.redeemed > available.get(p.point_type, 0):
+            raise InsufficientPoints(p.point_type, p.redeemed,
+                                     max(0, available.get(p.point_type, 0)))
+    pool_counts: dict[str, int] = {}
+    for c in result.promo_codes:
+        if c.status != "APPLIED":
+            continue
+        code = c.code.upper()
+        pool_id = c.pool or program.code_pools.get(code, "")
+        pool = program.pools.get(pool_id)
+        if pool is None:
+            raise FailedPrecondition(f"promo code {c.code!r} belongs to no known pool")
+        max_uses = pool.codes.get(code, 0)
+        if max_uses and usage.code_uses.get(code, 0) + 1 > max_uses:
+            raise FailedPrecondition(f"promo code {c.code!r} is used up")
+        pool_counts[pool_id] = pool_counts.get(pool_id, 0) + 1
+        limit = pool.max_uses_per_member
+        if limit and usage.member_pool_uses.get(pool_id, 0) + pool_counts[pool_id] > limit:
+            raise FailedPrecondition(f"promo code {c.code!r}: the member used pool {pool_id!r}"
+                                     f" {limit} times already")
+
+
+async def _insert_order(book: Book, req: OrderRequest, result: CalculationResult, state: str,
+                        hold_until: datetime | None) -> int:
+    pk: int = await book.conn.fetchval(
+        """
+        INSERT INTO orders (program, order_id, member_pk, state, payload_hash, result, total,
+            hold_until, created_at, confirmed_at)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+        RETURNING pk
+        """,
+        book.program.id, req.order_id, book.member_pk, state, req.payload_hash,
+        result_to_json(result), result.totals.total, hold_until, book.now,
+        book.now if state == "CONFIRMED" else None,
+    )
+    return pk
+
+
+async def _use_codes(book: Book, order_pk: int, result: CalculationResult, state: str,
+                     hold_until: datetime | None) -> None:
+    for c in result.promo_codes:
+        if c.status != "APPLIED":
+            continue
+        code = c.code.upper()
+        pool = c.pool or book.program.code_pools.get(code, "")
+        await book.conn.execute(
+            "INSERT INTO promo_codes (program, code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            book.program.id, code,
+        )
+        await book.conn.execute(
+            """
+            INSERT INTO promo_code_uses (program, code, pool, member_pk, order_pk, state,
+                hold_until, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """,
+            book.program.id, code, pool, book.member_pk, order_pk, state, hold_until, book.now,
+        )
+
+
+async def _post_redemptions(book: Book, order_pk: int, order_id: str,
+                            result: CalculationResult) -> None:
+    for p in result.points:
+        if p.redeemed <= 0:
+            continue
+        debit = await book.debit(
+            p.point_type, p.redeemed, type="REDEMPTION", source_type="ORDER", source_id=order_id,
+            external_id=order_id, allow_negative=False, order_pk=order_pk,
+        )
+        if debit.shortfall:
+            raise InsufficientPoints(p.point_type, p.redeemed, debit.taken)
+        assert debit.txn is not None
+        await book.emit("points.redeemed", {"point_type": p.point_type, "points": p.redeemed,
+                                            "order_id": order_id, "transaction_id": debit.txn.id})
+
+
+async def _post_accruals(book: Book, order_pk: int, order_id: str,
+                         result: CalculationResult) -> None:
+    for p in result.points:
+        if p.accrued > 0:
+            txn = await book.credit(
+                p.point_type, p.accrued, type="ACCRUAL", source_type="ORDER", source_id=order_id,
+                external_id=order_id, order_pk=order_pk, timing="ON_CREATE",
+            )
+            await book.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
+                                               "order_id": order_id, "transaction_id": txn.id})
+        if p.accrued_pending > 0:
+            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            await book.add_lot(p.point_type, p.accrued_pending, pending=True, order_pk=order_pk,
+                               timing="ON_DELIVERY")
+
+
+def _points_summary(result: CalculationResult) -> list[dict[str, Any]]:
+    return [{"point_type": p.point_type, "redeemed": p.redeemed, "accrued": p.accrued,
+             "accrued_pending": p.accrued_pending} for p in result.points]
+
+
+async def _emit_confirmed(book: Book, order_id: str, result: CalculationResult) -> None:
+    await book.emit("order.confirmed", {"order_id": order_id, "total": result.totals.total,
+                                        "points": _points_summary(result)})
+
+
+async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                        compute: Compute, now: datetime) -> OrderOutcome:
+    _validate_request(req)
+    book = await Book.open(conn, program, req.member_id, now)
+    order = await _existing(book, program, req)
+    if order is not None:
+        if order.state == "CONFIRMED":
+            return OrderOutcome(req.order_id, "CONFIRMED", order.result, order.hold_until, True)
+        if order.state == "CANCELLED":
+            raise OrderStateError(req.order_id, "CANCELLED", "confirm")
+        return await _post_hold(book, order)
+    await _tiers.catch_up(book)
+    member, usage, available = await _snapshot(book, req)
+    result = _calculate(compute, member, usage)
+    if req.expected_total is not None and req.expected_total != result.totals.total:
+        raise TotalMismatch(req.order_id, req.expected_total, result.totals.total)
+    _check_result(program, result, available, usage)
+    order_pk = await _insert_order(book, req, result, "CONFIRMED", None)
+    await _post_redemptions(book, order_pk, req.order_id, result)
+    await _post_accruals(book, order_pk, req.order_id, result)
+    await _use_codes(book, order_pk, result, "CONFIRMED", None)
+    await _emit_confirmed(book, req.order_id, result)
+    await _tiers.refresh(book)
+    return OrderOutcome(req.order_id, "CONFIRMED", result, None, False)
+
+
+async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                        compute: Compute, hold_seconds: int, now: datetime) -> OrderOutcome:
+    _validate_request(req)
+    if hold_seconds < 0 or hold_seconds > MAX_HOLD_SECONDS:
+        raise InvalidArgument.field("hold_seconds", f"must lie in [0, {MAX_HOLD_SECONDS}]"
+                                    f" (0 means {DEFAULT_HOLD_SECONDS})")
+    seconds = hold_seconds or DEFAULT_HOLD_SECONDS
+    book = await Book.open(conn, program, req.member_id, now)
+    order = await _existing(book, program, req)
+    if order is not None:
+        if order.state == "CANCELLED":
+            raise OrderStateError(req.order_id, "CANCELLED", "reserve")
+        return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True)
+    await _tiers.catch_up(book)
+    member, usage, available = await _snapshot(book, req)
+    result = _calculate(compute, member, usage)
+    if req.expected_total is not None and req.expected_total != result.totals.total:
+        raise TotalMismatch(req.order_id, req.expected_total, result.totals.total)
+    _check_result(program, result, available, usage)
+    hold_until = now + timedelta(seconds=seconds)
+    order_pk = await _insert_order(book, req, result, "RESERVED", hold_until)
+    earmarks: list[tuple[str, int, list[tuple[int, int]]]] = []
+    for p in result.points:
+        if p.redeemed <= 0:
+            continue
+        left = p.redeemed
+        lots: list[tuple[int, int]] = []
+        for lot_pk, expires_at, free in await book.free_lots(p.point_type):
+            if left == 0:
+                break
+            part = min(free, left)
+            lots.append((lot_pk, part))
+            left -= part
+            if expires_at is not None and expires_at < hold_until:
+                # A hold never outlives the points it earmarks.
+                hold_until = expires_at
+        if left:
+            raise InsufficientPoints(p.point_type, p.redeemed, p.redeemed - left)
+        earmarks.append((p.point_type, p.redeemed, lots))
+    for point_type, points, lots in earmarks:
+        hold_pk = await conn.fetchval(
+            "INSERT INTO holds (order_pk, member_pk, point_type, points, hold_until, state,"
+            " created_at) VALUES ($1, $2, $3, $4, $5, 'HELD', $6) RETURNING pk",
+            order_pk, book.member_pk, point_type, points, hold_until, now,
+        )
+        await conn.executemany(
+            "INSERT INTO hold_lots (hold_pk, lot_pk, points) VALUES ($1, $2, $3)",
+            [(hold_pk, lot_pk, part) for lot_pk, part in lots],
+        )
+    await conn.execute("UPDATE orders SET hold_until = $2 WHERE pk = $1", order_pk, hold_until)
+    await _use_codes(book, order_pk, result, "HELD", hold_until)
+    return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False)
+
+
+async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
+    """ConfirmOrder of a reserved order: post the hold exactly as reserved."""
+    assert order.state == "RESERVED" and order.hold_until is not None
+    holds = await book.conn.fetch(
+        "SELECT pk, point_type, points, state FROM holds WHERE order_pk = $1 ORDER BY point_type",
+        order.pk,
+    )
+    if any(h["state"] != "HELD" for h in holds):
+        raise HoldNotActive(order.order_id, "voided")
+    if order.hold_until <= book.now:
+        raise HoldNotActive(order.order_id, f"lapsed at {order.hold_until.isoformat()}")
+    await _tiers.catch_up(book)
+    for h in holds:
+        lots = await book.conn.fetch(
+            "SELECT lot_pk, points FROM hold_lots WHERE hold_pk = $1 ORDER BY lot_pk", h["pk"]
+        )
+        await book.conn.execute(
+            "UPDATE holds SET state = 'POSTED', closed_at = $2 WHERE pk = $1", h["pk"], book.now
+        )
+        debit = await book.debit(
+            h["point_type"], h["points"], type="REDEMPTION", source_type="ORDER",
+            source_id=order.order_id, external_id=order.order_id, allow_negative=False,
+            order_pk=order.pk, earmarked=[(r["lot_pk"], r["points"]) for r in lots],
+        )
+        assert debit.txn is not None
+        await book.emit("points.redeemed", {"point_type": h["point_type"], "points": h["points"],
+                                            "order_id": order.order_id,
+                                            "transaction_id": debit.txn.id})
+    result = order.result
+    await _post_accruals(book, order.pk, order.order_id, result)
+    await book.conn.execute(
+        "UPDATE promo_code_uses SET state = 'CONFIRMED', hold_until = NULL"
+        " WHERE order_pk = $1 AND state = 'HELD'",
+        order.pk,
+    )
+    await book.conn.execute(
+        "UPDATE orders SET state = 'CONFIRMED', confirmed_at = $2 WHERE pk = $1",
+        order.pk, book.now,
+    )
+    await _emit_confirmed(book, order.order_id, result)
+    await _tiers.refresh(book)
+    return OrderOutcome(order.order_id, "CONFIRMED", result, order.hold_until, False)
+
+
+async def deliver_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
+                        now: datetime) -> list[PointsMovement]:
+    """Pending (ON_DELIVERY) accruals become active; their validity counts from now."""
+    book, order = await lock_order(conn, program, order_id, now)
+    if order.state != "CONFIRMED":
+        raise OrderStateError(order_id, order.state, "deliver")
+    if order.delivered_at is not None:
+        return movements_from_json(order.delivery or [])
+    await _tiers.catch_up(book)
+    lots = await conn.fetch(
+        "SELECT pk, point_type, remaining FROM lots WHERE order_pk = $1 AND state = 'PENDING'"
+        " ORDER BY point_type, pk",
+        order.pk,
+    )
+    activated: dict[str, int] = {}
+    for lot in lots:
+        points = lot["remaining"]
+        point_type = lot["point_type"]
+        cfg = program.point_type(point_type)
+        expires_at = cfg.expiry(now, program.tz) if cfg is not None else None
+        if points == 0:  # returned in full before delivery
+            await conn.execute("UPDATE lots SET state = 'VOIDED' WHERE pk = $1", lot["pk"])
+            continue
+        repay = min(points, await _unbacked(book, point_type))
+        txn = await book.post(
+            point_type, points, type="ACCRUAL", source_type="ORDER", source_id=order_id,
+            external_id=order_id, comment="delivered", unbacked_delta=-repay,
+        )
+        await conn.execute(
+            "UPDATE lots SET state = 'ACTIVE', remaining = $2, accrued_at = $3, expires_at = $4,"
+            " txn_pk = $5 WHERE pk = $1",
+            lot["pk"], points - repay, now, expires_at, int(txn.id),
+        )
+        activated[point_type] = activated.get(point_type, 0) + points
+        await book.emit("points.accrued", {"point_type": point_type, "points": points,
+                                           "order_id": order_id, "transaction_id": txn.id})
+    movements = [PointsMovement(t, activated=p) for t, p in activated.items()]
+    await conn.execute(
+        "UPDATE orders SET delivered_at = $2, delivery = $3::jsonb WHERE pk = $1",
+        order.pk, now, movements_to_json(movements),
+    )
+    await _tiers.refresh(book)
+    return movements
+
+
+async def _unbacked(book: Book, point_type: str) -> int:
+    value: int = await book.conn.fetchval(
+        "SELECT unbacked FROM balances WHERE member_pk = $1 AND point_type = $2",
+        book.member_pk, point_type,
+    ) or 0
+    return value
+
+
+async def order_points_left(conn: asyncpg.Connection, order: OrderRow
+                            ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """What returns have not yet taken back: accruals by (type, timing), redemptions by type.
+
+    Returns record what they meant to take (shortfalls included), so a later cancellation
+    never takes the same points twice.
+    """
+    accrued: dict[tuple[str, str], int] = {}
+    redeemed: dict[str, int] = {}
+    for p in order.result.points:
+        if p.accrued:
+            accrued[(p.point_type, "ON_CREATE")] = p.accrued
+        if p.accrued_pending:
+            accrued[(p.point_type, "ON_DELIVERY")] = p.accrued_pending
+        if p.redeemed:
+            redeemed[p.point_type] = p.redeemed
+    rows = await conn.fetch("SELECT allocation::text AS a FROM returns WHERE order_pk = $1",
+                            order.pk)
+    for r in rows:
+        for _line, point_type, kind, points in json.loads(r["a"]):
+            if kind == "REDEEMED":
+                redeemed[point_type] -= points
+            else:
+                accrued[(point_type, kind)] -= points
+    return accrued, redeemed
+
+
+async def cancel_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
+                       now: datetime) -> list[PointsMovement]:
+    """Reverse everything the order did (whatever allow_refund says); idempotent."""
+    book, order = await lock_order(conn, program, order_id, now)
+    if order.state == "CANCELLED":
+        return movements_from_json(order.cancellation or [])
+    await _tiers.catch_up(book)
+    movements: list[PointsMovement] = []
+    if order.state == "RESERVED":
+        await conn.execute(
+            "UPDATE holds SET state = 'VOIDED', closed_at = $2 WHERE order_pk = $1"
+            " AND state = 'HELD'",
+            order.pk, now,
+        )
+    else:
+        accrued, redeemed = await order_points_left(conn, order)
+        per_type: dict[str, dict[str, int]] = {}
+        for point_type, points in redeemed.items():
+            if points > 0:
+                txn = await book.restore(
+                    point_type, points, order.pk, type="REVERSAL", source_id=order_id,
+                    external_id=order_id, comment="order cancelled: redemption given back",
+                )
+                per_type.setdefault(point_type, {})["refunded"] = points
+                await book.emit("points.refunded", {"point_type": point_type, "points": points,
+                                                    "order_id": order_id,
+                                                    "transaction_id": txn.id})
+        for (point_type, timing), points in sorted(accrued.items()):
+            if points <= 0:
+                continue
+            entry = per_type.setdefault(point_type, {})
+            if timing == "ON_DELIVERY" and order.delivered_at is None:
+                await conn.execute(
+                    "UPDATE lots SET state = 'VOIDED', remaining = 0 WHERE order_pk = $1"
+                    " AND point_type = $2 AND state = 'PENDING'",
+                    order.pk, point_type,
+                )
+                entry["reversed"] = entry.get("reversed", 0) + points
+                continue
+            taken, shortfall = await reverse_accrual(book, order, point_type, points,
+                                                     "order cancelled: accrual reversed")
+            entry["reversed"] = entry.get("reversed", 0) + taken
+            entry["shortfall"] = entry.get("shortfall", 0) + shortfall
+        movements = [
+            PointsMovement(t, accrual_reversed=v.get("reversed", 0),
+                           redemption_refunded=v.get("refunded", 0),
+                           shortfall=v.get("shortfall", 0))
+            for t, v in per_type.items()
+        ]
+    await conn.execute(
+        "UPDATE promo_code_uses SET state = 'RELEASED', closed_at = $2"
+        " WHERE order_pk = $1 AND state <> 'RELEASED'",
+        order.pk, now,
+    )
+    await conn.execute(
+        "UPDATE orders SET state = 'CANCELLED', cancelled_at = $2, cancellation = $3::jsonb"
+        " WHERE pk = $1",
+        order.pk, now, movements_to_json(movements),
+    )
+    await book.emit("order.cancelled", {
+        "order_id": order_id, "was": order.state,
+        "movements": [[m.point_type, m.accrual_reversed, m.redemption_refunded, m.shortfall]
+                      for m in movements],
+    })
+    await _tiers.refresh(book)
+    return movements
+
+
+async def reverse_accrual(book: Book, order: OrderRow, point_type: str, points: int,
+                          comment: str, external_id: str | None = None) -> tuple[int, int]:
+    """Take back accrued points; never below zero unless the type allows it.
+
+    The order's own lots go first: what of them already expired is written off already (the
+    member lost those points once; a reversal does not take them again), what expired but is
+    not yet written off is taken from them, then their live points, then other lots.
+    Returns (reversed, shortfall); the shortfall is also in the transaction's `extra`.
+    """
+    cfg = book.program.point_type(point_type)
+    allow_negative = cfg.allow_negative_balance if cfg is not None else False
+    own = await book.conn.fetch(
+        """
+        SELECT pk, state, remaining, expired_points - expired_reversed AS gone, expires_at
+        FROM lots WHERE order_pk = $1 AND point_type = $2 AND state IN ('ACTIVE', 'EXPIRED')
+        ORDER BY pk
+        """,
+        order.pk, point_type,
+    )
+    left = points
+    forgiven: list[tuple[int, int]] = []
+    stale: list[tuple[int, int]] = []
+    for lot in own:
+        if left and lot["state"] == "EXPIRED" and lot["gone"] > 0:
+            part = min(left, lot["gone"])
+            forgiven.append((lot["pk"], part))
+            left -= part
+    for lot in own:
+        due = lot["expires_at"] is not None and lot["expires_at"] <= book.now
+        if left and lot["state"] == "ACTIVE" and due and lot["remaining"] > 0:
+            part = min(left, lot["remaining"])
+            stale.append((lot["pk"], part))
+            left -= part
+    if forgiven:
+        await book.conn.executemany(
+            "UPDATE lots SET expired_reversed = expired_reversed + $2 WHERE pk = $1", forgiven
+        )
+    written_off = sum(p for _, p in forgiven)
+    ext = external_id or order.order_id
+    to_take = points - written_off
+    if to_take == 0:
+        return points, 0
+    extra = {"already_expired": written_off} if written_off else None
+    debit = await book.debit(
+        point_type, to_take, type="REVERSAL", source_type="ORDER", source_id=order.order_id,
+        external_id=ext, comment=comment, extra=extra, allow_negative=allow_negative,
+        order_pk=order.pk, prefer_order_pk=order.pk, first=stale,
+    )
+    if debit.txn is None and debit.shortfall:
+        # Nothing could be taken: still leave a trace of what was owed, with a zero value.
+        await book.post(point_type, 0, type="REVERSAL", source_type="ORDER",
+                        source_id=order.order_id, external_id=ext, comment=comment,
+                        extra={**(extra or {}), "requested": to_take,
+                               "shortfall": debit.shortfall})
+    return written_off + debit.taken, debit.shortfall

@@ -1,0 +1,62 @@
+"""The transactional outbox: events written with their change, relayed at least once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from arbiter.server.ledger._callback import CallbackFailed
+from arbiter.server.ledger._types import OutboxEvent
+
+__all__ = ["Send", "list_events", "relay"]
+
+Send = Callable[[Sequence[OutboxEvent]], Awaitable[None]]
+
+_COLUMNS = "pk, program, topic, member_id, payload::text AS payload, created_at"
+
+
+def _event(r: asyncpg.Record) -> OutboxEvent:
+    return OutboxEvent(r["pk"], r["program"], r["topic"], r["member_id"],
+                       json.loads(r["payload"]), r["created_at"])
+
+
+async def relay(conn: asyncpg.Connection, send: Send, limit: int, now: datetime) -> int:
+    """Hand the oldest unpublished events to `send`, then mark them published.
+
+    Rows are claimed with SKIP LOCKED, so replicas relay disjoint batches; if `send` raises,
+    nothing is marked and the batch goes again (at least once; consumers dedupe by event id).
+    """
+    assert limit > 0
+    async with conn.transaction():
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM outbox WHERE published_at IS NULL"
+            " ORDER BY pk LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
+        )
+        if not rows:
+            return 0
+        try:
+            await send([_event(r) for r in rows])
+        except Exception as exc:
+            raise CallbackFailed(exc) from exc
+        await conn.execute(
+            "UPDATE outbox SET published_at = $2 WHERE pk = ANY($1::bigint[])",
+            [r["pk"] for r in rows],
+            now,
+        )
+    return len(rows)
+
+
+async def list_events(conn: asyncpg.Connection, program: str | None, after: int, limit: int
+                      ) -> list[OutboxEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM outbox WHERE pk > $1 AND ($2::text IS NULL OR program = $2)"
+        " ORDER BY pk LIMIT $3",
+        after,
+        program,
+        limit,
+    )
+    return [_event(r) for r in rows]

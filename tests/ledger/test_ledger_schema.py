@@ -1,0 +1,122 @@
+"""Migrations, the append-only rule, the result codec and the package's public names."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+import arbiter.server.ledger as ledger_pkg
+from arbiter.server.app.embedded_pg import dsn_with_database, run_psql
+from arbiter.server.engine.errors import ArbiterError
+from arbiter.server.engine.types import (
+    AppliedBenefit,
+    CalculationResult,
+    LineResult,
+    PointsChange,
+    PromoCodeResult,
+    Totals,
+)
+from arbiter.server.ledger import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    Ledger,
+    LedgerError,
+    NotFound,
+    StorageUnavailable,
+    result_from_json,
+    result_to_json,
+)
+from arbiter.server.ledger._migrate import load_migrations
+from arbiter.v1 import program_pb2
+from tests.ledger.ledger_support import T0
+
+
+@pytest.fixture
+def empty_dsn(pg_dsn: str) -> Iterator[str]:
+    name = f"t_empty_{secrets.token_hex(6)}"
+    run_psql(pg_dsn, f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_with_database(pg_dsn, name)
+    finally:
+        run_psql(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_migrations_apply_once_even_when_processes_start_together(empty_dsn: str) -> None:
+    ledgers = [await Ledger.connect(empty_dsn, max_size=2) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(lg.migrate() for lg in ledgers))
+        names = [m.name for m in load_migrations()]
+        assert sorted(applied, key=len) == [[]] * 3 + [names]
+        assert await ledgers[0].migrate() == []
+        rows = await ledgers[0].pool.fetch("SELECT version, name FROM schema_migrations")
+        assert [r["name"] for r in rows] == names
+    finally:
+        for lg in ledgers:
+            await lg.close()
+
+
+async def test_an_edited_migration_is_refused(empty_dsn: str) -> None:
+    async with await Ledger.connect(empty_dsn) as lg:
+        await lg.migrate()
+        await lg.pool.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
+        with pytest.raises(RuntimeError, match="changed after it was applied"):
+            await lg.migrate()
+
+
+async def test_transactions_are_append_only(ledger: Ledger, program: program_pb2.Program) -> None:
+    await ledger.enroll(program, "m1", now=T0)
+    await ledger.create_transaction(program, member_id="m1", point_type="bonus",
+                                    operation="ACCRUAL", points=10, external_id="e1", now=T0)
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await ledger.pool.execute("UPDATE transactions SET value = 11")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await ledger.pool.execute("DELETE FROM transactions")
+
+
+async def test_unreachable_database_is_storage_unavailable() -> None:
+    with pytest.raises(StorageUnavailable):
+        await Ledger.connect("postgresql://nobody@127.0.0.1:1/none", timeout=2)
+
+
+def test_errors_are_arbiter_errors() -> None:
+    for cls in (NotFound, Conflict, FailedPrecondition, InvalidArgument, StorageUnavailable):
+        assert issubclass(cls, LedgerError) and issubclass(cls, ArbiterError)
+    err = InvalidArgument.field("points", "must be positive")
+    assert err.fields == ("points",)
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(ledger_pkg.__all__) == {
+        "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "BalanceInfo", "Compute", "Conflict",
+        "EnrollManyResult", "EnrollResult", "ExpiringLot", "ExpiryReport", "FailedPrecondition",
+        "HoldNotActive", "InsufficientPoints", "InvalidArgument", "Ledger", "LedgerError",
+        "LedgerProgram", "MemberInfo", "MemberSnapshot", "NotFound", "OrderOutcome", "OrderRequest",
+        "OrderStateError", "OutboxEvent", "PointsMovement", "ProgramLike", "StorageUnavailable",
+        "TierChange", "TierPeriodReport", "TierStatus", "TotalMismatch", "Transaction",
+        "TransactionPage", "line_points", "result_from_json", "result_to_json",
+    }
+    for name in ledger_pkg.__all__:
+        assert getattr(ledger_pkg, name) is not None
+
+
+def test_result_codec_round_trips_exactly() -> None:
+    result = CalculationResult(
+        evaluated_at=datetime(2025, 3, 1, 10, 30, 15, 123456, tzinfo=UTC),
+        totals=Totals(100_000, 20_000, 12_000, 500, 500, 68_000, 3),
+        lines=(LineResult("a", 60_000, 12_000, 7_200, 40_800, ((1, 13_601), (2, 13_600))),
+               LineResult("b", 40_000, 8_000, 4_800, 27_200, ((1, 27_200),))),
+        benefits=(AppliedBenefit("a", "A", "DISCOUNT", "discount", 12_000, 0, ""),
+                  AppliedBenefit("", "C", "POINTS", "accrue_points", 0, 17, "bonus",
+                                 "ON_DELIVERY")),
+        points=(PointsChange("bonus", 50_000, 12_000, 0, 17),),
+        texts=("Привет, {member.id} 🎉",),
+        promo_codes=(PromoCodeResult("Summer", "APPLIED", "", "pool1"),
+                     PromoCodeResult("x", "INVALID", "UNKNOWN_CODE")),
+    )
+    assert result_from_json(result_to_json(result)) == result
