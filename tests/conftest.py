@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from arbiter.server.app.embedded_pg import EmbeddedPostgres, dsn_with_database, run_psql
 from arbiter.server.app.embedded_redis import RedisServer
 

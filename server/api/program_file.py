@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import cast
 
-from arbiter.server.engine.errors import ConfigError, ConfigIssue
-from arbiter.server.engine.validate import validate_program
-from arbiter.v1 import program_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.validate import validate_program
+from arbiter.v1 import program_pb2
 
 __all__ = [
     "MAX_PROGRAM_FILE_BYTES",

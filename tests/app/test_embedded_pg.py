@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from arbiter.server.app.embedded_pg import (
     BinariesNotFoundError,
     DataDirError,

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+
 from arbiter.server.api import program_file
 from arbiter.server.api.program_file import (
     load_demo_program,
@@ -19,7 +21,6 @@ from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.server.engine.validate import validate_program
 from arbiter.v1 import checkout_pb2
 from arbiter.v1 import program_pb2 as pb
-from google.protobuf import json_format
 
 
 def small_program(**overrides: Any) -> dict[str, Any]:

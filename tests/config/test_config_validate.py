@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.server.engine.validate import (
     MAX_BENEFIT_CHILDREN,
