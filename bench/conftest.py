@@ -1,0 +1,1 @@
+"""Benchmarks are measurements, never pass/fail timing tests: run with `make bench`."""
