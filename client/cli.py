@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
+    from arbiter.server.app.embedded_pg import EmbeddedPostgresError
     from arbiter.server.app.wiring import App
     from arbiter.server.engine import ConfigError
+    from arbiter.server.ledger import StorageUnavailable
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -75,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return _EXIT_FAILED
-    except OSError as exc:
+    except (OSError, EmbeddedPostgresError, StorageUnavailable) as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)
         return _EXIT_FAILED
     return _EXIT_OK

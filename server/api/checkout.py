@@ -1,19 +1,37 @@
-"""CheckoutService: quotes now; the order lifecycle (reserve, confirm, ...) with the ledger."""
+"""CheckoutService: quotes, and the order lifecycle (reserve, confirm, ...) with the ledger."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from arbiter.server.api.translate import order_from_proto, result_to_proto
-from arbiter.server.engine import FieldViolation, InvalidOrder, calculate
-from arbiter.server.state import MemberDirectory, ProgramRegistry
-from arbiter.v1 import checkout_pb2, checkout_pb2_grpc
+from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
+from arbiter.server.engine import (
+    CalculationResult,
+    CodeUsage,
+    FieldViolation,
+    InvalidOrder,
+    MemberState,
+    OrderInput,
+    calculate,
+)
+from arbiter.server.ledger import (
+    MAX_HOLD_SECONDS,
+    Ledger,
+    OrderOutcome,
+    OrderRequest,
+    PointsMovement,
+)
+from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry, StateStore
+from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "utc_now"]
+__all__ = ["CheckoutService", "Clock", "payload_hash", "utc_now"]
 
 Clock = Callable[[], datetime]
+
+OrderMessage = checkout_pb2.ConfirmOrderRequest | checkout_pb2.ReserveOrderRequest
 
 
 def utc_now() -> datetime:
@@ -21,19 +39,52 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
-    """Thin servicer: take the applied program, translate, calculate, translate back.
+def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
+    # The fields a ConfirmOrder / ReserveOrder shares with a quote; member_context is refused
+    # before this is called.
+    quote = checkout_pb2.CalculateOrderRequest(program=request.program, member_id=request.member_id)
+    quote.order.CopyFrom(request.order)
+    return quote
 
-    ReserveOrder, ConfirmOrder, DeliverOrder, CancelOrder and ReturnOrder are inherited from the
-    generated base, which raises NotImplementedError: UNIMPLEMENTED until the ledger lands.
+
+def payload_hash(quote: checkout_pb2.CalculateOrderRequest) -> str:
+    """SHA-256 of every field that identifies the order (not `expected_total`, `hold_seconds`).
+
+    Deterministic serialization sorts map entries (line `fields`), so equal requests hash
+    equally; ReserveOrder and ConfirmOrder of one order give the same hash.
+    """
+    return hashlib.sha256(quote.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _movements_to_proto(movements: Sequence[PointsMovement], out: Any) -> None:
+    for m in movements:
+        item = out.add()
+        item.point_type = m.point_type
+        item.accrual_reversed = m.accrual_reversed
+        item.redemption_refunded = m.redemption_refunded
+        item.activated = m.activated
+        item.shortfall = m.shortfall
+
+
+class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
+    """Thin servicer: take the applied program, translate, calculate or call the ledger, translate
+    back. Without a ledger (a server built for quotes only) the lifecycle RPCs are UNIMPLEMENTED.
     """
 
     def __init__(
-        self, programs: ProgramRegistry, members: MemberDirectory, clock: Clock = utc_now
+        self,
+        programs: ProgramRegistry,
+        members: MemberDirectory,
+        clock: Clock = utc_now,
+        *,
+        ledger: Ledger | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self._programs = programs
         self._members = members
         self._clock = clock
+        self._ledger = ledger
+        self._store = store
 
     async def CalculateOrder(
         self, request: checkout_pb2.CalculateOrderRequest, context: Any
@@ -45,7 +96,209 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         applied = self._programs.get(program_id)
         compiled = applied.compiled
         order, member = order_from_proto(request, compiled.point_type_ids)
-        if member is None and request.member_id:
+        enrolled = member is None and bool(request.member_id)
+        if enrolled:
             member = await self._members.get(program_id, request.member_id)
-        result = calculate(compiled, order, member, now=self._clock())
+        usage = await self._members.usage(
+            program_id, request.member_id if enrolled else None, order.promo_codes
+        )
+        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
         return result_to_proto(result, applied.version)
+
+    # -- the order lifecycle -------------------------------------------------------------------
+
+    def _storage(self) -> tuple[Ledger, StateStore]:
+        if self._ledger is None or self._store is None:
+            raise NotImplementedError("the order lifecycle needs the ledger")
+        return self._ledger, self._store
+
+    def _prepare(
+        self, request: OrderMessage, hold_seconds: int | None
+    ) -> tuple[AppliedProgram, OrderInput, OrderRequest]:
+        """Validate a ConfirmOrder / ReserveOrder; every bad field in one InvalidOrder."""
+        bad: list[FieldViolation] = []
+        if not request.program:
+            raise InvalidOrder([FieldViolation("program", "required")])
+        applied = self._programs.get(request.program)
+        if request.HasField("member_context"):
+            bad.append(
+                FieldViolation(
+                    "member_context",
+                    "not accepted here: the order is committed for the enrolled member_id",
+                )
+            )
+        if not request.member_id:
+            bad.append(FieldViolation("member_id", "required: an enrolled member"))
+        if not request.order.id:
+            bad.append(FieldViolation("order.id", "required: the order's idempotency key"))
+        if hold_seconds is not None and not 0 <= hold_seconds <= MAX_HOLD_SECONDS:
+            bad.append(
+                FieldViolation(
+                    "hold_seconds", f"must lie in [0, {MAX_HOLD_SECONDS}] (0 means the default)"
+                )
+            )
+        quote = _quote_request(request)
+        order: OrderInput | None = None
+        try:
+            order, _ = order_from_proto(quote, applied.compiled.point_type_ids)
+        except InvalidOrder as exc:
+            bad.extend(exc.violations)
+        if bad or order is None:
+            raise InvalidOrder(bad)
+        expected = request.expected_total if request.HasField("expected_total") else None
+        ledger_request = OrderRequest(
+            order_id=order.id,
+            member_id=request.member_id,
+            payload_hash=payload_hash(quote),
+            promo_codes=order.promo_codes,
+            expected_total=expected,
+        )
+        return applied, order, ledger_request
+
+    def _compute(
+        self, applied: AppliedProgram, order: OrderInput, now: datetime
+    ) -> Callable[[MemberState, CodeUsage], CalculationResult]:
+        compiled = applied.compiled
+
+        def compute(member: MemberState, usage: CodeUsage) -> CalculationResult:
+            return calculate(compiled, order, member, now=now, usage=usage)
+
+        return compute
+
+    async def _version(
+        self, store: StateStore, applied: AppliedProgram, outcome: OrderOutcome, member_id: str
+    ) -> int:
+        # The version the stored result was computed on (the reservation's, for a posted hold).
+        program_id = self._program_id(applied)
+        return await store.record_order(program_id, outcome.order_id, applied.version, member_id)
+
+    @staticmethod
+    def _program_id(applied: AppliedProgram) -> str:
+        assert applied.source is not None
+        return applied.source.id
+
+    @staticmethod
+    def _source(applied: AppliedProgram) -> program_pb2.Program:
+        assert applied.source is not None, "the lifecycle needs the published program"
+        return applied.source
+
+    async def ConfirmOrder(
+        self, request: checkout_pb2.ConfirmOrderRequest, context: Any
+    ) -> checkout_pb2.ConfirmOrderResponse:
+        ledger, store = self._storage()
+        applied, order, ledger_request = self._prepare(request, None)
+        now = self._clock()
+        try:
+            outcome = await ledger.confirm_order(
+                self._source(applied), ledger_request, self._compute(applied, order, now), now=now
+            )
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        version = await self._version(store, applied, outcome, request.member_id)
+        response = checkout_pb2.ConfirmOrderResponse()
+        response.result.CopyFrom(result_to_proto(outcome.result, version))
+        return response
+
+    async def ReserveOrder(
+        self, request: checkout_pb2.ReserveOrderRequest, context: Any
+    ) -> checkout_pb2.ReserveOrderResponse:
+        ledger, store = self._storage()
+        applied, order, ledger_request = self._prepare(request, request.hold_seconds)
+        now = self._clock()
+        try:
+            outcome = await ledger.reserve_order(
+                self._source(applied),
+                ledger_request,
+                self._compute(applied, order, now),
+                hold_seconds=request.hold_seconds,
+                now=now,
+            )
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        version = await self._version(store, applied, outcome, request.member_id)
+        response = checkout_pb2.ReserveOrderResponse()
+        response.result.CopyFrom(result_to_proto(outcome.result, version))
+        if outcome.hold_until is not None:
+            response.hold_until.FromDatetime(outcome.hold_until)
+        return response
+
+    async def _order_step(self, program_id: str, order_id: str) -> tuple[Ledger, AppliedProgram]:
+        ledger, _ = self._storage()
+        bad = []
+        if not program_id:
+            bad.append(FieldViolation("program", "required"))
+        if not order_id:
+            bad.append(FieldViolation("order_id", "required"))
+        if bad:
+            raise InvalidOrder(bad)
+        return ledger, self._programs.get(program_id)
+
+    async def _invalidate_order_member(self, program_id: str, order_id: str) -> None:
+        _, store = self._storage()
+        try:
+            member_id = await store.order_member(program_id, order_id)
+        except Exception:
+            member_id = None
+        # An order this server never recorded: forget the whole program rather than guess.
+        self._members.invalidate(program_id, member_id)
+
+    async def DeliverOrder(
+        self, request: checkout_pb2.DeliverOrderRequest, context: Any
+    ) -> checkout_pb2.DeliverOrderResponse:
+        ledger, applied = await self._order_step(request.program, request.order_id)
+        try:
+            movements = await ledger.deliver_order(
+                self._source(applied), request.order_id, now=self._clock()
+            )
+        finally:
+            await self._invalidate_order_member(request.program, request.order_id)
+        response = checkout_pb2.DeliverOrderResponse()
+        _movements_to_proto(movements, response.activated)
+        return response
+
+    async def CancelOrder(
+        self, request: checkout_pb2.CancelOrderRequest, context: Any
+    ) -> checkout_pb2.CancelOrderResponse:
+        ledger, applied = await self._order_step(request.program, request.order_id)
+        try:
+            movements = await ledger.cancel_order(
+                self._source(applied), request.order_id, now=self._clock()
+            )
+        finally:
+            await self._invalidate_order_member(request.program, request.order_id)
+        response = checkout_pb2.CancelOrderResponse()
+        _movements_to_proto(movements, response.reversed)
+        return response
+
+    async def ReturnOrder(
+        self, request: checkout_pb2.ReturnOrderRequest, context: Any
+    ) -> checkout_pb2.ReturnOrderResponse:
+        ledger, applied = await self._order_step(request.program, request.order_id)
+        bad = []
+        if not request.return_id:
+            bad.append(FieldViolation("return_id", "required: the return's idempotency key"))
+        if not request.lines:
+            bad.append(FieldViolation("lines", "at least one line to return"))
+        elif len(request.lines) > MAX_LINES:
+            raise InvalidOrder([FieldViolation("lines", f"at most {MAX_LINES} lines")])
+        for index, line in enumerate(request.lines):
+            if not line.line_id:
+                bad.append(FieldViolation(f"lines[{index}].line_id", "required"))
+            if line.quantity <= 0:
+                bad.append(FieldViolation(f"lines[{index}].quantity", "must be positive"))
+        if bad:
+            raise InvalidOrder(bad)
+        lines = [(line.line_id, line.quantity) for line in request.lines]
+        try:
+            movements = await ledger.return_order(
+                self._source(applied),
+                request.order_id,
+                request.return_id,
+                lines,
+                now=self._clock(),
+            )
+        finally:
+            await self._invalidate_order_member(request.program, request.order_id)
+        response = checkout_pb2.ReturnOrderResponse()
+        _movements_to_proto(movements, response.reversed)
+        return response

@@ -1,11 +1,366 @@
-"""MemberService: every RPC answers UNIMPLEMENTED until the ledger lands."""
+"""MemberService: members, balances and manual points over the ledger; translate, call, back."""
 
 from __future__ import annotations
 
-from arbiter.v1 import member_pb2_grpc
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
 
-__all__ = ["MemberService"]
+from arbiter.server.engine import FieldViolation
+from arbiter.server.ledger import (
+    BalanceInfo,
+    InvalidArgument,
+    Ledger,
+    MemberInfo,
+    TierStatus,
+    Transaction,
+)
+from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry
+from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
+
+__all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
+
+MAX_PAGE_SIZE: Final = 1000
+# One EnrollMembers stream enrolls at most this many members (a bulk import is split into
+# several streams); the ledger commits them in chunks of a few hundred.
+MAX_ENROLL_STREAM: Final = 1_000_000
+_MAX_ID_CHARS: Final = 256
+
+Clock = Callable[[], datetime]
+
+_OPERATIONS: Final = {
+    member_pb2.OPERATION_ACCRUAL: "ACCRUAL",
+    member_pb2.OPERATION_DEDUCTION: "DEDUCTION",
+}
+
+
+def _enum_number(enum: Any, prefix: str, name: str) -> int:
+    try:
+        return int(enum.Value(prefix + name))
+    except ValueError:
+        return 0
+
+
+def _timestamp(out: Any, at: datetime) -> None:
+    out.FromDatetime(at.astimezone(UTC))
+
+
+def _balances_to_proto(balances: tuple[BalanceInfo, ...], out: Any) -> None:
+    for b in balances:
+        item = out.add()
+        item.point_type = b.point_type
+        item.available = b.available
+        item.held = b.held
+        item.pending = b.pending
+        item.expiring_soon = b.expiring_soon
+        item.balance = b.balance
+
+
+def _tiers_to_proto(tiers: tuple[TierStatus, ...], out: Any) -> None:
+    for t in tiers:
+        item = out.add()
+        item.tier_group = t.tier_group
+        item.tier = t.tier
+        item.points = t.points
+        item.next_tier = t.next_tier
+        item.to_next = t.to_next
+        if t.period_end is not None:
+            _timestamp(item.period_end, t.period_end)
+
+
+def _member_to_proto(
+    info: MemberInfo, out: member_pb2.Member | member_pb2.GetMemberResponse
+) -> None:
+    out.member_id = info.member_id
+    _timestamp(out.registered_at, info.registered_at)
+    _balances_to_proto(info.balances, out.balances)
+    _tiers_to_proto(info.tiers, out.tiers)
+
+
+def _transaction_to_proto(txn: Transaction, out: member_pb2.Transaction) -> None:
+    out.id = txn.id
+    out.external_id = txn.external_id
+    _timestamp(out.created_at, txn.created_at)
+    out.type = _enum_number(member_pb2.TransactionType, "TRANSACTION_TYPE_", txn.type)  # type: ignore[assignment]
+    out.member_id = txn.member_id
+    out.point_type = txn.point_type
+    out.balance_before = txn.balance_before
+    out.value = txn.value
+    out.balance_after = txn.balance_after
+    out.source_type = _enum_number(member_pb2.SourceType, "SOURCE_TYPE_", txn.source_type)  # type: ignore[assignment]
+    out.source_id = txn.source_id
+    out.comment = txn.comment
+    out.extra = txn.extra
+
+
+def _check_id(bad: list[FieldViolation], value: str, field: str) -> None:
+    if not value:
+        bad.append(FieldViolation(field, "required"))
+    elif len(value) > _MAX_ID_CHARS:
+        bad.append(FieldViolation(field, f"at most {_MAX_ID_CHARS} characters"))
+
+
+def _raise_if(bad: list[FieldViolation]) -> None:
+    if bad:
+        raise InvalidArgument(bad)
 
 
 class MemberService(member_pb2_grpc.MemberServiceServicer):
-    """The generated base raises NotImplementedError for each RPC: UNIMPLEMENTED on the wire."""
+    """Thin servicer over the ledger. Every write invalidates the member in the directory.
+
+    Without a ledger every RPC is UNIMPLEMENTED (a quote-only server).
+    """
+
+    def __init__(
+        self,
+        programs: ProgramRegistry,
+        members: MemberDirectory,
+        clock: Clock,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self._programs = programs
+        self._members = members
+        self._clock = clock
+        self._ledger = ledger
+
+    def _begin(
+        self, program_id: str, bad: list[FieldViolation]
+    ) -> tuple[Ledger, AppliedProgram, program_pb2.Program]:
+        if self._ledger is None:
+            raise NotImplementedError("members need the ledger")
+        if not program_id:
+            bad.insert(0, FieldViolation("program", "required"))
+            raise InvalidArgument(bad)
+        _raise_if(bad)
+        applied = self._programs.get(program_id)
+        assert applied.source is not None
+        return self._ledger, applied, applied.source
+
+    @staticmethod
+    def _check_point_type(
+        bad: list[FieldViolation], applied: AppliedProgram, point_type: str, *, required: bool
+    ) -> None:
+        if not point_type:
+            if required:
+                bad.append(FieldViolation("point_type", "required"))
+        elif point_type not in applied.compiled.point_type_ids:
+            bad.append(FieldViolation("point_type", f"unknown point type {point_type[:40]!r}"))
+
+    async def GetMember(
+        self, request: member_pb2.GetMemberRequest, context: Any
+    ) -> member_pb2.GetMemberResponse:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        if request.expiring_within_days < 0:
+            bad.append(FieldViolation("expiring_within_days", "must not be negative"))
+        ledger, _, program = self._begin(request.program, bad)
+        info = await ledger.get_member(
+            program,
+            request.member_id,
+            expiring_within_days=request.expiring_within_days,
+            now=self._clock(),
+        )
+        response = member_pb2.GetMemberResponse()
+        _member_to_proto(info, response)
+        return response
+
+    async def ListTransactions(
+        self, request: member_pb2.ListTransactionsRequest, context: Any
+    ) -> member_pb2.ListTransactionsResponse:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            bad.append(
+                FieldViolation(
+                    "page_size", f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, 50)"
+                )
+            )
+        ledger, applied, program = self._begin(request.program, bad)
+        self._check_point_type(bad, applied, request.point_type, required=False)
+        _raise_if(bad)
+        page = await ledger.list_transactions(
+            program,
+            request.member_id,
+            point_type=request.point_type,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        response = member_pb2.ListTransactionsResponse(next_page_token=page.next_page_token)
+        for txn in page.transactions:
+            _transaction_to_proto(txn, response.transactions.add())
+        return response
+
+    async def GetExpiringPoints(
+        self, request: member_pb2.GetExpiringPointsRequest, context: Any
+    ) -> member_pb2.GetExpiringPointsResponse:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        if request.within_days < 0:
+            bad.append(FieldViolation("within_days", "must not be negative"))
+        if not 0 <= request.limit <= MAX_PAGE_SIZE:
+            bad.append(FieldViolation("limit", f"must lie in [0, {MAX_PAGE_SIZE}]"))
+        ledger, applied, program = self._begin(request.program, bad)
+        self._check_point_type(bad, applied, request.point_type, required=False)
+        _raise_if(bad)
+        lots = await ledger.expiring_points(
+            program,
+            request.member_id,
+            point_type=request.point_type,
+            within_days=request.within_days,
+            limit=request.limit,
+            descending=request.descending,
+            now=self._clock(),
+        )
+        response = member_pb2.GetExpiringPointsResponse()
+        for lot in lots:
+            item = response.lots.add()
+            item.point_type = lot.point_type
+            item.points = lot.points
+            _timestamp(item.expires_at, lot.expires_at)
+        return response
+
+    async def EnrollMember(
+        self, request: member_pb2.EnrollMemberRequest, context: Any
+    ) -> member_pb2.EnrollMemberResponse:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        ledger, _, program = self._begin(request.program, bad)
+        registered = (
+            request.registered_at.ToDatetime(tzinfo=UTC)
+            if request.HasField("registered_at")
+            else None
+        )
+        try:
+            result = await ledger.enroll(
+                program, request.member_id, registered_at=registered, now=self._clock()
+            )
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        response = member_pb2.EnrollMemberResponse(created=result.created)
+        _member_to_proto(result.member, response.member)
+        return response
+
+    async def EnrollMembers(
+        self, request_iterator: AsyncIterable[member_pb2.EnrollMemberRequest], context: Any
+    ) -> member_pb2.EnrollMembersResponse:
+        if self._ledger is None:
+            raise NotImplementedError("members need the ledger")
+        ledger = self._ledger
+        stream = aiter(request_iterator)
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            return member_pb2.EnrollMembersResponse()
+        _, _, program = self._begin(first.program, [])
+        program_id = first.program
+
+        async def members() -> AsyncIterator[tuple[str, datetime | None]]:
+            index = 0
+            request: member_pb2.EnrollMemberRequest | None = first
+            while request is not None:
+                if index >= MAX_ENROLL_STREAM:
+                    raise InvalidArgument.field(
+                        "members", f"at most {MAX_ENROLL_STREAM} members per stream"
+                    )
+                if request.program != program_id:
+                    raise InvalidArgument.field(
+                        f"members[{index}].program", "every request of a stream names one program"
+                    )
+                registered = (
+                    request.registered_at.ToDatetime(tzinfo=UTC)
+                    if request.HasField("registered_at")
+                    else None
+                )
+                self._members.invalidate(program_id, request.member_id)
+                yield request.member_id, registered
+                index += 1
+                request = await anext(stream, None)
+
+        result = await ledger.enroll_many(program, members(), now=self._clock())
+        return member_pb2.EnrollMembersResponse(
+            enrolled=result.enrolled, already_enrolled=result.already_enrolled
+        )
+
+    async def RemoveMember(
+        self, request: member_pb2.RemoveMemberRequest, context: Any
+    ) -> member_pb2.RemoveMemberResponse:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        ledger, _, program = self._begin(request.program, bad)
+        try:
+            await ledger.remove_member(program, request.member_id, now=self._clock())
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        return member_pb2.RemoveMemberResponse()
+
+    async def ExportMembers(
+        self, request: member_pb2.ExportMembersRequest, context: Any
+    ) -> AsyncIterator[member_pb2.Member]:
+        ledger, _, program = self._begin(request.program, [])
+        async for info in ledger.export_members(program, now=self._clock()):
+            member = member_pb2.Member()
+            _member_to_proto(info, member)
+            yield member
+
+    def _points_request(
+        self, request: member_pb2.ApplyTriggerRequest | member_pb2.CreateTransactionRequest
+    ) -> tuple[Ledger, program_pb2.Program, str]:
+        bad: list[FieldViolation] = []
+        _check_id(bad, request.member_id, "member_id")
+        if isinstance(request, member_pb2.ApplyTriggerRequest):
+            _check_id(bad, request.trigger_promotion, "trigger_promotion")
+        _check_id(bad, request.external_id, "external_id")
+        operation = _OPERATIONS.get(request.operation)
+        if operation is None:
+            bad.append(FieldViolation("operation", "ACCRUAL or DEDUCTION"))
+        if request.points <= 0:
+            bad.append(FieldViolation("points", "must be positive"))
+        ledger, applied, program = self._begin(request.program, bad)
+        self._check_point_type(bad, applied, request.point_type, required=True)
+        _raise_if(bad)
+        assert operation is not None
+        return ledger, program, operation
+
+    async def ApplyTrigger(
+        self, request: member_pb2.ApplyTriggerRequest, context: Any
+    ) -> member_pb2.ApplyTriggerResponse:
+        ledger, program, operation = self._points_request(request)
+        try:
+            txn = await ledger.apply_trigger(
+                program,
+                member_id=request.member_id,
+                trigger_promotion=request.trigger_promotion,
+                point_type=request.point_type,
+                operation=operation,
+                points=request.points,
+                external_id=request.external_id,
+                comment=request.comment,
+                now=self._clock(),
+            )
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        response = member_pb2.ApplyTriggerResponse()
+        _transaction_to_proto(txn, response.transaction)
+        return response
+
+    async def CreateTransaction(
+        self, request: member_pb2.CreateTransactionRequest, context: Any
+    ) -> member_pb2.CreateTransactionResponse:
+        ledger, program, operation = self._points_request(request)
+        try:
+            txn = await ledger.create_transaction(
+                program,
+                member_id=request.member_id,
+                point_type=request.point_type,
+                operation=operation,
+                points=request.points,
+                external_id=request.external_id,
+                comment=request.comment,
+                extra=request.extra,
+                now=self._clock(),
+            )
+        finally:
+            self._members.invalidate(request.program, request.member_id)
+        response = member_pb2.CreateTransactionResponse()
+        _transaction_to_proto(txn, response.transaction)
+        return response

@@ -8,7 +8,8 @@ from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
 from arbiter.server.app.settings import Settings, SettingsError
-from arbiter.server.state import MemberDirectory, ProgramRegistry
+from arbiter.server.ledger import Ledger
+from arbiter.server.state import MemberDirectory, ProgramRegistry, StateStore
 from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -45,6 +46,9 @@ class ArbiterServer:
         programs: ProgramRegistry,
         members: MemberDirectory,
         clock: Clock = utc_now,
+        *,
+        ledger: Ledger | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self._settings = settings
         self._server = grpc.aio.server(
@@ -57,11 +61,12 @@ class ArbiterServer:
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
         # The generated registration functions are untyped.
+        checkout = CheckoutService(programs, members, clock, ledger=ledger, store=store)
         checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(CheckoutService(programs, members, clock), _CHECKOUT), self._server
+            guard(checkout, _CHECKOUT), self._server
         )
         member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(MemberService(), _MEMBER), self._server
+            guard(MemberService(programs, members, clock, ledger), _MEMBER), self._server
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
             guard(AdminService(), _ADMIN), self._server

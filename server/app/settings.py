@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from arbiter.server.app import embedded_pg
+
 __all__ = [
+    "DEFAULT_JOBS_INTERVAL_S",
     "DEFAULT_LISTEN",
     "Settings",
     "SettingsError",
@@ -29,6 +32,8 @@ DEFAULT_MAX_SEND_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 # Calls in flight beyond this get RESOURCE_EXHAUSTED instead of queueing without end.
 DEFAULT_MAX_CONCURRENT_RPCS: Final = 10_000
 DEFAULT_SHUTDOWN_GRACE_S: Final = 10.0
+# How often the periodic jobs (expiry, tier periods, outbox relay) run.
+DEFAULT_JOBS_INTERVAL_S: Final = 60.0
 
 
 class SettingsError(ValueError):
@@ -43,6 +48,9 @@ class Settings:
     programs: tuple[Path, ...] = ()
     postgres_url: str | None = None
     postgres_bin: Path | None = None
+    # True: with no postgres_url, start the embedded cluster in data_dir (what `serve` does).
+    # False with no postgres_url: no storage at all, quotes only (tests of the calculation).
+    embedded_postgres: bool = False
     redis_url: str | None = None
     data_dir: Path | None = None
     # Never printed: repr would put it in logs.
@@ -51,6 +59,8 @@ class Settings:
     max_send_message_bytes: int = DEFAULT_MAX_SEND_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    # 0 turns the periodic jobs off (tests run them by hand).
+    jobs_interval_s: float = DEFAULT_JOBS_INTERVAL_S
 
     def check(self) -> None:
         """Refuse what must not be served: raises SettingsError saying what to fix.
@@ -67,6 +77,8 @@ class Settings:
             raise SettingsError("message size limits must be positive")
         if self.max_concurrent_rpcs <= 0:
             raise SettingsError("max_concurrent_rpcs must be positive")
+        if self.jobs_interval_s < 0:
+            raise SettingsError("the jobs interval must not be negative (0 turns jobs off)")
 
 
 _UNIX_PREFIXES: Final = ("unix:", "unix-abstract:")
@@ -105,10 +117,8 @@ def is_loopback(listen: str) -> bool:
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user data folder: $XDG_DATA_HOME/arbiter, else ~/.local/share/arbiter."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "arbiter"
+    """The per-user data folder (the embedded PostgreSQL's rule: /var/lib/arbiter for root)."""
+    return embedded_pg.default_data_dir(env)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +150,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis", metavar="URL", help="env ARBITER_REDIS_URL; default: a single replica"
     )
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="env ARBITER_DATA_DIR")
+    parser.add_argument(
+        "--jobs-interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"env ARBITER_JOBS_INTERVAL: expiry, tier periods, outbox relay every SECONDS"
+        f" (default {DEFAULT_JOBS_INTERVAL_S:g}; 0 turns them off)",
+    )
 
 
 def settings_from_args(
@@ -163,12 +180,20 @@ def settings_from_args(
     split_listen(listen)  # malformed addresses fail here, before anything starts
     postgres_bin = pick(args.postgres_bin, "ARBITER_POSTGRES_BIN")
     data_dir = pick(args.data_dir, "ARBITER_DATA_DIR")
+    postgres_url = pick(args.postgres, "ARBITER_POSTGRES_URL")
+    jobs_text = pick(getattr(args, "jobs_interval", None), "ARBITER_JOBS_INTERVAL")
+    try:
+        jobs_interval_s = float(jobs_text) if jobs_text else DEFAULT_JOBS_INTERVAL_S
+    except ValueError:
+        raise SettingsError(f"jobs interval {jobs_text!r} is not a number of seconds") from None
     return Settings(
         listen=listen,
         programs=tuple(args.programs),
-        postgres_url=pick(args.postgres, "ARBITER_POSTGRES_URL"),
+        postgres_url=postgres_url,
         postgres_bin=Path(postgres_bin) if postgres_bin else None,
+        embedded_postgres=postgres_url is None,
         redis_url=pick(args.redis, "ARBITER_REDIS_URL"),
         data_dir=Path(data_dir) if data_dir else default_data_dir(env),
         admin_key=env.get("ARBITER_ADMIN_KEY") or None,
+        jobs_interval_s=jobs_interval_s,
     )

@@ -1,14 +1,37 @@
-"""Where an enrolled member's calculation state comes from (memory, Redis, the ledger)."""
+"""Where an enrolled member's calculation state comes from (memory, then the ledger).
+
+`LedgerMemberDirectory` keeps a bounded LRU per program of what a quote needs of a member
+(available balances, tiers, the member's promo code pool uses). An entry is dropped:
+- by `invalidate(program, member)`, which every write this process makes calls (the one place a
+  Redis bus of a later issue will call too);
+- when it turns stale by time: balances and tiers depend on holds lapsing, lots expiring and
+  CYCLIC periods ending, so an entry carries the earliest such instant and is not used from then.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Protocol
 
-from arbiter.server.engine import MemberState
+from arbiter.server.engine import CodeUsage, MemberState
+from arbiter.server.ledger import Ledger
 from arbiter.server.state.errors import NotFound
+from arbiter.server.state.programs import ProgramRegistry
 
-__all__ = ["InMemoryMemberDirectory", "MemberDirectory"]
+__all__ = [
+    "DEFAULT_CACHE_MEMBERS",
+    "InMemoryMemberDirectory",
+    "LedgerMemberDirectory",
+    "MemberDirectory",
+]
+
+# Per program: 100k members of a few point types and tiers is some tens of MB at most.
+DEFAULT_CACHE_MEMBERS: Final = 100_000
+
+Clock = Callable[[], datetime]
 
 
 class MemberDirectory(Protocol):
@@ -18,9 +41,19 @@ class MemberDirectory(Protocol):
         """The member's available balances, tiers and segments; NotFound when not enrolled."""
         ...
 
+    async def usage(
+        self, program_id: str, member_id: str | None, codes: Sequence[str]
+    ) -> CodeUsage | None:
+        """Uses of the order's promo codes (by everyone) and of each pool by the member."""
+        ...
+
+    def invalidate(self, program_id: str, member_id: str | None = None) -> None:
+        """Forget what is cached of a member (or, with None, of the whole program)."""
+        ...
+
 
 class InMemoryMemberDirectory:
-    """A fixed set of members held in memory: empty until the ledger lands.
+    """A fixed set of members held in memory (tests, a server without a ledger).
 
     With no members given it answers NOT_FOUND for everyone, which is what a server without a
     ledger must say about a `member_id` (SPEC 9.2: no such member is NOT_FOUND).
@@ -34,3 +67,146 @@ class InMemoryMemberDirectory:
             return self._members[program_id, member_id]
         except KeyError:
             raise NotFound("member", member_id) from None
+
+    async def usage(
+        self, program_id: str, member_id: str | None, codes: Sequence[str]
+    ) -> CodeUsage | None:
+        return None
+
+    def invalidate(self, program_id: str, member_id: str | None = None) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    state: MemberState
+    pool_uses: Mapping[str, int]
+    # From this instant on the entry may be wrong (a hold lapsed, a lot expired, a period
+    # ended); None: nothing of the kind ahead.
+    stale_at: datetime | None
+
+
+# The earliest instant at which a member's quote state changes by time alone. It reads the
+# ledger's tables (holds, lots, promo code uses) directly; a `Ledger.member_snapshot` returning
+# it would keep the schema inside the ledger room (proposed to the ledger's owner).
+_STALE_AT_SQL: Final = """
+SELECT LEAST(
+    (SELECT min(h.hold_until) FROM holds h
+      WHERE h.member_pk = m.pk AND h.state = 'HELD' AND h.hold_until > $3),
+    (SELECT min(u.hold_until) FROM promo_code_uses u
+      WHERE u.member_pk = m.pk AND u.state = 'HELD' AND u.hold_until > $3),
+    (SELECT min(l.expires_at) FROM lots l
+      WHERE l.member_pk = m.pk AND l.state = 'ACTIVE' AND l.remaining > 0
+        AND l.expires_at > $3)
+) AS stale_at
+FROM members m WHERE m.program = $1 AND m.member_id = $2 AND NOT m.removed
+"""
+
+
+class LedgerMemberDirectory:
+    """Members from the ledger through a bounded in-memory cache; see the module docstring.
+
+    A quote of a cached member (without promo codes) does no I/O. Loads that overlapped an
+    invalidation of the same program are answered but not cached, so a write's invalidation
+    can never be undone by a read that started before it.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        programs: ProgramRegistry,
+        *,
+        clock: Clock | None = None,
+        max_members: int = DEFAULT_CACHE_MEMBERS,
+    ) -> None:
+        assert max_members > 0
+        self._ledger = ledger
+        self._programs = programs
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._max_members = max_members
+        self._cache: dict[str, OrderedDict[str, _Entry]] = {}
+        # Bumped by every invalidation of a program: a load compares it before caching.
+        self._epochs: dict[str, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def invalidate(self, program_id: str, member_id: str | None = None) -> None:
+        self._epochs[program_id] = self._epochs.get(program_id, 0) + 1
+        members = self._cache.get(program_id)
+        if members is None:
+            return
+        if member_id is None:
+            members.clear()
+        else:
+            members.pop(member_id, None)
+
+    def cached(self, program_id: str) -> int:
+        """How many members of a program are cached (tests, metrics)."""
+        return len(self._cache.get(program_id, ()))
+
+    def _fresh(self, program_id: str, member_id: str, now: datetime) -> _Entry | None:
+        members = self._cache.get(program_id)
+        if members is None:
+            return None
+        entry = members.get(member_id)
+        if entry is None:
+            return None
+        if entry.stale_at is not None and entry.stale_at <= now:
+            del members[member_id]
+            return None
+        members.move_to_end(member_id)
+        return entry
+
+    async def _load(self, program_id: str, member_id: str, now: datetime) -> _Entry:
+        applied = self._programs.get(program_id)
+        program = applied.source
+        assert program is not None, "a ledger-backed directory needs published sources"
+        epoch = self._epochs.get(program_id, 0)
+        info = await self._ledger.get_member(program, member_id, now=now)
+        usage = await self._ledger.code_usage(program, member_id, (), now=now)
+        stale_at: datetime | None = await self._ledger.pool.fetchval(
+            _STALE_AT_SQL, program_id, member_id, now
+        )
+        for tier in info.tiers:
+            if tier.period_end is not None and tier.period_end > now:
+                stale_at = tier.period_end if stale_at is None else min(stale_at, tier.period_end)
+        state = MemberState(
+            member_id=member_id,
+            balances={b.point_type: max(0, b.available) for b in info.balances},
+            tiers={t.tier_group: t.tier for t in info.tiers if t.tier},
+        )
+        entry = _Entry(state, dict(usage.member_pool_uses), stale_at)
+        if self._epochs.get(program_id, 0) == epoch:
+            members = self._cache.setdefault(program_id, OrderedDict())
+            members[member_id] = entry
+            members.move_to_end(member_id)
+            while len(members) > self._max_members:
+                members.popitem(last=False)
+        return entry
+
+    async def _entry(self, program_id: str, member_id: str) -> _Entry:
+        now = self._clock()
+        entry = self._fresh(program_id, member_id, now)
+        if entry is not None:
+            self.hits += 1
+            return entry
+        self.misses += 1
+        return await self._load(program_id, member_id, now)
+
+    async def get(self, program_id: str, member_id: str) -> MemberState:
+        return (await self._entry(program_id, member_id)).state
+
+    async def usage(
+        self, program_id: str, member_id: str | None, codes: Sequence[str]
+    ) -> CodeUsage | None:
+        if not codes:
+            # Usage only matters to promo codes: an order without any needs none.
+            return None
+        pool_uses: Mapping[str, int] = {}
+        if member_id:
+            pool_uses = (await self._entry(program_id, member_id)).pool_uses
+        # Uses of a code by everyone change with any member's order: read them (one query).
+        program = self._programs.get(program_id).source
+        assert program is not None
+        everyone = await self._ledger.code_usage(program, None, codes, now=self._clock())
+        return CodeUsage(everyone.code_uses, pool_uses)

@@ -25,6 +25,8 @@ class AppliedProgram:
 
     version: int
     compiled: CompiledProgram
+    # The program as published: the ledger reads its own view of it (point types, tiers, pools).
+    source: program_pb2.Program | None = None
 
 
 class ProgramRegistry:
@@ -42,22 +44,33 @@ class ProgramRegistry:
         # threads) cannot both become version n + 1.
         self._publish_lock = threading.Lock()
 
-    def publish(self, program: program_pb2.Program) -> int:
+    def publish(
+        self,
+        program: program_pb2.Program,
+        version: int | None = None,
+        *,
+        compiled: CompiledProgram | None = None,
+    ) -> int:
         """Compile `program` and make it the applied version of its id; returns that version.
 
-        Raises ConfigError (nothing changes) when the program does not compile.
+        `version` given (a version numbered by storage, shared by every replica): that number;
+        otherwise the previous one plus one. `compiled`: the program compiled already (by a
+        caller that had to know it compiles before storing it). Raises ConfigError (nothing
+        changes) when the program does not compile.
         """
         if not program.id:
             raise ConfigError([ConfigIssue("program", "", "id", "required")])
-        compiled = self._compile(program)
+        if compiled is None:
+            compiled = self._compile(program)
         with self._publish_lock:
             previous = self._applied.get(program.id)
             if previous is None and len(self._applied) >= MAX_PROGRAMS:
                 raise ConfigError(
                     [ConfigIssue("program", program.id, "id", f"at most {MAX_PROGRAMS} programs")]
                 )
-            version = 1 if previous is None else previous.version + 1
-            self._applied[program.id] = AppliedProgram(version, compiled)
+            if version is None:
+                version = 1 if previous is None else previous.version + 1
+            self._applied[program.id] = AppliedProgram(version, compiled, program)
         return version
 
     def get(self, program_id: str) -> AppliedProgram:

@@ -1,0 +1,181 @@
+"""ConfirmOrder throughput and latency over gRPC on a real PostgreSQL (not a test).
+
+    python bench/bench_confirm.py --clients 32 --seconds 20 [--postgres DSN]
+
+Starts `arbiter serve` as a separate process (so the load generator does not share its event
+loop) on the embedded PostgreSQL in a fresh temporary folder, or on `--postgres DSN` (a fresh
+database is used by the caller's choice). Enrolls `--members-per-client` members per client,
+then each client confirms distinct orders round-robin over its own members (each order a
+1,000-kopeck line redeeming 10 points, so every confirm debits and accrues). Prints confirms/s
+and p50/p99/max latency in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from arbiter.server.api.program_file import program_to_json
+from arbiter.server.app.embedded_pg import EmbeddedPostgres
+from arbiter.v1 import checkout_pb2_grpc, member_pb2, member_pb2_grpc
+from tests.e2e.conftest import PROGRAM, order_request, shop_program
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _wait_serving(target: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the server did not report SERVING")
+
+
+async def _enroll(target: str, ids: list[str]) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+
+        async def requests() -> AsyncIterator[member_pb2.EnrollMemberRequest]:
+            for member_id in ids:
+                yield member_pb2.EnrollMemberRequest(program=PROGRAM, member_id=member_id)
+
+        await stub.EnrollMembers(requests())
+
+
+async def _client(
+    target: str,
+    client: int,
+    members: int,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = checkout_pb2_grpc.CheckoutServiceStub(channel)
+        index = 0
+        while time.perf_counter() < stop_at:
+            member_id = f"b-{client}-{index % members}"
+            request = order_request(f"o-{client}-{index}", member_id=member_id, redeem=10)
+            started = time.perf_counter()
+            try:
+                await stub.ConfirmOrder(request)
+            except grpc.aio.AioRpcError as exc:
+                errors.append(exc.code().name)
+            latencies.append(time.perf_counter() - started)
+            index += 1
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def _run(args: argparse.Namespace, dsn: str, workdir: Path) -> None:
+    program = workdir / "shop.json"
+    program.write_text(program_to_json(shop_program()), encoding="utf-8")
+    listen = f"127.0.0.1:{_free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
+    log = (workdir / "serve.log").open("ab")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "arbiter.client.cli",
+            "serve",
+            "--listen",
+            listen,
+            "--postgres",
+            dsn,
+            "--program",
+            str(program),
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await _wait_serving(listen)
+        ids = [f"b-{c}-{i}" for c in range(args.clients) for i in range(args.members_per_client)]
+        await _enroll(listen, ids)
+        # Warm-up: connections, the pool, the first compile of every code path.
+        warm: list[float] = []
+        await _client(listen, 10_000, 1, time.perf_counter() + 1.0, warm, [])
+        latencies: list[float] = []
+        errors: list[str] = []
+        started = time.perf_counter()
+        stop_at = started + args.seconds
+        await asyncio.gather(
+            *(
+                _client(listen, c, args.members_per_client, stop_at, latencies, errors)
+                for c in range(args.clients)
+            )
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+    latencies.sort()
+    print(
+        f"clients={args.clients} seconds={elapsed:.1f} confirms={len(latencies)}"
+        f" errors={len(errors)} {sorted(set(errors))}"
+    )
+    print(f"throughput={len(latencies) / elapsed:.0f} confirms/s")
+    print(
+        f"latency_ms p50={_percentile(latencies, 0.50) * 1e3:.1f}"
+        f" p99={_percentile(latencies, 0.99) * 1e3:.1f}"
+        f" max={(latencies[-1] if latencies else float('nan')) * 1e3:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--members-per-client", type=int, default=50)
+    parser.add_argument("--postgres", metavar="DSN", help="default: embedded, in a temp folder")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
+    workdir.chmod(0o755)  # as root, the embedded cluster runs as `nobody`
+    try:
+        if args.postgres:
+            asyncio.run(_run(args, args.postgres, workdir))
+        else:
+            with EmbeddedPostgres(workdir / "data") as cluster:
+                asyncio.run(_run(args, cluster.dsn, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""What the state room keeps in PostgreSQL: the applied program versions, and per order the
+version it was computed on and its member.
+
+Two small tables next to the ledger's, created here with CREATE TABLE IF NOT EXISTS (the ledger's
+migrations belong to the ledger room):
+
+    program_versions (program, version, program_pb, applied_at)   every applied version, kept
+    order_versions   (program, order_id, version, member_id)      one row per confirmed/reserved
+
+The version of an order is written right after the ledger committed the order (the ledger's
+`orders` row has no version column yet): if the process dies in between, a repeat of that order
+answers with the version applied at the time of the repeat. See the report / docs for the
+proposed ledger change that closes this gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import asyncpg
+
+from arbiter.v1 import program_pb2
+
+__all__ = ["StateStore", "StoredProgram"]
+
+# pg_advisory_xact_lock key: "arbiter state versions" folded into a bigint. Serialises schema
+# creation and version numbering across replicas.
+_LOCK_KEY: Final = 0x4152_4253_5441_5445 & 0x7FFF_FFFF_FFFF_FFFF
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS program_versions (
+    program     text        NOT NULL,
+    version     bigint      NOT NULL CHECK (version > 0),
+    program_pb  bytea       NOT NULL,
+    applied_at  timestamptz NOT NULL,
+    PRIMARY KEY (program, version)
+);
+CREATE TABLE IF NOT EXISTS order_versions (
+    program    text   NOT NULL,
+    order_id   text   NOT NULL,
+    version    bigint NOT NULL,
+    member_id  text   NOT NULL,
+    PRIMARY KEY (program, order_id)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProgram:
+    version: int
+    program: program_pb2.Program
+
+
+def program_bytes(program: program_pb2.Program) -> bytes:
+    """A stable encoding: two equal programs give equal bytes (maps sorted)."""
+    return program.SerializeToString(deterministic=True)
+
+
+class StateStore:
+    """The two tables above over the ledger's asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_schema(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            await conn.execute(_SCHEMA)
+
+    async def latest_programs(self) -> list[StoredProgram]:
+        """The last applied version of every program, by program id."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT ON (program) program, version, program_pb FROM program_versions"
+            " ORDER BY program, version DESC"
+        )
+        return [
+            StoredProgram(r["version"], program_pb2.Program.FromString(r["program_pb"]))
+            for r in rows
+        ]
+
+    async def apply(self, program: program_pb2.Program, now: datetime) -> tuple[int, bool]:
+        """Store `program` as the next version of its id unless it equals the last one.
+
+        Returns (version, changed). Under an advisory lock, so that replicas starting together
+        with the same file agree on one version.
+        """
+        data = program_bytes(program)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            last = await conn.fetchrow(
+                "SELECT version, program_pb FROM program_versions WHERE program = $1"
+                " ORDER BY version DESC LIMIT 1",
+                program.id,
+            )
+            if last is not None and bytes(last["program_pb"]) == data:
+                return int(last["version"]), False
+            version = 1 if last is None else int(last["version"]) + 1
+            await conn.execute(
+                "INSERT INTO program_versions (program, version, program_pb, applied_at)"
+                " VALUES ($1, $2, $3, $4)",
+                program.id,
+                version,
+                data,
+                now,
+            )
+            return version, True
+
+    async def record_order(self, program: str, order_id: str, version: int, member_id: str) -> int:
+        """Remember the version an order was computed on (first write wins); returns the
+        version on record."""
+        recorded: int = await self._pool.fetchval(
+            """
+            INSERT INTO order_versions (program, order_id, version, member_id)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (program, order_id) DO UPDATE SET version = order_versions.version
+            RETURNING version
+            """,
+            program,
+            order_id,
+            version,
+            member_id,
+        )
+        return recorded
+
+    async def order_member(self, program: str, order_id: str) -> str | None:
+        """The member of an order this store recorded, or None."""
+        member: str | None = await self._pool.fetchval(
+            "SELECT member_id FROM order_versions WHERE program = $1 AND order_id = $2",
+            program,
+            order_id,
+        )
+        return member
