@@ -284,6 +284,9 @@ class CompiledProgram:
     root: CNode
     # [benefit, point type] one-hot of the type a points payment spends.
     pay_type_onehot: npt.NDArray[np.int64]
+    # [benefit, point type] one-hot of the type an accrual earns; [benefit] the type paid with.
+    acc_type_onehot: npt.NDArray[np.int64]
+    pay_type: npt.NDArray[np.int64]
     ratio_points: npt.NDArray[np.int64]
     ratio_money: npt.NDArray[np.int64]
     benefit_level: npt.NDArray[np.int64]
@@ -543,9 +546,14 @@ def compile_program(program: pb.Program) -> CompiledProgram:
     benefits = tuple(builder.benefits)
     n_types = len(point_types)
     onehot = np.zeros((len(benefits), max(n_types, 1)), dtype=np.int64)
+    acc_onehot = np.zeros_like(onehot)
+    pay_type = np.zeros(len(benefits), dtype=np.int64)
     for b in benefits:
         if b.kind == "pay_with_points":
             onehot[b.index, b.point_type] = 1
+            pay_type[b.index] = b.point_type
+        elif b.is_accrual:
+            acc_onehot[b.index, b.point_type] = 1
     pools = {
         pool.id: CPool(
             id=pool.id,
@@ -568,7 +576,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         )
         for g in program.tier_groups
     )
-    for arr in (onehot,):
+    for arr in (onehot, acc_onehot, pay_type):
         arr.setflags(write=False)
     source = pb.Program()
     source.CopyFrom(program)
@@ -618,6 +626,8 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         benefits=benefits,
         root=root,
         pay_type_onehot=onehot,
+        acc_type_onehot=acc_onehot,
+        pay_type=pay_type,
         ratio_points=np.array([t.ratio_points for t in point_types] or [1], dtype=np.int64),
         ratio_money=np.array([t.ratio_money for t in point_types] or [1], dtype=np.int64),
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),

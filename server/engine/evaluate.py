@@ -48,28 +48,6 @@ def portions(quantity: int, final_price: int) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def _statics(program: CompiledProgram, base: np.ndarray, q: np.ndarray) -> Statics:
-    n_types = max(len(program.point_types), 1)
-    k = len(program.benefits)
-    acc_onehot = np.zeros((k, n_types), dtype=np.int64)
-    pay_type = np.zeros(k, dtype=np.int64)
-    for b in program.benefits:
-        if b.is_accrual:
-            acc_onehot[b.index, b.point_type] = 1
-        if b.kind == "pay_with_points":
-            pay_type[b.index] = b.point_type
-    return Statics(
-        base=base,
-        quantity=q,
-        base_unit=np.array(base // np.maximum(q, 1), dtype=np.int64),
-        pay_onehot=program.pay_type_onehot,
-        acc_onehot=acc_onehot,
-        ratio_points=program.ratio_points,
-        ratio_money=program.ratio_money,
-        pay_type=pay_type,
-    )
-
-
 def calculate(
     program: CompiledProgram,
     order: OrderInput,
@@ -87,16 +65,15 @@ def calculate(
     unit = np.array([line.unit_price for line in order.lines], dtype=np.int64)
     base = q * unit
     # Unit base prices are given: no rounding (rule 11).
-    statics = _statics(program, base, q)
     statics = Statics(
-        base=statics.base,
+        base=base,
         quantity=q,
         base_unit=unit,
-        pay_onehot=statics.pay_onehot,
-        acc_onehot=statics.acc_onehot,
-        ratio_points=statics.ratio_points,
-        ratio_money=statics.ratio_money,
-        pay_type=statics.pay_type,
+        pay_onehot=program.pay_type_onehot,
+        acc_onehot=program.acc_type_onehot,
+        ratio_points=program.ratio_points,
+        ratio_money=program.ratio_money,
+        pay_type=program.pay_type,
     )
     requested: dict[str, int] = {}
     for type_id, points in order.redeem:
