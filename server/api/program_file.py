@@ -14,7 +14,6 @@ import difflib
 import json
 import os
 import re
-from dataclasses import dataclass
 from importlib import resources
 from typing import cast
 
@@ -23,7 +22,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
-from arbiter.server.engine.validate import validate_program
+from arbiter.server.engine.validate import FieldPath, TooManyIssues, validate_program
 from arbiter.v1 import program_pb2
 
 __all__ = [
@@ -68,38 +67,6 @@ _INT_RANGES = {
 _DEMO_PROGRAM = "demo/demo_program.json"
 
 
-class _TooManyIssues(Exception):
-    """Stops the walk once `_MAX_ISSUES` issues are collected."""
-
-
-@dataclass(frozen=True, slots=True)
-class _At:
-    """An object (kind and id) and a field path inside it."""
-
-    issues: list[ConfigIssue]
-    kind: str
-    id: str
-    prefix: str = ""
-
-    def at(self, path: str) -> _At:
-        return _At(self.issues, self.kind, self.id, _join(self.prefix, path))
-
-    def add(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(self.kind, self.id, _join(self.prefix, path), message))
-        if len(self.issues) >= _MAX_ISSUES:
-            raise _TooManyIssues
-
-
-def _join(prefix: str, path: str) -> str:
-    if not prefix:
-        return path
-    if not path:
-        return prefix
-    if path.startswith("["):
-        return prefix + path
-    return f"{prefix}.{path}"
-
-
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
@@ -133,7 +100,9 @@ def _id_of(value: object) -> str:
 class _Walker:
     """Walks JSON along a message descriptor, collecting issues and normalising values."""
 
-    def message(self, value: object, descriptor: Descriptor, at: _At) -> dict[str, object] | None:
+    def message(
+        self, value: object, descriptor: Descriptor, at: FieldPath
+    ) -> dict[str, object] | None:
         if not isinstance(value, dict):
             at.add("", f"expected an object, got {_json_type(value)}")
             return None
@@ -169,7 +138,7 @@ class _Walker:
         return out
 
     def field(
-        self, value: object, field: FieldDescriptor, owner: Descriptor, at: _At
+        self, value: object, field: FieldDescriptor, owner: Descriptor, at: FieldPath
     ) -> object | None:
         message_type = field.message_type
         if message_type is not None and message_type.GetOptions().map_entry:
@@ -184,7 +153,7 @@ class _Walker:
                 position = f"{field.name}[{i}]"
                 item_at = at.at(position)
                 if kind is not None and _id_of(item):
-                    item_at = _At(at.issues, kind, _id_of(item))
+                    item_at = at.object(kind, _id_of(item))
                 if item is None:
                     item_at.add("", "null is not allowed in a list")
                     continue
@@ -194,10 +163,10 @@ class _Walker:
             return items
         field_at = at.at(field.name)
         if owner.full_name == _CHILD and field.name == "group" and _id_of(value):
-            field_at = _At(at.issues, "group", _id_of(value))
+            field_at = at.object("group", _id_of(value))
         return self.single(value, field, field_at)
 
-    def map(self, value: object, entry: Descriptor, at: _At) -> dict[str, object] | None:
+    def map(self, value: object, entry: Descriptor, at: FieldPath) -> dict[str, object] | None:
         if not isinstance(value, dict):
             at.add("", f"expected an object, got {_json_type(value)}")
             return None
@@ -209,7 +178,7 @@ class _Walker:
                 out[key] = converted
         return out
 
-    def single(self, value: object, field: FieldDescriptor, at: _At) -> object | None:
+    def single(self, value: object, field: FieldDescriptor, at: FieldPath) -> object | None:
         """One value of `field` (an element, for a repeated field) at `at`."""
         cpp_type = field.cpp_type
         message_type = field.message_type
@@ -236,7 +205,7 @@ class _Walker:
             return self.integer(value, cpp_type, at)
         return value  # float and double: none in Program; json_format checks them
 
-    def integer(self, value: object, cpp_type: int, at: _At) -> int | None:
+    def integer(self, value: object, cpp_type: int, at: FieldPath) -> int | None:
         # protobuf JSON writes int64 as strings and accepts integral numbers of either form.
         number: int | None = None
         if isinstance(value, bool):
@@ -256,7 +225,7 @@ class _Walker:
             return None
         return number
 
-    def enum(self, value: object, enum: EnumDescriptor, at: _At) -> str | None:
+    def enum(self, value: object, enum: EnumDescriptor, at: FieldPath) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool):
             found = enum.values_by_number.get(value)
             if found is not None:
@@ -271,7 +240,7 @@ class _Walker:
         at.add("", f"unknown {enum.name} value {value!r}; expected one of {expected}")
         return None
 
-    def timestamp(self, value: object, at: _At) -> str | None:
+    def timestamp(self, value: object, at: FieldPath) -> str | None:
         if not isinstance(value, str):
             at.add("", f"expected an RFC 3339 timestamp string, got {_json_type(value)}")
             return None
@@ -325,11 +294,11 @@ def parse_program_json(
     program_id = _id_of(document)
     # The main arbitration has no object of its own: its issues land on the program
     # (`arbitration.mode`); a nested group with an id is its own object (see _Walker.field).
-    at = _At(issues, "program", program_id)
+    at = FieldPath(issues, "program", program_id, limit=_MAX_ISSUES)
     normalised: dict[str, object] | None = None
     try:
         normalised = _Walker().message(document, _PROGRAM_DESCRIPTOR, at)
-    except _TooManyIssues:
+    except TooManyIssues:
         issues.append(ConfigIssue("program", program_id, "", "too many issues; stopped here"))
     except RecursionError:
         issues.append(ConfigIssue("program", program_id, "", "the program nests too deeply"))

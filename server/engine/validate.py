@@ -32,7 +32,10 @@ __all__ = [
     "BP_WHOLE",
     "MAX_BENEFIT_CHILDREN",
     "MAX_ISSUES",
+    "FieldPath",
     "TemplatePart",
+    "TooManyIssues",
+    "join_path",
     "split_template",
     "template_placeholder_error",
     "validate_program",
@@ -81,7 +84,8 @@ _QUALIFICATION = program_pb2.POINT_KIND_QUALIFICATION
 # Where issues land
 
 
-def _join(prefix: str, path: str) -> str:
+def join_path(prefix: str, path: str) -> str:
+    """`prefix.path`, or `prefix[i]` for an index; either may be empty."""
     if not prefix:
         return path
     if not path:
@@ -91,26 +95,40 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}.{path}"
 
 
+class TooManyIssues(Exception):
+    """Raised by FieldPath.add once its issue list reaches the path's `limit`."""
+
+
 @dataclass(frozen=True, slots=True)
-class _At:
-    """An object (kind and id) and a field path inside it; issues added here land there."""
+class FieldPath:
+    """An object (kind and id) and a field path inside it; issues added here land there.
+
+    `limit` (0: none) stops a walk once that many issues are collected (TooManyIssues).
+    """
 
     issues: list[ConfigIssue]
     kind: str
     id: str
     prefix: str = ""
+    limit: int = 0
 
-    def at(self, path: str) -> _At:
-        return _At(self.issues, self.kind, self.id, _join(self.prefix, path))
+    def at(self, path: str) -> FieldPath:
+        return FieldPath(self.issues, self.kind, self.id, join_path(self.prefix, path), self.limit)
+
+    def object(self, kind: str, object_id: str) -> FieldPath:
+        """Another object, collecting into the same list under the same limit."""
+        return FieldPath(self.issues, kind, object_id, "", self.limit)
 
     def add(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(self.kind, self.id, _join(self.prefix, path), message))
+        self.issues.append(ConfigIssue(self.kind, self.id, join_path(self.prefix, path), message))
+        if self.limit and len(self.issues) >= self.limit:
+            raise TooManyIssues
 
 
-def _object_at(program_at: _At, kind: str, object_id: str, position: str) -> _At:
+def _object_at(program_at: FieldPath, kind: str, object_id: str, position: str) -> FieldPath:
     """The place for an object's issues: itself when it has an id, else the program + path."""
     if object_id:
-        return _At(program_at.issues, kind, object_id)
+        return FieldPath(program_at.issues, kind, object_id)
     return program_at.at(position)
 
 
@@ -167,7 +185,7 @@ class _Seen:
     what: str
     first: dict[str, str] = field(default_factory=dict)
 
-    def check(self, at: _At, object_id: str, position: str, path: str = "id") -> None:
+    def check(self, at: FieldPath, object_id: str, position: str, path: str = "id") -> None:
         if not object_id:
             return
         earlier = self.first.get(object_id)
@@ -186,7 +204,7 @@ def _enum_name(enum: EnumDescriptor, value: int) -> str:
     return found.name if found is not None else str(value)
 
 
-def _check_enum(at: _At, path: str, value: int, enum: EnumDescriptor) -> bool:
+def _check_enum(at: FieldPath, path: str, value: int, enum: EnumDescriptor) -> bool:
     if value in enum.values_by_number:
         return True
     at.add(path, f"{value} is not a {enum.name} value")
@@ -199,22 +217,22 @@ def _short_names(enum: EnumDescriptor) -> str:
     return ", ".join(n.removeprefix(prefix) for n in names)
 
 
-def _require_id(at: _At, value: str, what: str) -> None:
+def _require_id(at: FieldPath, value: str, what: str) -> None:
     if not value:
         at.add("id", f"a {what} needs an id")
 
 
-def _non_negative(at: _At, path: str, value: int) -> None:
+def _non_negative(at: FieldPath, path: str, value: int) -> None:
     if value < 0:
         at.add(path, f"must not be negative (got {value})")
 
 
-def _positive(at: _At, path: str, value: int) -> None:
+def _positive(at: FieldPath, path: str, value: int) -> None:
     if value <= 0:
         at.add(path, f"must be positive (got {value})")
 
 
-def _share_bp(at: _At, path: str, value: int) -> None:
+def _share_bp(at: FieldPath, path: str, value: int) -> None:
     """A share of a price: 0 to 10000 basis points."""
     if value < 0:
         at.add(path, f"must not be negative (got {value})")
@@ -222,7 +240,7 @@ def _share_bp(at: _At, path: str, value: int) -> None:
         at.add(path, f"must be at most 10000 bp (100 %), got {value}")
 
 
-def _non_empty_entries(at: _At, path: str, values: Sequence[str]) -> None:
+def _non_empty_entries(at: FieldPath, path: str, values: Sequence[str]) -> None:
     for i, value in enumerate(values):
         if not value.strip():
             at.add(f"{path}[{i}]", "must not be empty")
@@ -232,7 +250,7 @@ def _ts_key(ts: Timestamp) -> tuple[int, int]:
     return (ts.seconds, ts.nanos)
 
 
-def _ref(at: _At, path: str, value: str, known: frozenset[str], what: str) -> None:
+def _ref(at: FieldPath, path: str, value: str, known: frozenset[str], what: str) -> None:
     if not value:
         at.add(path, f"must name a {what}")
     elif value not in known:
@@ -240,7 +258,7 @@ def _ref(at: _At, path: str, value: str, known: frozenset[str], what: str) -> No
 
 
 def _segment_ref(
-    at: _At, path: str, value: str, index: _Index, known: frozenset[str], what: str
+    at: FieldPath, path: str, value: str, index: _Index, known: frozenset[str], what: str
 ) -> None:
     if not value:
         at.add(path, f"must name a {what}")
@@ -250,7 +268,7 @@ def _segment_ref(
         at.add(path, f"unknown {what} {value!r}{hint}")
 
 
-def _point_type_ref(at: _At, path: str, value: str, index: _Index) -> int | None:
+def _point_type_ref(at: FieldPath, path: str, value: str, index: _Index) -> int | None:
     """Checks a point type reference; returns the type's kind when it exists."""
     if not value:
         at.add(path, "must name a point type")
@@ -261,7 +279,9 @@ def _point_type_ref(at: _At, path: str, value: str, index: _Index) -> int | None
     return kind
 
 
-def _check_count_period(at: _At, period: program_pb2.Period, *, required: bool, what: str) -> None:
+def _check_count_period(
+    at: FieldPath, period: program_pb2.Period, *, required: bool, what: str
+) -> None:
     """A `Period {count, unit}`; `required`: count must be positive."""
     _check_enum(at, "unit", period.unit, program_pb2.PeriodUnit.DESCRIPTOR)
     if period.count < 0:
@@ -270,7 +290,7 @@ def _check_count_period(at: _At, period: program_pb2.Period, *, required: bool, 
         at.add("count", f"{what} needs a positive count")
 
 
-def _check_active_period(at: _At, period: program_pb2.ActivePeriod) -> None:
+def _check_active_period(at: FieldPath, period: program_pb2.ActivePeriod) -> None:
     has_start = period.HasField("start")
     has_end = period.HasField("end")
     if period.HasField("duration"):
@@ -347,7 +367,7 @@ def template_placeholder_error(name: str, point_types: Mapping[str, object]) -> 
     return f"unknown placeholder {{{name}}}"
 
 
-def _check_template(at: _At, template: str, index: _Index) -> None:
+def _check_template(at: FieldPath, template: str, index: _Index) -> None:
     if not template:
         at.add("", "a text needs a template")
         return
@@ -367,7 +387,7 @@ def _check_template(at: _At, template: str, index: _Index) -> None:
 # Sections of the program
 
 
-def _check_program_fields(at: _At, program: program_pb2.Program) -> None:
+def _check_program_fields(at: FieldPath, program: program_pb2.Program) -> None:
     if not program.id:
         at.add("id", "a program needs an id")
     if program.currency and not re.fullmatch(r"[A-Za-z]{3}", program.currency):
@@ -379,7 +399,7 @@ def _check_program_fields(at: _At, program: program_pb2.Program) -> None:
             at.add("time_zone", f"unknown time zone {program.time_zone!r} (an IANA name)")
 
 
-def _check_point_types(program_at: _At, program: program_pb2.Program) -> None:
+def _check_point_types(program_at: FieldPath, program: program_pb2.Program) -> None:
     seen = _Seen("point type")
     for i, point_type in enumerate(program.point_types):
         position = f"point_types[{i}]"
@@ -404,7 +424,7 @@ def _check_point_types(program_at: _At, program: program_pb2.Program) -> None:
             at.add("ratio", "a STANDARD type needs a ratio {points, money}")
 
 
-def _check_tier_groups(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_tier_groups(program_at: FieldPath, program: program_pb2.Program, index: _Index) -> None:
     seen = _Seen("tier group")
     seen_tiers = _Seen("tier")
     for i, group in enumerate(program.tier_groups):
@@ -459,7 +479,7 @@ def _check_tier_groups(program_at: _At, program: program_pb2.Program, index: _In
                     at.add(name, f"only a CYCLIC tier group uses {name} (this one is {model_name})")
 
 
-def _check_partners(program_at: _At, program: program_pb2.Program) -> None:
+def _check_partners(program_at: FieldPath, program: program_pb2.Program) -> None:
     seen = _Seen("partner")
     for i, partner in enumerate(program.partners):
         position = f"partners[{i}]"
@@ -471,7 +491,7 @@ def _check_partners(program_at: _At, program: program_pb2.Program) -> None:
         _non_negative(at, "points_bp", partner.points_bp)
 
 
-def _check_member_segments(program_at: _At, program: program_pb2.Program) -> None:
+def _check_member_segments(program_at: FieldPath, program: program_pb2.Program) -> None:
     seen = _Seen("member segment")
     for i, segment in enumerate(program.member_segments):
         position = f"member_segments[{i}]"
@@ -481,7 +501,7 @@ def _check_member_segments(program_at: _At, program: program_pb2.Program) -> Non
         _non_empty_entries(at, "members", segment.members)
 
 
-def _check_bounds(at: _At, low_path: str, low: int, high_path: str, high: int) -> None:
+def _check_bounds(at: FieldPath, low_path: str, low: int, high_path: str, high: int) -> None:
     """Inclusive bounds where 0 means unset."""
     _non_negative(at, low_path, low)
     _non_negative(at, high_path, high)
@@ -489,7 +509,9 @@ def _check_bounds(at: _At, low_path: str, low: int, high_path: str, high: int) -
         at.add(high_path, f"must not be below {low_path} ({high} < {low})")
 
 
-def _check_product_segments(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_product_segments(
+    program_at: FieldPath, program: program_pb2.Program, index: _Index
+) -> None:
     seen = _Seen("product segment")
     for i, segment in enumerate(program.product_segments):
         position = f"product_segments[{i}]"
@@ -517,7 +539,9 @@ def _check_product_segments(program_at: _At, program: program_pb2.Program, index
                 p_at.add("values", "values are only used by IN (the other operators use value)")
 
 
-def _check_order_segments(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_order_segments(
+    program_at: FieldPath, program: program_pb2.Program, index: _Index
+) -> None:
     seen = _Seen("order segment")
     for i, segment in enumerate(program.order_segments):
         position = f"order_segments[{i}]"
@@ -542,7 +566,7 @@ def _check_order_segments(program_at: _At, program: program_pb2.Program, index: 
             _non_negative(at, f"contains[{j}].min_quantity", contains.min_quantity)
 
 
-def _check_promo_code_pools(program_at: _At, program: program_pb2.Program) -> None:
+def _check_promo_code_pools(program_at: FieldPath, program: program_pb2.Program) -> None:
     seen = _Seen("promo code pool")
     # Codes match case-insensitively, so one code may live in one pool only.
     seen_codes = _Seen("promo code")
@@ -571,7 +595,7 @@ def _check_promo_code_pools(program_at: _At, program: program_pb2.Program) -> No
             at.add("valid_to", "must be after valid_from")
 
 
-def _check_amount_rule(at: _At, rule: program_pb2.AmountRule) -> None:
+def _check_amount_rule(at: FieldPath, rule: program_pb2.AmountRule) -> None:
     _non_negative(at, "fixed", rule.fixed)
     _non_negative(at, "min", rule.min)
     _non_negative(at, "max", rule.max)
@@ -583,7 +607,9 @@ def _check_amount_rule(at: _At, rule: program_pb2.AmountRule) -> None:
         at.add("max", f"must not be below min ({rule.max} < {rule.min})")
 
 
-def _check_trigger_promotions(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_trigger_promotions(
+    program_at: FieldPath, program: program_pb2.Program, index: _Index
+) -> None:
     seen = _Seen("trigger promotion")
     for i, trigger in enumerate(program.trigger_promotions):
         position = f"trigger_promotions[{i}]"
@@ -612,7 +638,7 @@ def _check_trigger_promotions(program_at: _At, program: program_pb2.Program, ind
                 _check_amount_rule(r_at.at("deduction"), rule.deduction)
 
 
-def _check_audience(at: _At, audience: program_pb2.Audience, index: _Index) -> None:
+def _check_audience(at: FieldPath, audience: program_pb2.Audience, index: _Index) -> None:
     if not _check_enum(at, "kind", audience.kind, program_pb2.AudienceKind.DESCRIPTOR):
         return
     by_segments = audience.kind in (
@@ -635,7 +661,7 @@ def _check_audience(at: _At, audience: program_pb2.Audience, index: _Index) -> N
         _ref(at, f"tiers[{j}]", tier, index.tiers, "tier")
 
 
-def _check_availability(at: _At, availability: program_pb2.Availability) -> None:
+def _check_availability(at: FieldPath, availability: program_pb2.Availability) -> None:
     for j, weekday in enumerate(availability.weekdays):
         if weekday == program_pb2.WEEKDAY_UNSPECIFIED:
             at.add(f"weekdays[{j}]", "WEEKDAY_UNSPECIFIED is not a day")
@@ -651,7 +677,7 @@ def _check_availability(at: _At, availability: program_pb2.Availability) -> None
 
 
 def _check_scope(
-    at: _At, scope: program_pb2.Scope, index: _Index, known: frozenset[str], what: str
+    at: FieldPath, scope: program_pb2.Scope, index: _Index, known: frozenset[str], what: str
 ) -> None:
     if not _check_enum(at, "kind", scope.kind, program_pb2.ScopeKind.DESCRIPTOR):
         return
@@ -668,24 +694,26 @@ def _check_scope(
         _segment_ref(at, f"segments[{j}]", segment, index, known, what)
 
 
-def _check_partner_list(at: _At, partners: Sequence[str], index: _Index) -> None:
+def _check_partner_list(at: FieldPath, partners: Sequence[str], index: _Index) -> None:
     if not partners:
         at.add("partners", "needs at least one partner")
     for j, partner in enumerate(partners):
         _ref(at, f"partners[{j}]", partner, index.partners, "partner")
 
 
-def _check_timing(at: _At, timing: int) -> None:
+def _check_timing(at: FieldPath, timing: int) -> None:
     _check_enum(at, "timing", timing, program_pb2.Timing.DESCRIPTOR)
 
 
-def _check_max_items(at: _At, max_items: int, level: _Level) -> None:
+def _check_max_items(at: FieldPath, max_items: int, level: _Level) -> None:
     _non_negative(at, "max_items", max_items)
     if max_items and level == "order":
         at.add("max_items", "max_items counts units: it belongs in a product rule")
 
 
-def _check_benefit(at: _At, benefit: program_pb2.Benefit, level: _Level, index: _Index) -> None:
+def _check_benefit(
+    at: FieldPath, benefit: program_pb2.Benefit, level: _Level, index: _Index
+) -> None:
     which = benefit.WhichOneof("benefit")
     if which is None:
         at.add("", f"a benefit needs one of: {', '.join(_BENEFIT_NAMES)}")
@@ -779,7 +807,7 @@ def _check_benefit(at: _At, benefit: program_pb2.Benefit, level: _Level, index: 
         raise AssertionError(f"unhandled benefit {which}")
 
 
-def _check_promotions(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_promotions(program_at: FieldPath, program: program_pb2.Program, index: _Index) -> None:
     seen = _Seen("promotion")
     for i, promotion in enumerate(program.promotions):
         position = f"promotions[{i}]"
@@ -851,7 +879,7 @@ class _Tree:
     groups: _Seen = field(default_factory=lambda: _Seen("group"))
 
 
-def _check_limits(at: _At, limits: program_pb2.Limits) -> None:
+def _check_limits(at: FieldPath, limits: program_pb2.Limits) -> None:
     _share_bp(at, "max_discount_bp", limits.max_discount_bp)
     _non_negative(at, "max_discount_amount", limits.max_discount_amount)
     _non_negative(at, "min_unit_price", limits.min_unit_price)
@@ -859,7 +887,7 @@ def _check_limits(at: _At, limits: program_pb2.Limits) -> None:
 
 
 def _check_group(
-    at: _At,
+    at: FieldPath,
     group: program_pb2.Group,
     tree: _Tree,
     *,
@@ -906,11 +934,13 @@ def _check_group(
                     f"(first at {tree.listed[promotion_id]})",
                 )
             else:
-                tree.listed[promotion_id] = _join(position, path)
+                tree.listed[promotion_id] = join_path(position, path)
         else:
             sub = child.group
-            sub_position = _join(position, f"{child_path}.group")
-            sub_at = _At(at.issues, "group", sub.id) if sub.id else at.at(f"{child_path}.group")
+            sub_position = join_path(position, f"{child_path}.group")
+            sub_at = (
+                FieldPath(at.issues, "group", sub.id) if sub.id else at.at(f"{child_path}.group")
+            )
             _check_group(
                 sub_at,
                 sub,
@@ -921,7 +951,7 @@ def _check_group(
             )
 
 
-def _check_tree(program_at: _At, program: program_pb2.Program, index: _Index) -> None:
+def _check_tree(program_at: FieldPath, program: program_pb2.Program, index: _Index) -> None:
     root = program.arbitration
     listed = set(_listed_promotions(root))
     unlisted = {p.id for p in program.promotions if p.id and p.id not in listed}
@@ -942,7 +972,7 @@ def _check_tree(program_at: _At, program: program_pb2.Program, index: _Index) ->
 def validate_program(program: program_pb2.Program) -> None:
     """Raise ConfigError listing every configuration error of `program`; return when none."""
     issues: list[ConfigIssue] = []
-    program_at = _At(issues, "program", program.id)
+    program_at = FieldPath(issues, "program", program.id)
     index = _Index.of(program)
     _check_program_fields(program_at, program)
     _check_point_types(program_at, program)
