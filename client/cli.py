@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
     from arbiter.server.app.embedded_pg import EmbeddedPostgresError
+    from arbiter.server.app.runtime import tune_allocator
     from arbiter.server.app.wiring import App
     from arbiter.server.engine import ConfigError
     from arbiter.server.ledger import StorageUnavailable
@@ -66,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    tune_allocator()
     try:
         settings = settings_from_args(args)
         asyncio.run(App(settings).serve_until_signal())

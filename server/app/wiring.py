@@ -11,6 +11,7 @@ from typing import Any
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
+from arbiter.server.app.runtime import tune_allocator
 from arbiter.server.app.server import ArbiterServer
 from arbiter.server.app.settings import Settings
 from arbiter.server.engine import ConfigError, ConfigIssue, compile_program
@@ -116,6 +117,7 @@ class App:
     async def open(self) -> None:
         """Check the settings, open storage, start listening; health stays NOT_SERVING."""
         self.settings.check()
+        tune_allocator()
         try:
             await self._open_storage()
             server = ArbiterServer(

@@ -19,8 +19,10 @@ from arbiter.server.engine.compile import (
     PRODUCT,
     SEQUENTIAL,
     SUMMATION,
+    CandidatePlan,
     CNode,
 )
+from arbiter.server.engine.money import round_bp_arr
 from arbiter.server.engine.state import (
     Effect,
     Statics,
@@ -37,6 +39,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 # Candidates valued at once: bounds memory at about CHUNK * k * L entries per array.
 CHUNK = 512
+# Candidates are ranked by an upper bound first when there are more than this many; the
+# first exact chunk is small and chunks double from there.
+PRUNE_FROM = 16
+FIRST_CHUNK = 16
+# Subsets whose bounds are computed at once.
+BOUND_BLOCK = 256
 _NEG = np.iinfo(np.int64).min
 
 
@@ -176,37 +184,44 @@ class Arbiter:
         if n_children == 0:
             return result
         plan = self.ctx.program.plans[n_children]
-        # Sequential build: prefix states of every subset of c1..c(i-1), as one batch per child.
-        prefix_pay = s.pay[:, None, :]
-        prefix_pm = s.pts_money[:, None, :]
-        prefix_budget = s.budget[:, None, :]
-        prefix_ship = s.ship_left[:, None]
+        acc_onehot = self.st.acc_onehot
+        types = self.st.ratio_points.size
+        # Sequential build: the state after every subset of c1..ci applied in tree order, as one
+        # batch per child (child i runs once on the 2^i prefix states). Index = subset mask.
+        full = 1 << n_children
+        lines = self.lines
+        prefix_pay = np.empty((n, full, lines), dtype=np.int64)
+        prefix_pm = np.empty((n, full, lines), dtype=np.int64)
+        prefix_budget = np.empty((n, full, s.budget.shape[1]), dtype=np.int64)
+        prefix_ship = np.empty((n, full), dtype=np.int64)
+        prefix_acc = np.zeros((n, full, types), dtype=np.int64)
+        prefix_pay[:, 0] = s.pay
+        prefix_pm[:, 0] = s.pts_money
+        prefix_budget[:, 0] = s.budget
+        prefix_ship[:, 0] = s.ship_left
         child_effects: list[Effect] = []  # child i on [N * 2^i] prefix states
         for i, child in enumerate(children):
             width = 1 << i
             batch = Summary(
-                prefix_pay.reshape(n * width, -1),
-                prefix_pm.reshape(n * width, -1),
-                prefix_budget.reshape(n * width, -1),
-                prefix_ship.reshape(n * width),
+                prefix_pay[:, :width].reshape(n * width, -1),
+                prefix_pm[:, :width].reshape(n * width, -1),
+                prefix_budget[:, :width].reshape(n * width, -1),
+                prefix_ship[:, :width].reshape(n * width),
             )
             ce = self.evaluate(child, batch)
             child_effects.append(ce)
-            if i == n_children - 1:
-                break
             after = apply_effect(batch, ce, self._onehot(child.lo, child.hi))
-            prefix_pay = np.concatenate([prefix_pay, after.pay.reshape(n, width, -1)], axis=1)
-            prefix_pm = np.concatenate([prefix_pm, after.pts_money.reshape(n, width, -1)], axis=1)
-            prefix_budget = np.concatenate(
-                [prefix_budget, after.budget.reshape(n, width, -1)], axis=1
-            )
-            prefix_ship = np.concatenate([prefix_ship, after.ship_left.reshape(n, width)], axis=1)
+            acc = ce.acc.sum(axis=2) @ acc_onehot[child.lo : child.hi]  # [N * 2^i, T]
+            top = slice(width, 2 * width)
+            prefix_pay[:, top] = after.pay.reshape(n, width, -1)
+            prefix_pm[:, top] = after.pts_money.reshape(n, width, -1)
+            prefix_budget[:, top] = after.budget.reshape(n, width, -1)
+            prefix_ship[:, top] = after.ship_left.reshape(n, width)
+            prefix_acc[:, top] = prefix_acc[:, :width] + acc.reshape(n, width, -1)
         # A child whose effect on S is empty takes part in no subset (rule 12).
         on_s = np.stack(
             [
-                ce.nonempty_lines().reshape(n, 1 << i, -1)[:, 0, :].any(axis=1)
-                if ce.disc.shape[1]
-                else np.zeros(n, dtype=np.bool_)
+                ce.take(np.arange(n, dtype=np.int64) << i).nonempty_lines().any(axis=(1, 2))
                 for i, ce in enumerate(child_effects)
             ],
             axis=1,
@@ -214,32 +229,151 @@ class Arbiter:
         empty_bits = (~on_s).astype(np.int64) @ (1 << np.arange(n_children, dtype=np.int64))
         for row in range(n):
             allowed = (plan.masks & empty_bits[row]) == 0
-            best_value = _NEG
-            best: Effect | None = None
             s_row = s.take(np.array([row], dtype=np.int64))
             cand_idx = np.flatnonzero(allowed)
-            for start in range(0, cand_idx.size, CHUNK):
-                idx = cand_idx[start : start + CHUNK]
-                masks = plan.masks[idx]
-                seq = plan.sequential[idx]
-                e = self._gather(node, child_effects, row, masks, seq)
-                m = idx.size
-                rep = np.zeros(m, dtype=np.int64)
-                s_rep = s_row.take(rep)
-                if np.any(~seq):
-                    sums = np.flatnonzero(~seq)
-                    part = e.take(sums)
-                    make_valid(part, s_rep.take(sums), self.st, node.lo)
-                    _scatter(e, sums, part)
-                self._limits(node, e, s_rep)
-                values = self._value(node, e)
-                pick = int(np.argmax(values))
-                if int(values[pick]) > best_value:
-                    best_value = int(values[pick])
-                    best = e.take(np.array([pick], dtype=np.int64))
+            bounds: IntArray | None = None
+            if cand_idx.size > PRUNE_FROM and self._bounded(child_effects, row):
+                bounds = self._bounds(
+                    node,
+                    plan,
+                    cand_idx,
+                    row,
+                    s_row,
+                    child_effects,
+                    prefix_pay[row],
+                    prefix_ship[row],
+                    prefix_acc[row],
+                )
+            best_value = _NEG
+            best_idx = -1
+            best: Effect | None = None
+            chunk = FIRST_CHUNK if bounds is not None else CHUNK
+            while cand_idx.size:
+                if bounds is None:
+                    take = np.arange(min(chunk, cand_idx.size))
+                elif cand_idx.size > chunk:
+                    # The candidates with the greatest bounds first (any order is exact; this
+                    # one finds a winner early).
+                    take = np.argpartition(-bounds, chunk - 1)[:chunk]
+                else:
+                    take = np.arange(cand_idx.size)
+                idx = cand_idx[take]
+                values, e = self._valued(node, child_effects, row, s_row, idx, plan)
+                top = int(values.max())
+                pick = int(idx[values == top].min())
+                if top > best_value or (top == best_value and pick < best_idx):
+                    best_value, best_idx = top, pick
+                    best = e.take(np.flatnonzero(idx == pick))
+                keep = np.ones(cand_idx.size, dtype=np.bool_)
+                keep[take] = False
+                if bounds is not None:
+                    # Rule 6 and the limits never raise a candidate above its bound: one whose
+                    # bound ranks after the best found cannot win.
+                    keep &= (bounds > best_value) | ((bounds == best_value) & (cand_idx < best_idx))
+                    bounds = bounds[keep]
+                cand_idx = cand_idx[keep]
+                chunk = min(2 * chunk, CHUNK)
             if best is not None:
                 _scatter(result, np.array([row], dtype=np.int64), best)
         return result
+
+    def _valued(
+        self,
+        node: CNode,
+        child_effects: list[Effect],
+        row: int,
+        s_row: Summary,
+        idx: IntArray,
+        plan: CandidatePlan,
+    ) -> tuple[IntArray, Effect]:
+        """The candidates `idx` made valid (sums), limited, and their benefits."""
+        masks = plan.masks[idx]
+        seq = plan.sequential[idx]
+        e = self._gather(node, child_effects, row, masks, seq)
+        s_rep = s_row.take(np.zeros(idx.size, dtype=np.int64))
+        if np.any(~seq):
+            sums = np.flatnonzero(~seq)
+            part = e.take(sums)
+            make_valid(part, s_rep.take(sums), self.st, node.lo)
+            _scatter(e, sums, part)
+        self._limits(node, e, s_rep)
+        return self._value(node, e), e
+
+    def _bounded(self, child_effects: list[Effect], row: int) -> bool:
+        """Whether candidate bounds hold: no child raises a price on S (rule 6(b) may cut a
+        summed rise, which raises a candidate's benefit)."""
+        return not any(bool((ce.disc[row << i] < 0).any()) for i, ce in enumerate(child_effects))
+
+    def _bounds(
+        self,
+        node: CNode,
+        plan: CandidatePlan,
+        idx: IntArray,
+        row: int,
+        s_row: Summary,
+        child_effects: list[Effect],
+        seq_pay: IntArray,
+        seq_ship: IntArray,
+        seq_acc: IntArray,
+    ) -> IntArray:
+        """An upper bound of each candidate's benefit, from line totals alone.
+
+        Without price rises, making a sum valid (rule 6) and the limits (rule 11) only cut: a
+        line keeps at most the least of what the candidate adds, its cap and its price to pay,
+        the order at most `max_discount_amount`; accruals are never cut."""
+        pay = s_row.pay[0]
+        cap = pay.copy()
+        if node.max_discount_bp:
+            cap = np.minimum(cap, round_bp_arr(pay, node.max_discount_bp))
+        if node.min_unit_price:
+            cap = np.minimum(cap, pay - self.st.quantity * node.min_unit_price)
+        if node.min_unit_price_bp:
+            floor_unit = round_bp_arr(self.st.base_unit, node.min_unit_price_bp)
+            cap = np.minimum(cap, pay - self.st.quantity * floor_unit)
+        cap = np.maximum(cap, 0)
+        acc_onehot = self.st.acc_onehot
+        # Summation of every subset (index = mask), from each child's effect on S.
+        on_s = [ce.take(np.array([row << i], dtype=np.int64)) for i, ce in enumerate(child_effects)]
+        child_add = np.concatenate([ce.disc.sum(axis=1) + ce.pmon.sum(axis=1) for ce in on_s])
+        child_ship = np.array([int(ce.ship.sum()) for ce in on_s], dtype=np.int64)
+        child_acc = np.concatenate(
+            [
+                ce.acc.sum(axis=2) @ acc_onehot[c.lo : c.hi]
+                for c, ce in zip(node.children, on_s, strict=True)
+            ]
+        )
+        rp = self.st.ratio_points[None, :]
+        rm = self.st.ratio_money[None, :]
+        subsets = plan.subset_indicator  # [2^n, n]
+        full = subsets.shape[0]
+        # Exact in float64 (BLAS) while every sum stays below 2^52.
+        exact_float = int(np.abs(child_add).max(initial=0)) * (len(on_s) + 1) < 1 << 52
+        child_add_f = child_add.astype(np.float64) if exact_float else child_add
+        bound_by_mode = [np.empty(full, dtype=np.int64), np.empty(full, dtype=np.int64)]
+        # In blocks, so that the temporaries stay small (large ones cost page faults).
+        for lo in range(0, full, BOUND_BLOCK):
+            hi = min(lo + BOUND_BLOCK, full)
+            block = subsets[lo:hi]
+            if exact_float:
+                sum_add = (block.astype(np.float64) @ child_add_f).astype(np.int64)
+            else:
+                sum_add = block @ child_add
+            modes = (
+                (sum_add, block @ child_ship, block @ child_acc),
+                (pay[None, :] - seq_pay[lo:hi], seq_ship[0] - seq_ship[lo:hi], seq_acc[lo:hi]),
+            )
+            for mode, (add, ship, acc) in enumerate(modes):
+                np.minimum(add, cap[None, :], out=add)
+                kept = add.sum(axis=1)
+                if node.max_discount_amount:
+                    kept = np.minimum(kept, node.max_discount_amount)
+                acc_money = (2 * acc * rm + rp) // (2 * rp)
+                bound_by_mode[mode][lo:hi] = kept + ship + acc_money.sum(axis=1)
+        masks = plan.masks[idx]
+        out: IntArray = np.where(
+            plan.sequential[idx], bound_by_mode[1][masks], bound_by_mode[0][masks]
+        )
+        return out
 
     def _gather(
         self, node: CNode, child_effects: list[Effect], row: int, masks: IntArray, seq: BoolArray

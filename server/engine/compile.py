@@ -183,7 +183,7 @@ class CandidatePlan:
 
     masks: npt.NDArray[np.int64]  # subset bitmask per candidate
     sequential: npt.NDArray[np.bool_]  # False: summation candidate
-    indicator: npt.NDArray[np.int64]  # [candidate, child] 0/1
+    subset_indicator: npt.NDArray[np.int64]  # [mask, child] 0/1 for every mask 0..2^n-1
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +333,9 @@ def candidate_plan(n: int) -> CandidatePlan:
                 order.append((mask, True))
     masks = np.array([m for m, _ in order], dtype=np.int64)
     seq = np.array([s for _, s in order], dtype=np.bool_)
-    indicator = ((masks[:, None] >> np.arange(n, dtype=np.int64)[None, :]) & 1).astype(np.int64)
-    return CandidatePlan(masks=masks, sequential=seq, indicator=indicator)
+    every = np.arange(1 << n, dtype=np.int64)
+    subsets = ((every[:, None] >> np.arange(n, dtype=np.int64)[None, :]) & 1).astype(np.int64)
+    return CandidatePlan(masks=masks, sequential=seq, subset_indicator=subsets)
 
 
 class _Builder:

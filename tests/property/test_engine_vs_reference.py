@@ -96,8 +96,15 @@ def test_engine_agrees_on_wide_max_benefit(
     program.arbitration.Clear()
     program.arbitration.id = "main"
     program.arbitration.mode = pb.ARBITRATION_MODE_MAX_BENEFIT
+    limits = program.arbitration.limits
     if data.draw(st.booleans()):
-        program.arbitration.limits.max_discount_bp = data.draw(st.integers(1, 10000))
+        limits.max_discount_bp = data.draw(st.integers(1, 10000))
+    if data.draw(st.booleans()):
+        limits.max_discount_amount = data.draw(st.integers(1, 200000))
+    if data.draw(st.booleans()):
+        limits.min_unit_price = data.draw(st.integers(1, 50000))
+    if data.draw(st.booleans()):
+        limits.min_unit_price_bp = data.draw(st.integers(1, 10000))
     for p in program.promotions:
         program.arbitration.children.add(promotion=p.id)
     assert_agree(program, request)
