@@ -212,12 +212,12 @@ class Arbiter:
             child_effects.append(ce)
             after = apply_effect(batch, ce, self._onehot(child.lo, child.hi))
             acc = ce.acc.sum(axis=2) @ acc_onehot[child.lo : child.hi]  # [N * 2^i, T]
-            top = slice(width, 2 * width)
-            prefix_pay[:, top] = after.pay.reshape(n, width, -1)
-            prefix_pm[:, top] = after.pts_money.reshape(n, width, -1)
-            prefix_budget[:, top] = after.budget.reshape(n, width, -1)
-            prefix_ship[:, top] = after.ship_left.reshape(n, width)
-            prefix_acc[:, top] = prefix_acc[:, :width] + acc.reshape(n, width, -1)
+            upper = slice(width, 2 * width)
+            prefix_pay[:, upper] = after.pay.reshape(n, width, -1)
+            prefix_pm[:, upper] = after.pts_money.reshape(n, width, -1)
+            prefix_budget[:, upper] = after.budget.reshape(n, width, -1)
+            prefix_ship[:, upper] = after.ship_left.reshape(n, width)
+            prefix_acc[:, upper] = prefix_acc[:, :width] + acc.reshape(n, width, -1)
         # A child whose effect on S is empty takes part in no subset (rule 12).
         on_s = np.stack(
             [
