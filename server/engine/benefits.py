@@ -19,12 +19,12 @@ from arbiter.server.engine.state import Effect, Summary
 from arbiter.server.engine.types import OrderInput
 from arbiter.v1 import program_pb2 as pb
 
-__all__ = ["OrderContext", "evaluate_benefit"]
+__all__ = ["ROUND_STEP", "OrderContext", "evaluate_benefit"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-_ROUND_STEP: dict[int, tuple[int, bool]] = {
+ROUND_STEP: dict[int, tuple[int, bool]] = {
     pb.ROUND_MODE_ROUND_INTEGER: (100, False),
     pb.ROUND_MODE_ROUND_HALF: (50, False),
     pb.ROUND_MODE_FLOOR_INTEGER: (100, True),
@@ -157,7 +157,7 @@ def _product(
         e.disc[:, j] = np.where(has[None, :], d, 0)
         return
     if kind == "round_price":
-        step, floor = _ROUND_STEP[b.round_mode]
+        step, floor = ROUND_STEP[b.round_mode]
         qs = q[None, :] * step
         n_steps = pay // qs if floor else (2 * pay + qs) // (2 * qs)
         new_pay = np.minimum(n_steps * qs, ctx.base[None, :] - s.pts_money)

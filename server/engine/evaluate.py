@@ -13,7 +13,8 @@ from arbiter.server.engine.benefits import OrderContext
 from arbiter.server.engine.compile import ON_DELIVERY, CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import select
-from arbiter.server.engine.state import Effect, Statics, Summary
+from arbiter.server.engine.single import Entry, Single
+from arbiter.server.engine.state import Statics
 from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
@@ -79,7 +80,7 @@ def calculate(
     for type_id, points in order.redeem:
         requested[type_id] = requested.get(type_id, 0) + points
     n_types = max(len(program.point_types), 1)
-    budget = np.zeros((1, n_types), dtype=np.int64)
+    budget = [0] * n_types
     accrues: list[bool] = []
     for t in program.point_types:
         usable = (
@@ -87,7 +88,7 @@ def calculate(
         )
         accrues.append(usable)
         if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
-            budget[0, t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
+            budget[t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
     ctx = OrderContext(
         program=program,
         order=order,
@@ -98,14 +99,15 @@ def calculate(
         rule_active=sel.rule_active,
         accrues=tuple(accrues),
     )
-    s0 = Summary(
-        pay=base[None, :].copy(),
-        pts_money=np.zeros((1, n_lines), dtype=np.int64),
-        budget=budget,
-        ship_left=np.array([order.shipping_cost], dtype=np.int64),
-    )
-    effect = Arbiter(ctx, statics, sel.eligible).evaluate(program.root, s0)
-    return _report(program, order, member, at, effect, requested, sel.codes)
+    arbiter = Arbiter(ctx, statics, sel.eligible)
+    single = Single(arbiter)
+    state = single.initial(budget, order.shipping_cost)
+    entries = single.evaluate(program.root, state)
+    return _report(program, order, member, at, entries, requested, sel.codes)
+
+
+def _row_key(x: Entry) -> tuple[int, int]:
+    return (x.line, x.k)
 
 
 def _report(
@@ -113,93 +115,82 @@ def _report(
     order: OrderInput,
     member: MemberState | None,
     at: datetime,
-    effect: Effect,
+    entries: list[Entry],
     requested: dict[str, int],
     codes: tuple,  # type: ignore[type-arg]
 ) -> CalculationResult:
-    disc = effect.disc[0]
-    pmon = effect.pmon[0]
-    ppts = effect.ppts[0]
-    acc = effect.acc[0]
-    ship = effect.ship[0]
-    text = effect.text[0]
     benefits = program.benefits
     promotions = program.promotions
     point_types = program.point_types
     n_lines = len(order.lines)
-
-    line_results: list[LineResult] = []
+    # Rule 17: by line in the order's line order, order-wide rows last, then tree order.
+    entries = sorted(entries, key=_row_key)
+    disc_by_line = [0] * n_lines
+    pmon_by_line = [0] * n_lines
+    shipping_discount = 0
+    redeemed = [0] * len(point_types)
+    accrued = [0] * len(point_types)
+    pending = [0] * len(point_types)
+    contributing: set[int] = set()
+    shown: set[int] = set()
     rows: list[AppliedBenefit] = []
-    disc_by_line = disc.sum(axis=0).tolist()
-    pmon_by_line = pmon.sum(axis=0).tolist()
-    touched = np.flatnonzero(
-        (disc != 0).any(axis=1)
-        | (pmon != 0).any(axis=1)
-        | (ppts != 0).any(axis=1)
-        | (acc[:, :n_lines] != 0).any(axis=1)
-    )
-    for i, line in enumerate(order.lines):
-        base = line.unit_price * line.quantity
-        d = int(disc_by_line[i]) if n_lines else 0
-        p = int(pmon_by_line[i]) if n_lines else 0
-        final = base - d - p
-        line_results.append(LineResult(line.id, base, d, p, final, portions(line.quantity, final)))
-        for k in touched.tolist():
-            b = benefits[k]
-            promo = promotions[b.promotion]
-            if disc[k, i]:
-                rows.append(
-                    AppliedBenefit(line.id, promo.id, promo.kind, b.kind, int(disc[k, i]), 0, "")
-                )
-            elif pmon[k, i] or ppts[k, i]:
-                rows.append(
-                    AppliedBenefit(
-                        line.id,
-                        promo.id,
-                        promo.kind,
-                        b.kind,
-                        int(pmon[k, i]),
-                        int(ppts[k, i]),
-                        point_types[b.point_type].id,
-                    )
-                )
-            elif acc[k, i]:
-                rows.append(
-                    AppliedBenefit(
-                        line.id,
-                        promo.id,
-                        promo.kind,
-                        b.kind,
-                        0,
-                        int(acc[k, i]),
-                        point_types[b.point_type].id,
-                        "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
-                    )
-                )
-    order_rows = np.flatnonzero((acc[:, n_lines] != 0) | (ship != 0)).tolist()
-    for k in order_rows:
-        b = benefits[k]
+    line_ids = [line.id for line in order.lines]
+    for x in entries:
+        b = benefits[x.k]
+        contributing.add(b.promotion)
+        if x.text:
+            shown.add(x.k)
+        line_id = line_ids[x.line] if x.line < n_lines else ""
+        if x.line < n_lines:
+            disc_by_line[x.line] += x.disc
+            pmon_by_line[x.line] += x.pmon
         promo = promotions[b.promotion]
-        if ship[k]:
-            rows.append(AppliedBenefit("", promo.id, promo.kind, b.kind, int(ship[k]), 0, ""))
-        else:
+        if x.ship:
+            shipping_discount += x.ship
+            rows.append(AppliedBenefit("", promo.id, promo.kind, b.kind, x.ship, 0, ""))
+        elif x.disc:
+            rows.append(AppliedBenefit(line_id, promo.id, promo.kind, b.kind, x.disc, 0, ""))
+        elif x.pmon or x.ppts:
+            redeemed[b.point_type] += x.ppts
             rows.append(
                 AppliedBenefit(
-                    "",
+                    line_id,
+                    promo.id,
+                    promo.kind,
+                    b.kind,
+                    x.pmon,
+                    x.ppts,
+                    point_types[b.point_type].id,
+                )
+            )
+        elif x.acc:
+            if b.timing == ON_DELIVERY:
+                pending[b.point_type] += x.acc
+            else:
+                accrued[b.point_type] += x.acc
+            rows.append(
+                AppliedBenefit(
+                    line_id,
                     promo.id,
                     promo.kind,
                     b.kind,
                     0,
-                    int(acc[k, n_lines]),
+                    x.acc,
                     point_types[b.point_type].id,
                     "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
                 )
             )
+    line_results: list[LineResult] = []
+    for i, line in enumerate(order.lines):
+        base = line.unit_price * line.quantity
+        d = disc_by_line[i]
+        p = pmon_by_line[i]
+        final = base - d - p
+        line_results.append(LineResult(line.id, base, d, p, final, portions(line.quantity, final)))
 
     subtotal = sum(r.base_price for r in line_results)
     discount = sum(r.discount for r in line_results)
     paid = sum(r.paid_with_points for r in line_results)
-    shipping_discount = int(ship.sum())
     total = subtotal - discount - paid + order.shipping_cost - shipping_discount
     totals = Totals(
         subtotal,
@@ -211,19 +202,6 @@ def _report(
         sum(line.quantity for line in order.lines),
     )
 
-    redeemed = [0] * len(point_types)
-    accrued = [0] * len(point_types)
-    pending = [0] * len(point_types)
-    acc_total = acc.sum(axis=1).tolist()
-    ppts_total = ppts.sum(axis=1).tolist()
-    for b in benefits:
-        if b.kind == "pay_with_points" and ppts_total[b.index]:
-            redeemed[b.point_type] += int(ppts_total[b.index])
-        elif b.is_accrual and acc_total[b.index]:
-            if b.timing == ON_DELIVERY:
-                pending[b.point_type] += int(acc_total[b.index])
-            else:
-                accrued[b.point_type] += int(acc_total[b.index])
     points = tuple(
         PointsChange(
             t.id, requested.get(t.id, 0), redeemed[t.index], accrued[t.index], pending[t.index]
@@ -232,19 +210,8 @@ def _report(
         if requested.get(t.id, 0) or redeemed[t.index] or accrued[t.index] or pending[t.index]
     )
 
-    # Which promotions' effects survive (for texts and promo codes).
-    alive = (
-        (disc != 0).any(axis=1)
-        | (pmon != 0).any(axis=1)
-        | (ppts != 0).any(axis=1)
-        | (acc != 0).any(axis=1)
-        | (ship != 0)
-        | text.any(axis=1)
-    )
-    contributing: set[int] = {benefits[k].promotion for k in np.flatnonzero(alive).tolist()}
-
     texts: list[str] = []
-    text_benefits = [b for b in benefits if b.kind == "text" and bool(text[b.index].any())]
+    text_benefits = [benefits[k] for k in sorted(shown) if benefits[k].kind == "text"]
     if text_benefits:
         values = {
             "member.id": member.member_id if member is not None else "",

@@ -1,0 +1,520 @@
+"""The tree on one state: plain integers and sparse effects (SPEC 4, 5, 11).
+
+Outside MAX_BENEFIT the engine evaluates every node on exactly one state, where a numpy call
+per step costs more than the arithmetic it does (a call on 20 elements is about a microsecond).
+Here a state is a few lists of Python integers and an effect is a list of `Entry`, one per
+(benefit, line) that changes something, so a promotion that touches two lines costs two
+entries. The rules are the batched engine's:
+
+- the usual benefits are computed here with the same integer formulas; the rarer forms
+  (`max_items`, order-level `pay_with_points`) run through the batched benefit code on a batch
+  of one state;
+- rule 6 (making a sum valid) and rule 11 (limits) are first checked here; only an effect that
+  needs a cut goes through the batched cuts (`state.make_valid`, `state.apply_limits`);
+- a MAX_BENEFIT group (vectorised over its candidates) is evaluated by the batched `Arbiter`.
+
+The property tests hold this path, with the batched one beneath it, to the reference evaluator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arbiter.server.engine.arbitrate import Arbiter
+from arbiter.server.engine.benefits import ROUND_STEP, evaluate_benefit
+from arbiter.server.engine.compile import (
+    INCOMPATIBLE,
+    MAX_BENEFIT,
+    PRODUCT,
+    SEQUENTIAL,
+    CBenefit,
+    CNode,
+)
+from arbiter.server.engine.money import apportion, div_half_up, round_bp
+from arbiter.server.engine.state import Effect, Summary, apply_limits, make_valid
+
+__all__ = ["Entry", "Single", "State", "from_dense"]
+
+ACCRUALS = frozenset({"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"})
+
+
+class Entry:
+    """What one benefit did on one line (`line` = the line count: order-wide)."""
+
+    __slots__ = ("acc", "disc", "k", "line", "pmon", "ppts", "ship", "text")
+
+    def __init__(
+        self,
+        k: int,
+        line: int,
+        disc: int = 0,
+        pmon: int = 0,
+        ppts: int = 0,
+        acc: int = 0,
+        ship: int = 0,
+        text: bool = False,
+    ) -> None:
+        self.k = k
+        self.line = line
+        self.disc = disc
+        self.pmon = pmon
+        self.ppts = ppts
+        self.acc = acc
+        self.ship = ship
+        self.text = text
+
+
+class State:
+    """One state: price to pay and points money per line, budget per type, shipping left."""
+
+    __slots__ = ("budget", "pay", "pm", "ship")
+
+    def __init__(self, pay: list[int], pm: list[int], budget: list[int], ship: int) -> None:
+        self.pay = pay
+        self.pm = pm
+        self.budget = budget
+        self.ship = ship
+
+    def summary(self) -> Summary:
+        return Summary(
+            np.array([self.pay], dtype=np.int64).reshape(1, -1),
+            np.array([self.pm], dtype=np.int64).reshape(1, -1),
+            np.array([self.budget], dtype=np.int64).reshape(1, -1),
+            np.array([self.ship], dtype=np.int64),
+        )
+
+
+def from_dense(e: Effect, lo: int, row: int = 0) -> list[Entry]:
+    """The entries of row `row` of a batched effect whose benefit axis starts at `lo`."""
+    disc = e.disc[row]
+    pmon = e.pmon[row]
+    ppts = e.ppts[row]
+    acc = e.acc[row]
+    text = e.text[row]
+    ship = e.ship[row]
+    lines = disc.shape[1]
+    mask = (acc != 0) | text
+    mask[:, :lines] |= (disc != 0) | (pmon != 0) | (ppts != 0)
+    mask[:, lines] |= ship != 0
+    cols, where = np.nonzero(mask)
+    out: list[Entry] = []
+    if not cols.size:
+        return out
+    d = disc.tolist()
+    pm = pmon.tolist()
+    pp = ppts.tolist()
+    ac = acc.tolist()
+    tx = text.tolist()
+    sh = ship.tolist()
+    for c, line in zip(cols.tolist(), where.tolist(), strict=True):
+        if line < lines:
+            out.append(
+                Entry(
+                    lo + c, line, d[c][line], pm[c][line], pp[c][line], ac[c][line], 0, tx[c][line]
+                )
+            )
+        else:
+            out.append(Entry(lo + c, line, 0, 0, 0, ac[c][line], sh[c], tx[c][line]))
+    return out
+
+
+def to_dense(entries: list[Entry], lo: int, k: int, lines: int) -> Effect:
+    e = Effect.zeros(1, k, lines)
+    for x in entries:
+        c = x.k - lo
+        line = x.line
+        if line < lines:
+            e.disc[0, c, line] = x.disc
+            e.pmon[0, c, line] = x.pmon
+            e.ppts[0, c, line] = x.ppts
+        else:
+            e.ship[0, c] = x.ship
+        e.acc[0, c, line] = x.acc
+        e.text[0, c, line] = x.text
+    return e
+
+
+class Single:
+    """Evaluates the tree of one calculation on one state, delegating to `arbiter` where the
+    batched form is the right one."""
+
+    def __init__(self, arbiter: Arbiter) -> None:
+        self.arb = arbiter
+        ctx = arbiter.ctx
+        self.ctx = ctx
+        self.st = arbiter.st
+        self.lines = ctx.lines
+        program = ctx.program
+        self.benefits = program.benefits
+        self.promotions = program.promotions
+        self.point_types = program.point_types
+        self.level = program.benefit_level.tolist()
+        self.pay_type = program.pay_type.tolist()
+        self.q = ctx.quantity.tolist()
+        self.base = ctx.base.tolist()
+        self.base_unit = self.st.base_unit.tolist()
+        self.rule_active = ctx.rule_active
+        self._rule_lines: dict[tuple[int, int], list[int]] = {}
+
+    def initial(self, budget: list[int], shipping: int) -> State:
+        return State(list(self.base), [0] * self.lines, budget, shipping)
+
+    # --- states -----------------------------------------------------------------------------
+
+    def apply(self, s: State, entries: list[Entry]) -> State:
+        pay = s.pay.copy()
+        pm = s.pm.copy()
+        budget = s.budget
+        ship = s.ship
+        pay_type = self.pay_type
+        copied = False
+        lines = self.lines
+        for x in entries:
+            if x.line < lines:
+                if x.disc or x.pmon:
+                    pay[x.line] -= x.disc + x.pmon
+                    pm[x.line] += x.pmon
+                if x.ppts:
+                    if not copied:
+                        budget = budget.copy()
+                        copied = True
+                    budget[pay_type[x.k]] -= x.ppts
+            else:
+                ship -= x.ship
+        return State(pay, pm, budget, ship)
+
+    # --- nodes ------------------------------------------------------------------------------
+
+    def evaluate(self, node: CNode, s: State) -> list[Entry]:
+        if not self.arb.live(node):
+            return []
+        if node.promotion >= 0:
+            return self._promotion(node, s)
+        mode = node.mode
+        if mode == MAX_BENEFIT:
+            return from_dense(self.arb.evaluate(node, s.summary()), node.lo)
+        if mode == SEQUENTIAL:
+            out: list[Entry] = []
+            cur = s
+            for child in node.children:
+                ce = self.evaluate(child, cur)
+                if ce:
+                    out.extend(ce)
+                    cur = self.apply(cur, ce)
+        else:
+            effects = [self.evaluate(child, s) for child in node.children]
+            if mode == INCOMPATIBLE:
+                out = self._first_eligible(effects)
+            else:  # SUMMATION
+                out = [x for ce in effects for x in ce]
+            out = self.valid(out, s, node.lo, node.hi)
+        if node.has_limits and out:
+            out = self.limits(node, out, s)
+        return out
+
+    def _promotion(self, node: CNode, s: State) -> list[Entry]:
+        out: list[Entry] = []
+        if self.promotions[node.promotion].sequential:
+            cur = s
+            for j in range(node.lo, node.hi):
+                one = self.benefit(self.benefits[j], cur)
+                if one:
+                    out.extend(one)
+                    cur = self.apply(cur, one)
+            return out
+        for j in range(node.lo, node.hi):
+            out.extend(self.benefit(self.benefits[j], s))
+        if node.hi - node.lo > 1:
+            # One benefit's effect is valid by construction; a sum is made valid (rule 6).
+            out = self.valid(out, s, node.lo, node.hi)
+        return out
+
+    def _first_eligible(self, effects: list[list[Entry]]) -> list[Entry]:
+        """INCOMPATIBLE: per line the first non-empty PRODUCT effect, and the first non-empty
+        ORDER effect taken whole (rules 4, 5). Entries are never empty."""
+        level = self.level
+        taken: set[int] = set()
+        order_taken = False
+        out: list[Entry] = []
+        for ce in effects:
+            product_lines = {x.line for x in ce if level[x.k] == PRODUCT}
+            order_any = any(level[x.k] != PRODUCT for x in ce)
+            win_order = order_any and not order_taken
+            for x in ce:
+                if level[x.k] == PRODUCT:
+                    if x.line not in taken:
+                        out.append(x)
+                elif win_order:
+                    out.append(x)
+            taken |= product_lines
+            order_taken = order_taken or order_any
+        return out
+
+    # --- rule 6 and rule 11: checked here, cut by the batched code --------------------------
+
+    def valid(self, entries: list[Entry], s: State, lo: int, hi: int) -> list[Entry]:
+        """A sum of effects on `s` made valid (rule 6)."""
+        if not entries:
+            return entries
+        lines = self.lines
+        pay_type = self.pay_type
+        spent: dict[int, int] = {}
+        added: dict[int, int] = {}
+        ship = 0
+        for x in entries:
+            if x.line < lines:
+                if x.disc < 0:
+                    return self._cut_valid(entries, s, lo, hi)
+                if x.disc or x.pmon:
+                    added[x.line] = added.get(x.line, 0) + x.disc + x.pmon
+                if x.ppts:
+                    t = pay_type[x.k]
+                    spent[t] = spent.get(t, 0) + x.ppts
+            else:
+                ship += x.ship
+        pay = s.pay
+        if (
+            ship > s.ship
+            or any(v > s.budget[t] for t, v in spent.items())
+            or any(v > pay[line] for line, v in added.items())
+        ):
+            return self._cut_valid(entries, s, lo, hi)
+        return entries
+
+    def _cut_valid(self, entries: list[Entry], s: State, lo: int, hi: int) -> list[Entry]:
+        dense = to_dense(entries, lo, hi - lo, self.lines)
+        make_valid(dense, s.summary(), self.st, lo)
+        return from_dense(dense, lo)
+
+    def limits(self, node: CNode, entries: list[Entry], s: State) -> list[Entry]:
+        """A node's limits on what it adds (rule 11)."""
+        lines = self.lines
+        added: dict[int, int] = {}
+        for x in entries:
+            if x.line < lines and (x.disc or x.pmon):
+                added[x.line] = added.get(x.line, 0) + x.disc + x.pmon
+        if not added:
+            return entries
+        cut = False
+        bp = node.max_discount_bp
+        mup = node.min_unit_price
+        mup_bp = node.min_unit_price_bp
+        if bp or mup or mup_bp:
+            pay = s.pay
+            q = self.q
+            for line, a in added.items():
+                p = pay[line]
+                caps: list[int] = []
+                if bp:
+                    caps.append(round_bp(p, bp))
+                if mup:
+                    caps.append(p - q[line] * mup)
+                if mup_bp:
+                    caps.append(p - q[line] * round_bp(self.base_unit[line], mup_bp))
+                if a > max(min(caps), 0):
+                    cut = True
+                    break
+        if not cut and node.max_discount_amount:
+            cut = sum(added.values()) > node.max_discount_amount
+        if not cut:
+            return entries
+        dense = to_dense(entries, node.lo, node.hi - node.lo, lines)
+        apply_limits(
+            dense,
+            s.summary(),
+            self.st,
+            node.lo,
+            node.max_discount_bp,
+            node.max_discount_amount,
+            node.min_unit_price,
+            node.min_unit_price_bp,
+        )
+        return from_dense(dense, node.lo)
+
+    # --- benefits ---------------------------------------------------------------------------
+
+    def _lines_of(self, key: tuple[int, int]) -> list[int]:
+        hit = self._rule_lines.get(key)
+        if hit is None:
+            hit = np.flatnonzero(self.ctx.rule_lines[key]).tolist()
+            self._rule_lines[key] = hit
+        return hit
+
+    def benefit(self, b: CBenefit, s: State) -> list[Entry]:
+        """What benefit `b` does on `s` (SPEC 5), as non-empty entries."""
+        key = (b.promotion, b.rule)
+        if not self.rule_active.get(key, False):
+            return []
+        if b.max_items or (b.level != PRODUCT and b.kind == "pay_with_points"):
+            return self._batched(b, s)
+        if b.level == PRODUCT:
+            return self._product(b, s, self._lines_of(key))
+        return self._order(b, s)
+
+    def _batched(self, b: CBenefit, s: State) -> list[Entry]:
+        e = Effect.zeros(1, 1, self.lines)
+        evaluate_benefit(b, self.ctx, s.summary(), e, 0)
+        return from_dense(e, b.index)
+
+    def _product(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:
+        k = b.index
+        kind = b.kind
+        pay = s.pay
+        q = self.q
+        out: list[Entry] = []
+        if kind == "text":
+            return [Entry(k, line, text=True) for line in lines]
+        if kind in ACCRUALS:
+            if not self.ctx.accrues[b.point_type]:
+                return out
+            t = self.point_types[b.point_type]
+            rp, rm = t.ratio_points, t.ratio_money
+            if kind == "accrue_points":
+                percent = b.value_kind == "percent_bp"
+                for line in lines:
+                    if percent:
+                        pts = div_half_up(round_bp(pay[line], b.value) * rp, rm)
+                    else:
+                        pts = q[line] * b.value
+                    if pts:
+                        out.append(Entry(k, line, acc=pts))
+            elif kind == "accrue_per_spent":
+                bases = [pay[line] for line in lines]
+                total = (sum(bases) // b.per_amount) * b.value
+                for line, pts in zip(lines, apportion(total, bases), strict=True):
+                    if pts:
+                        out.append(Entry(k, line, acc=pts))
+            elif kind == "accrue_from_field":
+                order_lines = self.ctx.order.lines
+                for line in lines:
+                    # A negative field accrues nothing (accruals never take points back).
+                    pts = max(order_lines[line].fields.get(b.field, 0), 0) * q[line]
+                    if pts:
+                        out.append(Entry(k, line, acc=pts))
+            else:  # partner_points
+                order_lines = self.ctx.order.lines
+                table = self.ctx.program.partner_points_bp
+                for line in lines:
+                    partner = order_lines[line].partner
+                    bp = table.get(partner, 0) if partner in b.partners else 0
+                    if bp > 0:
+                        pts = div_half_up(round_bp(pay[line], bp) * rp, rm)
+                        if pts:
+                            out.append(Entry(k, line, acc=pts))
+            return out
+        if kind == "pay_with_points":
+            return self._pay_with_points(b, s, lines)
+        if kind == "discount":
+            value = b.value
+            vk = b.value_kind
+            for line in lines:
+                p = pay[line]
+                if vk == "percent_bp":
+                    d = round_bp(p, value)
+                elif vk == "amount":
+                    d = min(value * q[line], p)
+                else:  # fixed_price
+                    d = max(p - value * q[line], 0)
+                if d:
+                    out.append(Entry(k, line, disc=d))
+            return out
+        if kind == "price_from_field":
+            order_lines = self.ctx.order.lines
+            for line in lines:
+                fields = order_lines[line].fields
+                if b.field in fields:
+                    unit = (fields[b.field] * b.factor_bp + 5000) // 10000
+                    d = max(pay[line] - unit * q[line], 0)
+                    if d:
+                        out.append(Entry(k, line, disc=d))
+            return out
+        if kind == "round_price":
+            step, floor = ROUND_STEP[b.round_mode]
+            base = self.base
+            pm = s.pm
+            for line in lines:
+                p = pay[line]
+                qs = q[line] * step
+                n_steps = p // qs if floor else (2 * p + qs) // (2 * qs)
+                d = p - min(n_steps * qs, base[line] - pm[line])
+                if d:
+                    out.append(Entry(k, line, disc=d))
+            return out
+        if kind == "partner_discount":
+            order_lines = self.ctx.order.lines
+            table = self.ctx.program.partner_discount_bp
+            for line in lines:
+                partner = order_lines[line].partner
+                bp = table.get(partner, 0) if partner in b.partners else 0
+                d = (pay[line] * bp + 5000) // 10000
+                if d:
+                    out.append(Entry(k, line, disc=d))
+            return out
+        raise AssertionError(f"benefit {kind} has no product-level form")
+
+    def _pay_with_points(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:
+        """Rule 8 at PRODUCT level, without max_items."""
+        budget = s.budget[b.point_type]
+        if budget <= 0:
+            return []
+        t = self.point_types[b.point_type]
+        rp, rm = t.ratio_points, t.ratio_money
+        pay = s.pay
+        q = self.q
+        vk = b.value_kind
+        value = b.value
+        caps_money: list[int] = []
+        caps_pts: list[int] = []
+        for line in lines:
+            p = pay[line]
+            if vk == "percent_bp":
+                cap = min(round_bp(p, value), p)
+                pts = cap * rp // rm
+            elif vk == "amount":
+                cap = min(value * q[line], p)
+                pts = cap * rp // rm
+            else:  # points per unit
+                cap = p
+                pts = min(value * q[line], p * rp // rm)
+            caps_money.append(cap)
+            caps_pts.append(pts)
+        if sum(caps_pts) > budget:
+            caps_pts = apportion(budget, caps_pts)
+        out: list[Entry] = []
+        for line, cap, pts in zip(lines, caps_money, caps_pts, strict=True):
+            money = min(div_half_up(pts * rm, rp), cap)
+            if pts or money:
+                out.append(Entry(b.index, line, pmon=money, ppts=pts))
+        return out
+
+    def _order(self, b: CBenefit, s: State) -> list[Entry]:
+        k = b.index
+        kind = b.kind
+        lines = self.lines
+        if kind == "text":
+            return [Entry(k, lines, text=True)]
+        if kind == "shipping_discount":
+            left = s.ship
+            amount = round_bp(left, b.value) if b.value_kind == "percent_bp" else min(b.value, left)
+            return [Entry(k, lines, ship=amount)] if amount else []
+        pay = s.pay
+        total = sum(pay)
+        if kind == "discount":
+            if b.value_kind == "percent_bp":
+                amount = round_bp(total, b.value)
+            else:
+                amount = min(b.value, total)
+            return [Entry(k, line, disc=d) for line, d in enumerate(apportion(amount, pay)) if d]
+        if kind in ("accrue_points", "accrue_per_spent"):
+            if not self.ctx.accrues[b.point_type]:
+                return []
+            t = self.point_types[b.point_type]
+            if kind == "accrue_points":
+                if b.value_kind == "percent_bp":
+                    pts = div_half_up(round_bp(total, b.value) * t.ratio_points, t.ratio_money)
+                else:
+                    pts = b.value
+            else:
+                pts = (total // b.per_amount) * b.value
+            return [Entry(k, lines, acc=pts)] if pts else []
+        raise AssertionError(f"benefit {kind} has no order-level form")
