@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,13 @@ from arbiter.server.ledger import (
     OrderRequest,
     PointsMovement,
 )
-from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry, StateStore
+from arbiter.server.state import (
+    AppliedProgram,
+    MemberDirectory,
+    ProgramRegistry,
+    StateStore,
+    after_write,
+)
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
 __all__ = ["CheckoutService", "Clock", "payload_hash", "utc_now"]
@@ -172,6 +178,18 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         program_id = self._program_id(applied)
         return await store.record_order(program_id, outcome.order_id, applied.version, member_id)
 
+    def _forget_order(
+        self, program_id: str, member_id: str, codes: Sequence[str]
+    ) -> Callable[[], Awaitable[None]]:
+        """What a confirm or reserve outdates: the member (balances, pool uses) and the uses of
+        the order's codes by everyone."""
+
+        async def forget() -> None:
+            self._members.invalidate(program_id, member_id)
+            self._members.invalidate_codes(program_id, codes)
+
+        return forget
+
     @staticmethod
     def _program_id(applied: AppliedProgram) -> str:
         assert applied.source is not None
@@ -188,12 +206,12 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         ledger, store = self._storage()
         applied, order, ledger_request = self._prepare(request, None)
         now = self._clock()
-        try:
-            outcome = await ledger.confirm_order(
+        outcome = await after_write(
+            ledger.confirm_order(
                 self._source(applied), ledger_request, self._compute(applied, order, now), now=now
-            )
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+            ),
+            self._forget_order(request.program, request.member_id, ledger_request.promo_codes),
+        )
         version = await self._version(store, applied, outcome, request.member_id)
         response = checkout_pb2.ConfirmOrderResponse()
         response.result.CopyFrom(result_to_proto(outcome.result, version))
@@ -205,16 +223,16 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         ledger, store = self._storage()
         applied, order, ledger_request = self._prepare(request, request.hold_seconds)
         now = self._clock()
-        try:
-            outcome = await ledger.reserve_order(
+        outcome = await after_write(
+            ledger.reserve_order(
                 self._source(applied),
                 ledger_request,
                 self._compute(applied, order, now),
                 hold_seconds=request.hold_seconds,
                 now=now,
-            )
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+            ),
+            self._forget_order(request.program, request.member_id, ledger_request.promo_codes),
+        )
         version = await self._version(store, applied, outcome, request.member_id)
         response = checkout_pb2.ReserveOrderResponse()
         response.result.CopyFrom(result_to_proto(outcome.result, version))
@@ -233,25 +251,34 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             raise InvalidOrder(bad)
         return ledger, self._programs.get(program_id)
 
-    async def _invalidate_order_member(self, program_id: str, order_id: str) -> None:
-        _, store = self._storage()
-        try:
-            member_id = await store.order_member(program_id, order_id)
-        except Exception:
-            member_id = None
-        # An order this server never recorded: forget the whole program rather than guess.
-        self._members.invalidate(program_id, member_id)
+    def _forget_order_member(
+        self, program_id: str, order_id: str, *, codes: bool = False
+    ) -> Callable[[], Awaitable[None]]:
+        """What a step on a stored order outdates: its member; with `codes`, the uses of every
+        code of the program (a cancel releases the order's codes, which only the ledger knows).
+        Deliver and return leave code uses as they are (docs/ledger.md: only a cancel releases)."""
+
+        async def forget() -> None:
+            if codes:
+                self._members.invalidate_codes(program_id)
+            _, store = self._storage()
+            try:
+                member_id = await store.order_member(program_id, order_id)
+            except Exception:
+                member_id = None
+            # An order this server never recorded: forget the whole program rather than guess.
+            self._members.invalidate(program_id, member_id)
+
+        return forget
 
     async def DeliverOrder(
         self, request: checkout_pb2.DeliverOrderRequest, context: Any
     ) -> checkout_pb2.DeliverOrderResponse:
         ledger, applied = await self._order_step(request.program, request.order_id)
-        try:
-            movements = await ledger.deliver_order(
-                self._source(applied), request.order_id, now=self._clock()
-            )
-        finally:
-            await self._invalidate_order_member(request.program, request.order_id)
+        movements = await after_write(
+            ledger.deliver_order(self._source(applied), request.order_id, now=self._clock()),
+            self._forget_order_member(request.program, request.order_id),
+        )
         response = checkout_pb2.DeliverOrderResponse()
         _movements_to_proto(movements, response.activated)
         return response
@@ -260,12 +287,10 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         self, request: checkout_pb2.CancelOrderRequest, context: Any
     ) -> checkout_pb2.CancelOrderResponse:
         ledger, applied = await self._order_step(request.program, request.order_id)
-        try:
-            movements = await ledger.cancel_order(
-                self._source(applied), request.order_id, now=self._clock()
-            )
-        finally:
-            await self._invalidate_order_member(request.program, request.order_id)
+        movements = await after_write(
+            ledger.cancel_order(self._source(applied), request.order_id, now=self._clock()),
+            self._forget_order_member(request.program, request.order_id, codes=True),
+        )
         response = checkout_pb2.CancelOrderResponse()
         _movements_to_proto(movements, response.reversed)
         return response
@@ -289,16 +314,16 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         if bad:
             raise InvalidOrder(bad)
         lines = [(line.line_id, line.quantity) for line in request.lines]
-        try:
-            movements = await ledger.return_order(
+        movements = await after_write(
+            ledger.return_order(
                 self._source(applied),
                 request.order_id,
                 request.return_id,
                 lines,
                 now=self._clock(),
-            )
-        finally:
-            await self._invalidate_order_member(request.program, request.order_id)
+            ),
+            self._forget_order_member(request.program, request.order_id),
+        )
         response = checkout_pb2.ReturnOrderResponse()
         _movements_to_proto(movements, response.reversed)
         return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -15,7 +15,7 @@ from arbiter.server.ledger import (
     TierStatus,
     Transaction,
 )
-from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry
+from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry, after_write
 from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
 
 __all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
@@ -122,6 +122,19 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         self._members = members
         self._clock = clock
         self._ledger = ledger
+
+    def _forget(
+        self, program_id: str, member_id: str, *, codes: bool = False
+    ) -> Callable[[], Awaitable[None]]:
+        """What a write of a member outdates: the member; with `codes`, the uses of every code
+        of the program too (a removal releases the member's held codes)."""
+
+        async def forget() -> None:
+            self._members.invalidate(program_id, member_id)
+            if codes:
+                self._members.invalidate_codes(program_id)
+
+        return forget
 
     def _begin(
         self, program_id: str, bad: list[FieldViolation]
@@ -230,12 +243,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
             if request.HasField("registered_at")
             else None
         )
-        try:
-            result = await ledger.enroll(
-                program, request.member_id, registered_at=registered, now=self._clock()
-            )
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+        result = await after_write(
+            ledger.enroll(program, request.member_id, registered_at=registered, now=self._clock()),
+            self._forget(request.program, request.member_id),
+        )
         response = member_pb2.EnrollMemberResponse(created=result.created)
         _member_to_proto(result.member, response.member)
         return response
@@ -287,10 +298,10 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         bad: list[FieldViolation] = []
         _check_id(bad, request.member_id, "member_id")
         ledger, _, program = self._begin(request.program, bad)
-        try:
-            await ledger.remove_member(program, request.member_id, now=self._clock())
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+        await after_write(
+            ledger.remove_member(program, request.member_id, now=self._clock()),
+            self._forget(request.program, request.member_id, codes=True),
+        )
         return member_pb2.RemoveMemberResponse()
 
     async def ExportMembers(
@@ -325,8 +336,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         self, request: member_pb2.ApplyTriggerRequest, context: Any
     ) -> member_pb2.ApplyTriggerResponse:
         ledger, program, operation = self._points_request(request)
-        try:
-            txn = await ledger.apply_trigger(
+        txn = await after_write(
+            ledger.apply_trigger(
                 program,
                 member_id=request.member_id,
                 trigger_promotion=request.trigger_promotion,
@@ -336,9 +347,9 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                 external_id=request.external_id,
                 comment=request.comment,
                 now=self._clock(),
-            )
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+            ),
+            self._forget(request.program, request.member_id),
+        )
         response = member_pb2.ApplyTriggerResponse()
         _transaction_to_proto(txn, response.transaction)
         return response
@@ -347,8 +358,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         self, request: member_pb2.CreateTransactionRequest, context: Any
     ) -> member_pb2.CreateTransactionResponse:
         ledger, program, operation = self._points_request(request)
-        try:
-            txn = await ledger.create_transaction(
+        txn = await after_write(
+            ledger.create_transaction(
                 program,
                 member_id=request.member_id,
                 point_type=request.point_type,
@@ -358,9 +369,9 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                 comment=request.comment,
                 extra=request.extra,
                 now=self._clock(),
-            )
-        finally:
-            self._members.invalidate(request.program, request.member_id)
+            ),
+            self._forget(request.program, request.member_id),
+        )
         response = member_pb2.CreateTransactionResponse()
         _transaction_to_proto(txn, response.transaction)
         return response

@@ -6,9 +6,7 @@ Here a state is a few lists of Python integers and an effect is a list of `Entry
 (benefit, line) that changes something, so a promotion that touches two lines costs two
 entries. The rules are the batched engine's:
 
-- the usual benefits are computed here with the same integer formulas; the rarer forms
-  (`max_items`, order-level `pay_with_points`) run through the batched benefit code on a batch
-  of one state;
+- every benefit is computed here with the batched code's integer formulas (`benefits.py`);
 - rule 6 (making a sum valid) and rule 11 (limits) are first checked here; only an effect that
   needs a cut goes through the batched cuts (`state.make_valid`, `state.apply_limits`);
 - a MAX_BENEFIT group (vectorised over its candidates) is evaluated by the batched `Arbiter`.
@@ -18,10 +16,12 @@ The property tests hold this path, with the batched one beneath it, to the refer
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from arbiter.server.engine.arbitrate import Arbiter
-from arbiter.server.engine.benefits import ROUND_STEP, evaluate_benefit
+from arbiter.server.engine.benefits import ROUND_STEP
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
     MAX_BENEFIT,
@@ -345,16 +345,9 @@ class Single:
         key = (b.promotion, b.rule)
         if not self.rule_active.get(key, False):
             return []
-        if b.max_items or (b.level != PRODUCT and b.kind == "pay_with_points"):
-            return self._batched(b, s)
         if b.level == PRODUCT:
             return self._product(b, s, self._lines_of(key))
         return self._order(b, s)
-
-    def _batched(self, b: CBenefit, s: State) -> list[Entry]:
-        e = Effect.zeros(1, 1, self.lines)
-        evaluate_benefit(b, self.ctx, s.summary(), e, 0)
-        return from_dense(e, b.index)
 
     def _product(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:
         k = b.index
@@ -407,14 +400,14 @@ class Single:
         if kind == "discount":
             value = b.value
             vk = b.value_kind
-            for line in lines:
-                p = pay[line]
+            prices, units = self._units(b, pay, lines)
+            for line, p, n in zip(lines, prices, units, strict=True):
                 if vk == "percent_bp":
                     d = round_bp(p, value)
                 elif vk == "amount":
-                    d = min(value * q[line], p)
+                    d = min(value * n, p)
                 else:  # fixed_price
-                    d = max(p - value * q[line], 0)
+                    d = max(p - value * n, 0)
                 if d:
                     out.append(Entry(k, line, disc=d))
             return out
@@ -452,30 +445,45 @@ class Single:
             return out
         raise AssertionError(f"benefit {kind} has no product-level form")
 
+    def _units(self, b: CBenefit, pay: list[int], lines: list[int]) -> tuple[list[int], list[int]]:
+        """Price to pay and units each matching line gives to `b`: all of them, or with
+        `max_items` the most expensive units first (rules 1, 10)."""
+        q = self.q
+        if not b.max_items:
+            return [pay[line] for line in lines], [q[line] for line in lines]
+        ranked = sorted(range(len(lines)), key=lambda i: (-Fraction(pay[lines[i]], q[lines[i]]), i))
+        units = [0] * len(lines)
+        left = b.max_items
+        for i in ranked:
+            if left <= 0:
+                break
+            units[i] = min(q[lines[i]], left)
+            left -= units[i]
+        prices = [div_half_up(pay[line] * n, q[line]) for line, n in zip(lines, units, strict=True)]
+        return prices, units
+
     def _pay_with_points(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:
-        """Rule 8 at PRODUCT level, without max_items."""
+        """Rule 8 at PRODUCT level."""
         budget = s.budget[b.point_type]
         if budget <= 0:
             return []
         t = self.point_types[b.point_type]
         rp, rm = t.ratio_points, t.ratio_money
-        pay = s.pay
-        q = self.q
         vk = b.value_kind
         value = b.value
+        prices, units = self._units(b, s.pay, lines)
         caps_money: list[int] = []
         caps_pts: list[int] = []
-        for line in lines:
-            p = pay[line]
+        for p, n in zip(prices, units, strict=True):
             if vk == "percent_bp":
                 cap = min(round_bp(p, value), p)
                 pts = cap * rp // rm
             elif vk == "amount":
-                cap = min(value * q[line], p)
+                cap = min(value * n, p)
                 pts = cap * rp // rm
             else:  # points per unit
                 cap = p
-                pts = min(value * q[line], p * rp // rm)
+                pts = min(value * n, p * rp // rm)
             caps_money.append(cap)
             caps_pts.append(pts)
         if sum(caps_pts) > budget:
@@ -483,6 +491,32 @@ class Single:
         out: list[Entry] = []
         for line, cap, pts in zip(lines, caps_money, caps_pts, strict=True):
             money = min(div_half_up(pts * rm, rp), cap)
+            if pts or money:
+                out.append(Entry(b.index, line, pmon=money, ppts=pts))
+        return out
+
+    def _order_pay_with_points(self, b: CBenefit, s: State) -> list[Entry]:
+        """Rule 8 at ORDER level: the order's cap in whole points, bounded by the budget,
+        apportioned by the lines' prices to pay; what a line cannot hold is dropped."""
+        budget = s.budget[b.point_type]
+        if budget <= 0:
+            return []
+        t = self.point_types[b.point_type]
+        rp, rm = t.ratio_points, t.ratio_money
+        pay = s.pay
+        total = sum(pay)
+        if b.value_kind == "percent_bp":
+            cap = min(round_bp(total, b.value), total) * rp // rm
+        elif b.value_kind == "amount":
+            cap = min(b.value, total) * rp // rm
+        else:
+            cap = min(b.value, total * rp // rm)
+        out: list[Entry] = []
+        for line, pts in enumerate(apportion(min(cap, budget), pay)):
+            money = div_half_up(pts * rm, rp)
+            if money > pay[line]:
+                pts = pay[line] * rp // rm
+                money = min(div_half_up(pts * rm, rp), pay[line])
             if pts or money:
                 out.append(Entry(b.index, line, pmon=money, ppts=pts))
         return out
@@ -517,4 +551,6 @@ class Single:
             else:
                 pts = (total // b.per_amount) * b.value
             return [Entry(k, lines, acc=pts)] if pts else []
+        if kind == "pay_with_points":
+            return self._order_pay_with_points(b, s)
         raise AssertionError(f"benefit {kind} has no order-level form")

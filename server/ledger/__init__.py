@@ -7,6 +7,7 @@ lifecycle, tiers and the outbox. asyncpg only; it knows no gRPC.
 """
 
 from arbiter.server.ledger._codec import result_from_json, result_to_json
+from arbiter.server.ledger._codes import CodeUses
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._ledger import Ledger, ProgramLike
 from arbiter.server.ledger._orders import (
@@ -33,6 +34,7 @@ from arbiter.server.ledger._types import (
     Transaction,
     TransactionPage,
 )
+from arbiter.server.ledger._unavailable import storage_errors
 from arbiter.server.ledger.errors import (
     Conflict,
     FailedPrecondition,
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_HOLD_SECONDS",
     "MAX_HOLD_SECONDS",
     "BalanceInfo",
+    "CodeUses",
     "Compute",
     "Conflict",
     "EnrollManyResult",
@@ -82,4 +85,5 @@ __all__ = [
     "line_points",
     "result_from_json",
     "result_to_json",
+    "storage_errors",
 ]

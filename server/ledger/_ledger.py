@@ -15,6 +15,7 @@ from arbiter.server.ledger import _jobs, _members, _orders, _outbox, _returns, _
 from arbiter.server.ledger._book import Book
 from arbiter.server.ledger._calendar import require_aware
 from arbiter.server.ledger._callback import CallbackFailed
+from arbiter.server.ledger._codes import CodeUses, read_code_uses
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._manual import post_manual
 from arbiter.server.ledger._migrate import apply_migrations
@@ -34,6 +35,7 @@ from arbiter.server.ledger._types import (
     Transaction,
     TransactionPage,
 )
+from arbiter.server.ledger._unavailable import UNAVAILABLE_ERRORS
 from arbiter.server.ledger.errors import InvalidArgument, StorageUnavailable
 from arbiter.v1 import program_pb2
 
@@ -51,15 +53,7 @@ _RETRY = (
     asyncpg.UniqueViolationError,
 )
 # PostgreSQL cannot be reached or went away: UNAVAILABLE, and nothing was committed.
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
+_UNAVAILABLE = UNAVAILABLE_ERRORS
 _ENROLL_CHUNK = 500
 _EXPORT_BATCH = 500
 _PROGRAM_CACHE = 16
@@ -392,6 +386,14 @@ class Ledger:
             return CodeUsage({r["code"]: r["uses"] for r in rows}, pools)
 
         return await self._read(op)
+
+    async def code_uses(self, program: ProgramLike, codes: Sequence[str], *,
+                        now: datetime | None = None) -> dict[str, CodeUses]:
+        """Each code's uses by everyone (upper-case code -> CodeUses), with the instant the count
+        drops by time alone (a held use lapsing), so that a quote's cache can keep it until
+        then or until a write of the code."""
+        cfg, at = self.program(program), _now(now)
+        return await self._read(lambda conn: read_code_uses(conn, cfg.id, codes, at))
 
     async def list_transactions(self, program: ProgramLike, member_id: str, *,
                                 point_type: str = "", page_size: int = 0, page_token: str = ""

@@ -1,5 +1,6 @@
 """state room: the applied configuration and where member state comes from."""
 
+from arbiter.server.state.codes import DEFAULT_CACHE_CODES, CodeUsageCache
 from arbiter.server.state.errors import NotFound
 from arbiter.server.state.members import (
     DEFAULT_CACHE_MEMBERS,
@@ -9,11 +10,14 @@ from arbiter.server.state.members import (
 )
 from arbiter.server.state.programs import MAX_PROGRAMS, AppliedProgram, ProgramRegistry
 from arbiter.server.state.store import StateStore, StoredProgram
+from arbiter.server.state.writes import after_write
 
 __all__ = [
+    "DEFAULT_CACHE_CODES",
     "DEFAULT_CACHE_MEMBERS",
     "MAX_PROGRAMS",
     "AppliedProgram",
+    "CodeUsageCache",
     "InMemoryMemberDirectory",
     "LedgerMemberDirectory",
     "MemberDirectory",
@@ -21,4 +25,5 @@ __all__ = [
     "ProgramRegistry",
     "StateStore",
     "StoredProgram",
+    "after_write",
 ]

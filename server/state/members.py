@@ -1,25 +1,32 @@
 """Where an enrolled member's calculation state comes from (memory, then the ledger).
 
 `LedgerMemberDirectory` keeps a bounded LRU per program of what a quote needs of a member
-(available balances, tiers, the member's promo code pool uses). An entry is dropped:
+(available balances, tiers, the member's promo code pool uses), read with
+`Ledger.member_snapshot`. An entry is dropped:
 - by `invalidate(program, member)`, which every write this process makes calls (the one place a
   Redis bus of a later issue will call too);
 - when it turns stale by time: balances and tiers depend on holds lapsing, lots expiring and
-  CYCLIC periods ending, so an entry carries the earliest such instant and is not used from then.
+  CYCLIC periods ending, so an entry carries the earliest such instant (the snapshot's
+  `stale_at`) and is not used from then.
+
+Uses of a promo code by everyone change with anyone's order: they live in a `CodeUsageCache`
+(`state/codes.py`) next to the members, dropped by `invalidate_codes`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from arbiter.server.engine import CodeUsage, MemberState
 from arbiter.server.ledger import Ledger
+from arbiter.server.state.codes import DEFAULT_CACHE_CODES, CodeUsageCache
 from arbiter.server.state.errors import NotFound
 from arbiter.server.state.programs import ProgramRegistry
+from arbiter.v1 import program_pb2
 
 __all__ = [
     "DEFAULT_CACHE_MEMBERS",
@@ -51,6 +58,10 @@ class MemberDirectory(Protocol):
         """Forget what is cached of a member (or, with None, of the whole program)."""
         ...
 
+    def invalidate_codes(self, program_id: str, codes: Iterable[str] | None = None) -> None:
+        """Forget the cached uses by everyone of these promo codes (None: of every code)."""
+        ...
+
 
 class InMemoryMemberDirectory:
     """A fixed set of members held in memory (tests, a server without a ledger).
@@ -76,6 +87,9 @@ class InMemoryMemberDirectory:
     def invalidate(self, program_id: str, member_id: str | None = None) -> None:
         return None
 
+    def invalidate_codes(self, program_id: str, codes: Iterable[str] | None = None) -> None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
@@ -86,29 +100,12 @@ class _Entry:
     stale_at: datetime | None
 
 
-# The earliest instant at which a member's quote state changes by time alone. It reads the
-# ledger's tables (holds, lots, promo code uses) directly; a `Ledger.member_snapshot` returning
-# it would keep the schema inside the ledger room (proposed to the ledger's owner).
-_STALE_AT_SQL: Final = """
-SELECT LEAST(
-    (SELECT min(h.hold_until) FROM holds h
-      WHERE h.member_pk = m.pk AND h.state = 'HELD' AND h.hold_until > $3),
-    (SELECT min(u.hold_until) FROM promo_code_uses u
-      WHERE u.member_pk = m.pk AND u.state = 'HELD' AND u.hold_until > $3),
-    (SELECT min(l.expires_at) FROM lots l
-      WHERE l.member_pk = m.pk AND l.state = 'ACTIVE' AND l.remaining > 0
-        AND l.expires_at > $3)
-) AS stale_at
-FROM members m WHERE m.program = $1 AND m.member_id = $2 AND NOT m.removed
-"""
-
-
 class LedgerMemberDirectory:
     """Members from the ledger through a bounded in-memory cache; see the module docstring.
 
-    A quote of a cached member (without promo codes) does no I/O. Loads that overlapped an
-    invalidation of the same program are answered but not cached, so a write's invalidation
-    can never be undone by a read that started before it.
+    A quote of a cached member does no I/O, nor does one with promo codes whose uses are
+    cached. Loads that overlapped an invalidation of the same program are answered but not
+    cached, so a write's invalidation can never be undone by a read that started before it.
     """
 
     def __init__(
@@ -118,6 +115,7 @@ class LedgerMemberDirectory:
         *,
         clock: Clock | None = None,
         max_members: int = DEFAULT_CACHE_MEMBERS,
+        max_codes: int = DEFAULT_CACHE_CODES,
     ) -> None:
         assert max_members > 0
         self._ledger = ledger
@@ -127,6 +125,7 @@ class LedgerMemberDirectory:
         self._cache: dict[str, OrderedDict[str, _Entry]] = {}
         # Bumped by every invalidation of a program: a load compares it before caching.
         self._epochs: dict[str, int] = {}
+        self.codes = CodeUsageCache(ledger, max_codes=max_codes)
         self.hits = 0
         self.misses = 0
 
@@ -140,9 +139,17 @@ class LedgerMemberDirectory:
         else:
             members.pop(member_id, None)
 
+    def invalidate_codes(self, program_id: str, codes: Iterable[str] | None = None) -> None:
+        self.codes.invalidate(program_id, codes)
+
     def cached(self, program_id: str) -> int:
         """How many members of a program are cached (tests, metrics)."""
         return len(self._cache.get(program_id, ()))
+
+    def _source(self, program_id: str) -> program_pb2.Program:
+        program = self._programs.get(program_id).source
+        assert program is not None, "a ledger-backed directory needs published sources"
+        return program
 
     def _fresh(self, program_id: str, member_id: str, now: datetime) -> _Entry | None:
         members = self._cache.get(program_id)
@@ -158,24 +165,10 @@ class LedgerMemberDirectory:
         return entry
 
     async def _load(self, program_id: str, member_id: str, now: datetime) -> _Entry:
-        applied = self._programs.get(program_id)
-        program = applied.source
-        assert program is not None, "a ledger-backed directory needs published sources"
+        program = self._source(program_id)
         epoch = self._epochs.get(program_id, 0)
-        info = await self._ledger.get_member(program, member_id, now=now)
-        usage = await self._ledger.code_usage(program, member_id, (), now=now)
-        stale_at: datetime | None = await self._ledger.pool.fetchval(
-            _STALE_AT_SQL, program_id, member_id, now
-        )
-        for tier in info.tiers:
-            if tier.period_end is not None and tier.period_end > now:
-                stale_at = tier.period_end if stale_at is None else min(stale_at, tier.period_end)
-        state = MemberState(
-            member_id=member_id,
-            balances={b.point_type: max(0, b.available) for b in info.balances},
-            tiers={t.tier_group: t.tier for t in info.tiers if t.tier},
-        )
-        entry = _Entry(state, dict(usage.member_pool_uses), stale_at)
+        snapshot = await self._ledger.member_snapshot(program, member_id, now=now)
+        entry = _Entry(snapshot.state, snapshot.usage.member_pool_uses, snapshot.stale_at)
         if self._epochs.get(program_id, 0) == epoch:
             members = self._cache.setdefault(program_id, OrderedDict())
             members[member_id] = entry
@@ -205,8 +198,5 @@ class LedgerMemberDirectory:
         pool_uses: Mapping[str, int] = {}
         if member_id:
             pool_uses = (await self._entry(program_id, member_id)).pool_uses
-        # Uses of a code by everyone change with any member's order: read them (one query).
-        program = self._programs.get(program_id).source
-        assert program is not None
-        everyone = await self._ledger.code_usage(program, None, codes, now=self._clock())
-        return CodeUsage(everyone.code_uses, pool_uses)
+        code_uses = await self.codes.uses(self._source(program_id), codes, self._clock())
+        return CodeUsage(code_uses, pool_uses)

@@ -11,6 +11,9 @@ The version of an order is written right after the ledger committed the order (t
 `orders` row has no version column yet): if the process dies in between, a repeat of that order
 answers with the version applied at the time of the repeat. See the report / docs for the
 proposed ledger change that closes this gap.
+
+A database that cannot be reached raises the ledger's `StorageUnavailable` (UNAVAILABLE at the
+edge), translated by the ledger's own `storage_errors`, so both rooms agree on what "down" is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Final
 
 import asyncpg
 
+from arbiter.server.ledger import storage_errors
 from arbiter.v1 import program_pb2
 
 __all__ = ["StateStore", "StoredProgram"]
@@ -65,16 +69,18 @@ class StateStore:
         self._pool = pool
 
     async def create_schema(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
-            await conn.execute(_SCHEMA)
+        with storage_errors("creating the program version tables"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+                await conn.execute(_SCHEMA)
 
     async def latest_programs(self) -> list[StoredProgram]:
         """The last applied version of every program, by program id."""
-        rows = await self._pool.fetch(
-            "SELECT DISTINCT ON (program) program, version, program_pb FROM program_versions"
-            " ORDER BY program, version DESC"
-        )
+        with storage_errors("reading the applied program versions"):
+            rows = await self._pool.fetch(
+                "SELECT DISTINCT ON (program) program, version, program_pb FROM program_versions"
+                " ORDER BY program, version DESC"
+            )
         return [
             StoredProgram(r["version"], program_pb2.Program.FromString(r["program_pb"]))
             for r in rows
@@ -87,48 +93,51 @@ class StateStore:
         with the same file agree on one version.
         """
         data = program_bytes(program)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
-            last = await conn.fetchrow(
-                "SELECT version, program_pb FROM program_versions WHERE program = $1"
-                " ORDER BY version DESC LIMIT 1",
-                program.id,
-            )
-            if last is not None and bytes(last["program_pb"]) == data:
-                return int(last["version"]), False
-            version = 1 if last is None else int(last["version"]) + 1
-            await conn.execute(
-                "INSERT INTO program_versions (program, version, program_pb, applied_at)"
-                " VALUES ($1, $2, $3, $4)",
-                program.id,
-                version,
-                data,
-                now,
-            )
-            return version, True
+        with storage_errors(f"storing a version of program {program.id[:40]!r}"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+                last = await conn.fetchrow(
+                    "SELECT version, program_pb FROM program_versions WHERE program = $1"
+                    " ORDER BY version DESC LIMIT 1",
+                    program.id,
+                )
+                if last is not None and bytes(last["program_pb"]) == data:
+                    return int(last["version"]), False
+                version = 1 if last is None else int(last["version"]) + 1
+                await conn.execute(
+                    "INSERT INTO program_versions (program, version, program_pb, applied_at)"
+                    " VALUES ($1, $2, $3, $4)",
+                    program.id,
+                    version,
+                    data,
+                    now,
+                )
+                return version, True
 
     async def record_order(self, program: str, order_id: str, version: int, member_id: str) -> int:
         """Remember the version an order was computed on (first write wins); returns the
         version on record."""
-        recorded: int = await self._pool.fetchval(
-            """
-            INSERT INTO order_versions (program, order_id, version, member_id)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (program, order_id) DO UPDATE SET version = order_versions.version
-            RETURNING version
-            """,
-            program,
-            order_id,
-            version,
-            member_id,
-        )
+        with storage_errors("recording the program version of an order"):
+            recorded: int = await self._pool.fetchval(
+                """
+                INSERT INTO order_versions (program, order_id, version, member_id)
+                VALUES ($1, $2, $3, $4)
+                ON CONFLICT (program, order_id) DO UPDATE SET version = order_versions.version
+                RETURNING version
+                """,
+                program,
+                order_id,
+                version,
+                member_id,
+            )
         return recorded
 
     async def order_member(self, program: str, order_id: str) -> str | None:
         """The member of an order this store recorded, or None."""
-        member: str | None = await self._pool.fetchval(
-            "SELECT member_id FROM order_versions WHERE program = $1 AND order_id = $2",
-            program,
-            order_id,
-        )
+        with storage_errors("reading the member of an order"):
+            member: str | None = await self._pool.fetchval(
+                "SELECT member_id FROM order_versions WHERE program = $1 AND order_id = $2",
+                program,
+                order_id,
+            )
         return member

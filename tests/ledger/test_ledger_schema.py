@@ -93,13 +93,14 @@ def test_errors_are_arbiter_errors() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert set(ledger_pkg.__all__) == {
-        "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "BalanceInfo", "Compute", "Conflict",
-        "EnrollManyResult", "EnrollResult", "ExpiringLot", "ExpiryReport", "FailedPrecondition",
+        "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "BalanceInfo", "CodeUses", "Compute",
+        "Conflict", "EnrollManyResult", "EnrollResult", "ExpiringLot", "ExpiryReport",
+        "FailedPrecondition",
         "HoldNotActive", "InsufficientPoints", "InvalidArgument", "Ledger", "LedgerError",
         "LedgerProgram", "MemberInfo", "MemberSnapshot", "NotFound", "OrderOutcome", "OrderRequest",
         "OrderStateError", "OutboxEvent", "PointsMovement", "ProgramLike", "StorageUnavailable",
         "TierChange", "TierPeriodReport", "TierStatus", "TotalMismatch", "Transaction",
-        "TransactionPage", "line_points", "result_from_json", "result_to_json",
+        "TransactionPage", "line_points", "result_from_json", "result_to_json", "storage_errors",
     }
     for name in ledger_pkg.__all__:
         assert getattr(ledger_pkg, name) is not None
