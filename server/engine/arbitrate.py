@@ -51,28 +51,24 @@ _NEG = np.iinfo(np.int64).min
 class Arbiter:
     """Evaluates the tree of one compiled program for one order."""
 
-    def __init__(self, ctx: OrderContext, statics: Statics, eligible: tuple[bool, ...]) -> None:
+    def __init__(self, ctx: OrderContext, statics: Statics) -> None:
         self.ctx = ctx
         self.st = statics
         self.lines = ctx.lines
-        self.eligible = eligible
+        self.promotion_live = ctx.selection.live
         self.benefits = ctx.program.benefits
         self.levels = ctx.program.benefit_level
         self._live: dict[int, bool] = {}
 
     def live(self, node: CNode) -> bool:
-        """Whether any promotion under `node` is eligible (else its effect is empty)."""
+        """Whether any promotion under `node` is eligible with a rule that applies (else the
+        node's effect is empty)."""
+        if node.promotion >= 0:
+            return self.promotion_live[node.promotion]
         key = id(node)
         hit = self._live.get(key)
         if hit is None:
-            if node.promotion >= 0:
-                # A promotion none of whose rules applies has an empty effect.
-                hit = self.eligible[node.promotion] and any(
-                    self.ctx.rule_active.get((node.promotion, r), False)
-                    for r in range(len(self.ctx.program.promotions[node.promotion].rules))
-                )
-            else:
-                hit = any(self.live(c) for c in node.children)
+            hit = any(self.live(c) for c in node.children)
             self._live[key] = hit
         return hit
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from arbiter.server.engine.compile import PRODUCT, CBenefit, CompiledProgram
 from arbiter.server.engine.money import apportion_cut, round_bp_arr
+from arbiter.server.engine.select import Selection
 from arbiter.server.engine.state import Effect, Summary
 from arbiter.server.engine.types import OrderInput
 from arbiter.v1 import program_pb2 as pb
@@ -42,8 +43,7 @@ class OrderContext:
     lines: int
     quantity: IntArray  # [L]
     base: IntArray  # [L]
-    rule_lines: dict[tuple[int, int], BoolArray]
-    rule_active: dict[tuple[int, int], bool]
+    selection: Selection  # eligibility, rules that apply and their lines
     accrues: tuple[bool, ...]  # per point type: may accrue (member, active, not deactivated)
 
 
@@ -76,11 +76,10 @@ def _chosen_price(pay: IntArray, q: IntArray, units: IntArray) -> IntArray:
 
 def evaluate_benefit(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int) -> None:
     """Write benefit `b` evaluated on every state of `s` into row `j` of `e`."""
-    key = (b.promotion, b.rule)
-    if not ctx.rule_active.get(key, False):
+    if not ctx.selection.rule_active[b.rule_gid]:
         return
     if b.level == PRODUCT:
-        _product(b, ctx, s, e, j, ctx.rule_lines[key])
+        _product(b, ctx, s, e, j, ctx.selection.rule_mask(b.rule_gid))
     else:
         _order(b, ctx, s, e, j)
 

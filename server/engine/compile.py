@@ -18,6 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.segments import (
+    RuleArrays,
+    SegmentIndex,
+    build_rule_arrays,
+    build_segment_index,
+)
 from arbiter.v1 import program_pb2 as pb
 
 __all__ = [
@@ -101,6 +107,7 @@ class CBenefit:
     promotion: int
     level: int  # PRODUCT | ORDER
     rule: int  # index into the promotion's rules (product rules first)
+    rule_gid: int  # the rule on the program's rule axis (RuleArrays)
     kind: str  # the Benefit oneof field name
     value_kind: str = ""  # the inner oneof: percent_bp | amount | fixed_price | points
     value: int = 0
@@ -197,6 +204,7 @@ class SelectionArrays:
     month_bits: npt.NDArray[np.int64]  # bit m for month m; 0: any
     has_windows: npt.NDArray[np.bool_]
     audience: npt.NDArray[np.int64]
+    audience_named: npt.NDArray[np.bool_]  # the audience names segments or tiers
     any_channel: npt.NDArray[np.bool_]
     channel: dict[str, npt.NDArray[np.bool_]]  # channel listed with every point of contact
     channel_point: dict[tuple[str, str], npt.NDArray[np.bool_]]
@@ -237,6 +245,18 @@ def _selection_arrays(promotions: list[CPromotion], pool_ids: tuple[str, ...]) -
         month_bits=np.array([sum(1 << m for m in p.months) for p in promotions], dtype=np.int64),
         has_windows=np.array([bool(p.windows) for p in promotions], dtype=np.bool_),
         audience=np.array([p.audience for p in promotions], dtype=np.int64),
+        audience_named=np.array(
+            [
+                p.audience
+                in (
+                    pb.AUDIENCE_KIND_IN_SEGMENTS,
+                    pb.AUDIENCE_KIND_NOT_IN_SEGMENTS,
+                    pb.AUDIENCE_KIND_TIERS,
+                )
+                for p in promotions
+            ],
+            dtype=np.bool_,
+        ),
         any_channel=np.array([not p.channels for p in promotions], dtype=np.bool_),
         channel=channel,
         channel_point=channel_point,
@@ -251,6 +271,7 @@ def _selection_arrays(promotions: list[CPromotion], pool_ids: tuple[str, ...]) -
         arrays.month_bits,
         arrays.has_windows,
         arrays.audience,
+        arrays.audience_named,
         arrays.any_channel,
         arrays.pool,
         *channel.values(),
@@ -291,6 +312,8 @@ class CompiledProgram:
     ratio_money: npt.NDArray[np.int64]
     benefit_level: npt.NDArray[np.int64]
     selection: SelectionArrays
+    segment_index: SegmentIndex
+    rules: RuleArrays
     plans: dict[int, CandidatePlan] = field(default_factory=dict)
     source: pb.Program = field(default_factory=pb.Program)
 
@@ -347,6 +370,7 @@ class _Builder:
         self.benefits: list[CBenefit] = []
         self.by_id = {p.id: p for p in program.promotions}
         self.plans: dict[int, CandidatePlan] = {}
+        self.rule_count = 0  # rules of the promotions built so far (global rule ids)
 
     def node(self, group: pb.Group) -> CNode:
         lo = len(self.benefits)
@@ -445,6 +469,7 @@ class _Builder:
             hi=len(self.benefits),
         )
         self.promotions.append(promotion)
+        self.rule_count += len(rules)
         return CNode(lo=lo, hi=len(self.benefits), promotion=index)
 
     def benefit(self, b: pb.Benefit, promotion: int, level: int, rule: int) -> CBenefit:
@@ -456,6 +481,7 @@ class _Builder:
             "promotion": promotion,
             "level": level,
             "rule": rule,
+            "rule_gid": self.rule_count + rule,
             "kind": kind,
         }
         if kind in ("discount", "shipping_discount", "pay_with_points", "accrue_points"):
@@ -581,6 +607,23 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         arr.setflags(write=False)
     source = pb.Program()
     source.CopyFrom(program)
+    product_segments = {
+        s.id: CProductSegment(
+            id=s.id,
+            skus=frozenset(s.skus),
+            categories=frozenset(s.categories),
+            brands=frozenset(s.brands),
+            partners=frozenset(s.partners),
+            min_unit_price=int(s.min_unit_price),
+            max_unit_price=int(s.max_unit_price),
+            fields=tuple(
+                (f.field, int(f.op) or pb.FIELD_OP_EQ, int(f.value), frozenset(f.values))
+                for f in s.fields
+            ),
+        )
+        for s in program.product_segments
+    }
+    segment_index = build_segment_index(list(product_segments.values()))
     return CompiledProgram(
         id=program.id,
         time_zone=program.time_zone or "UTC",
@@ -593,22 +636,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         partner_discount_bp={p.id: int(p.discount_bp) for p in program.partners},
         partner_points_bp={p.id: int(p.points_bp) for p in program.partners},
         member_segments={s.id: frozenset(s.members) for s in program.member_segments},
-        product_segments={
-            s.id: CProductSegment(
-                id=s.id,
-                skus=frozenset(s.skus),
-                categories=frozenset(s.categories),
-                brands=frozenset(s.brands),
-                partners=frozenset(s.partners),
-                min_unit_price=int(s.min_unit_price),
-                max_unit_price=int(s.max_unit_price),
-                fields=tuple(
-                    (f.field, int(f.op) or pb.FIELD_OP_EQ, int(f.value), frozenset(f.values))
-                    for f in s.fields
-                ),
-            )
-            for s in program.product_segments
-        },
+        product_segments=product_segments,
         order_segments={
             s.id: COrderSegment(
                 id=s.id,
@@ -633,6 +661,13 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         ratio_money=np.array([t.ratio_money for t in point_types] or [1], dtype=np.int64),
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
         selection=_selection_arrays(builder.promotions, tuple(pools)),
+        segment_index=segment_index,
+        rules=build_rule_arrays(
+            builder.promotions,
+            segment_index,
+            [s.id for s in program.order_segments],
+            PRODUCT,
+        ),
         plans=builder.plans,
         source=source,
     )

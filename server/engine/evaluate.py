@@ -95,11 +95,10 @@ def calculate(
         lines=n_lines,
         quantity=q,
         base=base,
-        rule_lines=sel.rule_lines,
-        rule_active=sel.rule_active,
+        selection=sel,
         accrues=tuple(accrues),
     )
-    arbiter = Arbiter(ctx, statics, sel.eligible)
+    arbiter = Arbiter(ctx, statics)
     single = Single(arbiter)
     state = single.initial(budget, order.shipping_cost)
     entries = single.evaluate(program.root, state)

@@ -6,7 +6,8 @@ never on an intermediate state (SPEC 2, 3 step 3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,13 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.compile import (
-    PRODUCT,
     CompiledProgram,
     COrderSegment,
     CProductSegment,
     CPromotion,
     to_us,
 )
+from arbiter.server.engine.segments import field_ok, segment_matrix
 from arbiter.server.engine.types import CodeUsage, MemberState, OrderInput
 from arbiter.v1 import program_pb2 as pb
 
@@ -45,33 +46,33 @@ class CodeCheck:
     reason: str  # "" when valid, else UNKNOWN_CODE | EXPIRED | NOT_YET_VALID | EXHAUSTED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Selection:
-    eligible: tuple[bool, ...]  # per promotion
-    rule_lines: dict[tuple[int, int], BoolArray]  # (promotion, rule) -> matching lines [L]
-    rule_active: dict[tuple[int, int], bool]  # (promotion, rule) -> the rule applies
+    """Which promotions and rules apply to an order, and the lines of every rule."""
+
+    eligible: list[bool]  # per promotion: selected (SPEC 3 step 3)
+    live: list[bool]  # per promotion: eligible, and at least one of its rules applies
+    rule_active: list[bool]  # per rule (global rule id): the rule applies
+    matrix: BoolArray  # [rule, line] the lines a product rule's scope holds
     codes: tuple[CodeCheck, ...]
+    _lines: dict[int, list[int]] = field(default_factory=dict)
 
+    def rule_mask(self, gid: int) -> BoolArray:
+        """[L] the matching lines of product rule `gid`."""
+        out: BoolArray = self.matrix[gid]
+        return out
 
-def _field_ok(value: int | None, op: int, ref: int, values: frozenset[int]) -> bool:
-    if value is None:
-        return False  # a line without the field never matches (rule 21)
-    if op == pb.FIELD_OP_EQ:
-        return value == ref
-    if op == pb.FIELD_OP_NE:
-        return value != ref
-    if op == pb.FIELD_OP_LT:
-        return value < ref
-    if op == pb.FIELD_OP_LE:
-        return value <= ref
-    if op == pb.FIELD_OP_GT:
-        return value > ref
-    if op == pb.FIELD_OP_GE:
-        return value >= ref
-    return value in values  # IN
+    def rule_lines(self, gid: int) -> list[int]:
+        """The matching lines of product rule `gid`, ascending."""
+        hit = self._lines.get(gid)
+        if hit is None:
+            hit = np.flatnonzero(self.matrix[gid]).tolist()
+            self._lines[gid] = hit
+        return hit
 
 
 def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
+    """Whether line `i` is in product segment `seg` (SPEC 2), criterion by criterion."""
     line = order.lines[i]
     if seg.skus and line.sku not in seg.skus:
         return False
@@ -87,7 +88,7 @@ def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
         return False
     # `fields` is a list like the others: within it, any predicate matching is enough (SPEC 2).
     return not seg.fields or any(
-        _field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in seg.fields
+        field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in seg.fields
     )
 
 
@@ -96,8 +97,7 @@ def order_in_segment(
     order: OrderInput,
     subtotal: int,
     items: int,
-    product_match: dict[str, BoolArray],
-    program: CompiledProgram,
+    segment_units: Callable[[str], int],
 ) -> bool:
     if seg.min_subtotal and subtotal < seg.min_subtotal:
         return False
@@ -109,25 +109,7 @@ def order_in_segment(
         return False
     if seg.regions and order.region not in seg.regions:
         return False
-    for seg_id, min_quantity in seg.contains:
-        mask = _product_mask(seg_id, order, product_match, program)
-        units = sum(line.quantity for line, hit in zip(order.lines, mask, strict=True) if hit)
-        if units < min_quantity:
-            return False
-    return True
-
-
-def _product_mask(
-    seg_id: str, order: OrderInput, cache: dict[str, BoolArray], program: CompiledProgram
-) -> BoolArray:
-    mask = cache.get(seg_id)
-    if mask is None:
-        seg = program.product_segments[seg_id]
-        mask = np.array(
-            [line_in_segment(seg, order, i) for i in range(len(order.lines))], dtype=np.bool_
-        )
-        cache[seg_id] = mask
-    return mask
+    return all(segment_units(seg_id) >= min_quantity for seg_id, min_quantity in seg.contains)
 
 
 def resolve_tiers(program: CompiledProgram, member: MemberState) -> frozenset[str]:
@@ -227,24 +209,11 @@ def select(
     zone: ZoneInfo,
     usage: CodeUsage | None,
 ) -> Selection:
-    """Eligibility of every promotion and the matching lines of every rule."""
+    """Eligibility of every promotion and the matching lines of every rule, as array operations
+    over all promotions and rules at once."""
     local = at.astimezone(zone)
     codes = check_codes(program, order, at, usage)
     valid_pools = {c.pool for c in codes if c.pool and not c.reason}
-    segments: frozenset[str] = frozenset()
-    tiers: frozenset[str] = frozenset()
-    if member is not None:
-        # A member state carries its segments: an inline context names them all, and the
-        # member directory adds the static ones for an enrolled member.
-        segments = member.segments
-        tiers = resolve_tiers(program, member)
-    subtotal = sum(line.unit_price * line.quantity for line in order.lines)
-    items = sum(line.quantity for line in order.lines)
-    n_lines = len(order.lines)
-    product_match: dict[str, BoolArray] = {}
-    order_match: dict[str, bool] = {}
-    all_lines = np.ones(n_lines, dtype=np.bool_)
-    quantities = np.array([line.quantity for line in order.lines], dtype=np.int64)
     arrays = program.selection
     at_us = to_us(at)
     ok = (
@@ -269,54 +238,61 @@ def select(
         ok &= arrays.pool < 0
     if member is None:
         ok &= arrays.audience == pb.AUDIENCE_KIND_EVERYONE
-    eligible: list[bool] = ok.tolist()
-    rule_lines: dict[tuple[int, int], BoolArray] = {}
-    rule_active: dict[tuple[int, int], bool] = {}
-    for index in np.flatnonzero(ok).tolist():
-        p = program.promotions[index]
-        if (p.windows and not _in_availability(p, local)) or (
-            member is not None and not _audience_ok(p, member, segments, tiers)
-        ):
-            eligible[index] = False
-            continue
-        for r, rule in enumerate(p.rules):
-            if rule.level == PRODUCT:
-                if rule.scope_kind == pb.SCOPE_KIND_ALL:
-                    mask = all_lines
-                else:
-                    mask = np.zeros(n_lines, dtype=np.bool_)
-                    for seg_id in rule.segments:
-                        mask = mask | _product_mask(seg_id, order, product_match, program)
-                    if rule.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS:
-                        mask = ~mask
-                units = int(quantities[mask].sum())
-                active = units > 0 and units >= rule.min_quantity
-                rule_lines[(p.index, r)] = mask if active else np.zeros(n_lines, dtype=np.bool_)
-                rule_active[(p.index, r)] = active
-            else:
-                if rule.scope_kind == pb.SCOPE_KIND_ALL:
-                    hit = True
-                else:
-                    hit = False
-                    for seg_id in rule.segments:
-                        if seg_id not in order_match:
-                            order_match[seg_id] = order_in_segment(
-                                program.order_segments[seg_id],
-                                order,
-                                subtotal,
-                                items,
-                                product_match,
-                                program,
-                            )
-                        hit = hit or order_match[seg_id]
-                    if rule.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS:
-                        hit = not hit
-                rule_active[(p.index, r)] = hit
-    return Selection(tuple(eligible), rule_lines, rule_active, codes)
+        checked = ok & arrays.has_windows
+    else:
+        checked = ok & (arrays.has_windows | arrays.audience_named)
+    if checked.any():
+        # Time windows and audiences naming segments or tiers: one by one, the few that have them.
+        segments: frozenset[str] = frozenset()
+        tiers: frozenset[str] = frozenset()
+        if member is not None:
+            # A member state carries its segments: an inline context names them all, and the
+            # member directory adds the static ones for an enrolled member.
+            segments = member.segments
+            tiers = resolve_tiers(program, member)
+        ok = ok.copy()
+        for index in np.flatnonzero(checked).tolist():
+            p = program.promotions[index]
+            if (p.windows and not _in_availability(p, local)) or (
+                member is not None and not _audience_ok(p, member, segments, tiers)
+            ):
+                ok[index] = False
+    lines = order.lines
+    n_lines = len(lines)
+    rules = program.rules
+    n_rules = rules.promotion.size
+    quantities = np.array([line.quantity for line in lines], dtype=np.int64)
+    seg_index = program.segment_index
+    held = segment_matrix(seg_index, [seg_index.line_bits(line) for line in lines])  # [S, L]
+    if n_rules:
+        hits = (rules.product_scope @ held) > 0  # [R, L]: in any of the rule's segments
+        matrix = rules.scope_all[:, None] | (hits != rules.scope_not[:, None])
+        units = matrix.astype(np.int64) @ quantities
+        product_active = (units > 0) & (units >= rules.min_quantity)
+        order_hit = np.zeros(n_rules, dtype=np.bool_)
+        if rules.order_segments:
+            seg_units = held.astype(np.int64) @ quantities  # [S]
+            subtotal = sum(line.unit_price * line.quantity for line in lines)
+            items = sum(line.quantity for line in lines)
 
+            def segment_units(seg_id: str) -> int:
+                return int(seg_units[seg_index.bit[seg_id]])
 
-def _channel_ok(p: CPromotion, order: OrderInput) -> bool:
-    points = p.channels.get(order.channel)
-    if points is None:
-        return False
-    return not points or order.point_of_contact in points
+            matched = np.array(
+                [
+                    order_in_segment(
+                        program.order_segments[seg_id], order, subtotal, items, segment_units
+                    )
+                    for seg_id in rules.order_segments
+                ],
+                dtype=np.float32,
+            )
+            order_hit = (rules.order_scope @ matched) > 0
+        order_active = rules.scope_all | (order_hit != rules.scope_not)
+        active = np.where(rules.product, product_active, order_active) & ok[rules.promotion]
+        live = np.bincount(rules.promotion[active], minlength=ok.size) > 0
+    else:
+        matrix = np.zeros((0, n_lines), dtype=np.bool_)
+        active = np.zeros(0, dtype=np.bool_)
+        live = np.zeros(ok.size, dtype=np.bool_)
+    return Selection(ok.tolist(), live.tolist(), active.tolist(), matrix, codes)

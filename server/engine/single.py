@@ -153,8 +153,7 @@ class Single:
         self.q = ctx.quantity.tolist()
         self.base = ctx.base.tolist()
         self.base_unit = self.st.base_unit.tolist()
-        self.rule_active = ctx.rule_active
-        self._rule_lines: dict[tuple[int, int], list[int]] = {}
+        self.selection = ctx.selection
 
     def initial(self, budget: list[int], shipping: int) -> State:
         return State(list(self.base), [0] * self.lines, budget, shipping)
@@ -333,20 +332,12 @@ class Single:
 
     # --- benefits ---------------------------------------------------------------------------
 
-    def _lines_of(self, key: tuple[int, int]) -> list[int]:
-        hit = self._rule_lines.get(key)
-        if hit is None:
-            hit = np.flatnonzero(self.ctx.rule_lines[key]).tolist()
-            self._rule_lines[key] = hit
-        return hit
-
     def benefit(self, b: CBenefit, s: State) -> list[Entry]:
         """What benefit `b` does on `s` (SPEC 5), as non-empty entries."""
-        key = (b.promotion, b.rule)
-        if not self.rule_active.get(key, False):
+        if not self.selection.rule_active[b.rule_gid]:
             return []
         if b.level == PRODUCT:
-            return self._product(b, s, self._lines_of(key))
+            return self._product(b, s, self.selection.rule_lines(b.rule_gid))
         return self._order(b, s)
 
     def _product(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:

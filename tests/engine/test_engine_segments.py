@@ -1,0 +1,84 @@
+"""The product segment index (bits, bisected price bounds) against the plain definition of
+SPEC 2: a line is in a segment when every given criterion matches, within a list any."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arbiter.server.engine.compile import CProductSegment
+from arbiter.server.engine.segments import build_segment_index
+from arbiter.server.engine.select import line_in_segment
+from arbiter.server.engine.types import LineInput, OrderInput
+from arbiter.v1 import program_pb2 as pb
+
+VALUES = ("a", "b", "c")
+PRICES = (0, 100, 250, 999, 1000, 5000)
+OPS = (
+    pb.FIELD_OP_EQ,
+    pb.FIELD_OP_NE,
+    pb.FIELD_OP_LT,
+    pb.FIELD_OP_LE,
+    pb.FIELD_OP_GT,
+    pb.FIELD_OP_GE,
+    pb.FIELD_OP_IN,
+)
+
+names = st.frozensets(st.sampled_from(VALUES), max_size=2)
+tests = st.tuples(
+    st.sampled_from(("x", "y")),
+    st.sampled_from(OPS),
+    st.integers(-2, 2),
+    st.frozensets(st.integers(-2, 2), max_size=2),
+)
+
+
+@st.composite
+def segments(draw: st.DrawFn) -> list[CProductSegment]:
+    count = draw(st.integers(0, 12))
+    return [
+        CProductSegment(
+            id=f"s{i}",
+            skus=draw(names),
+            categories=draw(names),
+            brands=draw(names),
+            partners=draw(names),
+            min_unit_price=draw(st.sampled_from(PRICES)),
+            max_unit_price=draw(st.sampled_from(PRICES)),
+            fields=tuple(draw(st.lists(tests, max_size=2))),
+        )
+        for i in range(count)
+    ]
+
+
+lines = st.builds(
+    LineInput,
+    id=st.just("l"),
+    sku=st.sampled_from((*VALUES, "z")),
+    quantity=st.just(1),
+    unit_price=st.sampled_from((*PRICES, 50, 3000)),
+    categories=st.lists(st.sampled_from((*VALUES, "z")), max_size=2).map(tuple),
+    brand=st.sampled_from((*VALUES, "")),
+    partner=st.sampled_from((*VALUES, "")),
+    fields=st.dictionaries(st.sampled_from(("x", "y")), st.integers(-2, 2), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(segs=segments(), line=lines)
+def test_line_bits_are_the_segments_the_line_is_in(
+    segs: list[CProductSegment], line: LineInput
+) -> None:
+    index = build_segment_index(segs)
+    order = OrderInput(id="o", lines=(line,))
+    bits = index.line_bits(line)
+    for seg in segs:
+        assert bool(bits >> index.bit[seg.id] & 1) == line_in_segment(seg, order, 0), seg
+
+
+def test_price_bounds_are_inclusive() -> None:
+    seg = CProductSegment("s", frozenset(), frozenset(), frozenset(), frozenset(), 100, 200, ())
+    index = build_segment_index([seg])
+    for price, inside in ((99, False), (100, True), (200, True), (201, False)):
+        line = LineInput("l", "sku", 1, price)
+        assert index.line_bits(line) == (1 if inside else 0), price
