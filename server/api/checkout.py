@@ -16,6 +16,7 @@ from arbiter.server.engine import (
     MemberState,
     OrderInput,
     calculate,
+    with_static_segments,
 )
 from arbiter.server.ledger import (
     MAX_HOLD_SECONDS,
@@ -28,7 +29,6 @@ from arbiter.server.state import (
     AppliedProgram,
     MemberDirectory,
     ProgramRegistry,
-    StateStore,
     after_write,
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
@@ -84,13 +84,11 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
-        store: StateStore | None = None,
     ) -> None:
         self._programs = programs
         self._members = members
         self._clock = clock
         self._ledger = ledger
-        self._store = store
 
     async def CalculateOrder(
         self, request: checkout_pb2.CalculateOrderRequest, context: Any
@@ -104,7 +102,9 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         order, member = order_from_proto(request, compiled.point_type_ids)
         enrolled = member is None and bool(request.member_id)
         if enrolled:
-            member = await self._members.get(program_id, request.member_id)
+            member = with_static_segments(
+                compiled, await self._members.get(program_id, request.member_id)
+            )
         usage = await self._members.usage(
             program_id, request.member_id if enrolled else None, order.promo_codes
         )
@@ -113,10 +113,10 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
 
     # -- the order lifecycle -------------------------------------------------------------------
 
-    def _storage(self) -> tuple[Ledger, StateStore]:
-        if self._ledger is None or self._store is None:
+    def _storage(self) -> Ledger:
+        if self._ledger is None:
             raise NotImplementedError("the order lifecycle needs the ledger")
-        return self._ledger, self._store
+        return self._ledger
 
     def _prepare(
         self, request: OrderMessage, hold_seconds: int | None
@@ -158,6 +158,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             payload_hash=payload_hash(quote),
             promo_codes=order.promo_codes,
             expected_total=expected,
+            program_version=applied.version,
+            redeem=order.redeem,
         )
         return applied, order, ledger_request
 
@@ -167,16 +169,20 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         compiled = applied.compiled
 
         def compute(member: MemberState, usage: CodeUsage) -> CalculationResult:
+            # The ledger's member is enrolled: the program's static segments listing it count.
+            member = with_static_segments(compiled, member)
             return calculate(compiled, order, member, now=now, usage=usage)
 
         return compute
 
-    async def _version(
-        self, store: StateStore, applied: AppliedProgram, outcome: OrderOutcome, member_id: str
-    ) -> int:
-        # The version the stored result was computed on (the reservation's, for a posted hold).
-        program_id = self._program_id(applied)
-        return await store.record_order(program_id, outcome.order_id, applied.version, member_id)
+    @staticmethod
+    def _version(applied: AppliedProgram, outcome: OrderOutcome) -> int:
+        # The version the stored result was computed on (the reservation's, for a posted hold),
+        # stored with the order; an order stored before versions were kept answers with this
+        # request's.
+        if outcome.program_version is None:
+            return applied.version
+        return outcome.program_version
 
     def _forget_order(
         self, program_id: str, member_id: str, codes: Sequence[str]
@@ -203,7 +209,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     async def ConfirmOrder(
         self, request: checkout_pb2.ConfirmOrderRequest, context: Any
     ) -> checkout_pb2.ConfirmOrderResponse:
-        ledger, store = self._storage()
+        ledger = self._storage()
         applied, order, ledger_request = self._prepare(request, None)
         now = self._clock()
         outcome = await after_write(
@@ -212,7 +218,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             ),
             self._forget_order(request.program, request.member_id, ledger_request.promo_codes),
         )
-        version = await self._version(store, applied, outcome, request.member_id)
+        version = self._version(applied, outcome)
         response = checkout_pb2.ConfirmOrderResponse()
         response.result.CopyFrom(result_to_proto(outcome.result, version))
         return response
@@ -220,7 +226,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     async def ReserveOrder(
         self, request: checkout_pb2.ReserveOrderRequest, context: Any
     ) -> checkout_pb2.ReserveOrderResponse:
-        ledger, store = self._storage()
+        ledger = self._storage()
         applied, order, ledger_request = self._prepare(request, request.hold_seconds)
         now = self._clock()
         outcome = await after_write(
@@ -233,7 +239,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             ),
             self._forget_order(request.program, request.member_id, ledger_request.promo_codes),
         )
-        version = await self._version(store, applied, outcome, request.member_id)
+        version = self._version(applied, outcome)
         response = checkout_pb2.ReserveOrderResponse()
         response.result.CopyFrom(result_to_proto(outcome.result, version))
         if outcome.hold_until is not None:
@@ -241,7 +247,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         return response
 
     async def _order_step(self, program_id: str, order_id: str) -> tuple[Ledger, AppliedProgram]:
-        ledger, _ = self._storage()
+        ledger = self._storage()
         bad = []
         if not program_id:
             bad.append(FieldViolation("program", "required"))
@@ -261,12 +267,13 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         async def forget() -> None:
             if codes:
                 self._members.invalidate_codes(program_id)
-            _, store = self._storage()
+            ledger = self._storage()
             try:
-                member_id = await store.order_member(program_id, order_id)
+                member_id = await ledger.order_member(program_id, order_id)
             except Exception:
                 member_id = None
-            # An order this server never recorded: forget the whole program rather than guess.
+            # An order the ledger does not know (or cannot tell now): forget the whole program
+            # rather than guess.
             self._members.invalidate(program_id, member_id)
 
         return forget

@@ -12,6 +12,7 @@ from arbiter.server.engine.errors import (
     InvalidOrder,
 )
 from arbiter.server.engine.evaluate import calculate
+from arbiter.server.engine.select import with_static_segments
 from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
@@ -44,4 +45,5 @@ __all__ = [
     "Totals",
     "calculate",
     "compile_program",
+    "with_static_segments",
 ]

@@ -296,6 +296,7 @@ class CompiledProgram:
     partner_discount_bp: dict[str, int]
     partner_points_bp: dict[str, int]
     member_segments: dict[str, frozenset[str]]
+    segments_of_member: dict[str, frozenset[str]]  # member id -> static segments listing it
     product_segments: dict[str, CProductSegment]
     order_segments: dict[str, COrderSegment]
     pools: dict[str, CPool]
@@ -525,6 +526,14 @@ def _validate(program: pb.Program) -> None:
     validate_program(program)
 
 
+def _segments_of_member(program: pb.Program) -> dict[str, frozenset[str]]:
+    listed: dict[str, set[str]] = {}
+    for segment in program.member_segments:
+        for member_id in segment.members:
+            listed.setdefault(member_id, set()).add(segment.id)
+    return {member_id: frozenset(ids) for member_id, ids in listed.items()}
+
+
 def compile_program(program: pb.Program) -> CompiledProgram:
     """Validate and compile `program`; raises ConfigError naming every bad object and field."""
     _validate(program)
@@ -636,6 +645,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         partner_discount_bp={p.id: int(p.discount_bp) for p in program.partners},
         partner_points_bp={p.id: int(p.points_bp) for p in program.partners},
         member_segments={s.id: frozenset(s.members) for s in program.member_segments},
+        segments_of_member=_segments_of_member(program),
         product_segments=product_segments,
         order_segments={
             s.id: COrderSegment(

@@ -7,7 +7,7 @@ never on an intermediate state (SPEC 2, 3 step 3).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ __all__ = [
     "resolve_tiers",
     "select",
     "static_segments",
+    "with_static_segments",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -164,9 +165,16 @@ def _audience_ok(
 
 def static_segments(program: CompiledProgram, member_id: str) -> frozenset[str]:
     """The program's static member segments that list `member_id` (for an enrolled member)."""
-    return frozenset(
-        seg_id for seg_id, members in program.member_segments.items() if member_id in members
-    )
+    return program.segments_of_member.get(member_id, frozenset())
+
+
+def with_static_segments(program: CompiledProgram, member: MemberState) -> MemberState:
+    """An enrolled member as the calculation sees it: its state plus the program's static
+    member segments that list it (an inline member context names all its segments itself)."""
+    static = program.segments_of_member.get(member.member_id)
+    if not static or static <= member.segments:
+        return member
+    return replace(member, segments=member.segments | static)
 
 
 def check_codes(
