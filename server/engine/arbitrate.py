@@ -21,6 +21,7 @@ from arbiter.server.engine.compile import (
     SUMMATION,
     CandidatePlan,
     CNode,
+    candidate_plan,
 )
 from arbiter.server.engine.money import round_bp_arr
 from arbiter.server.engine.state import (
@@ -172,14 +173,16 @@ class Arbiter:
     # MAX_BENEFIT ---------------------------------------------------------------------------
 
     def _max_benefit(self, node: CNode, s: Summary) -> Effect:
-        children = node.children
+        # A child with no live promotion is empty on every state: it takes part in no subset
+        # (rule 12). Dropping it keeps the candidates' order: positions stay increasing.
+        children = tuple(c for c in node.children if self.live(c))
         n_children = len(children)
         k = node.hi - node.lo
         n = s.n
         result = Effect.zeros(n, k, self.lines)
         if n_children == 0:
             return result
-        plan = self.ctx.program.plans[n_children]
+        plan = candidate_plan(n_children)
         acc_onehot = self.st.acc_onehot
         types = self.st.ratio_points.size
         # Sequential build: the state after every subset of c1..ci applied in tree order, as one
@@ -231,6 +234,7 @@ class Arbiter:
             if cand_idx.size > PRUNE_FROM and self._bounded(child_effects, row):
                 bounds = self._bounds(
                     node,
+                    children,
                     plan,
                     cand_idx,
                     row,
@@ -254,7 +258,7 @@ class Arbiter:
                 else:
                     take = np.arange(cand_idx.size)
                 idx = cand_idx[take]
-                values, e = self._valued(node, child_effects, row, s_row, idx, plan)
+                values, e = self._valued(node, children, child_effects, row, s_row, idx, plan)
                 top = int(values.max())
                 pick = int(idx[values == top].min())
                 if top > best_value or (top == best_value and pick < best_idx):
@@ -276,6 +280,7 @@ class Arbiter:
     def _valued(
         self,
         node: CNode,
+        children: tuple[CNode, ...],
         child_effects: list[Effect],
         row: int,
         s_row: Summary,
@@ -285,7 +290,7 @@ class Arbiter:
         """The candidates `idx` made valid (sums), limited, and their benefits."""
         masks = plan.masks[idx]
         seq = plan.sequential[idx]
-        e = self._gather(node, child_effects, row, masks, seq)
+        e = self._gather(node, children, child_effects, row, masks, seq)
         s_rep = s_row.take(np.zeros(idx.size, dtype=np.int64))
         if np.any(~seq):
             sums = np.flatnonzero(~seq)
@@ -303,6 +308,7 @@ class Arbiter:
     def _bounds(
         self,
         node: CNode,
+        children: tuple[CNode, ...],
         plan: CandidatePlan,
         idx: IntArray,
         row: int,
@@ -335,7 +341,7 @@ class Arbiter:
         child_acc = np.concatenate(
             [
                 ce.acc.sum(axis=2) @ acc_onehot[c.lo : c.hi]
-                for c, ce in zip(node.children, on_s, strict=True)
+                for c, ce in zip(children, on_s, strict=True)
             ]
         )
         rp = self.st.ratio_points[None, :]
@@ -372,11 +378,17 @@ class Arbiter:
         return out
 
     def _gather(
-        self, node: CNode, child_effects: list[Effect], row: int, masks: IntArray, seq: BoolArray
+        self,
+        node: CNode,
+        children: tuple[CNode, ...],
+        child_effects: list[Effect],
+        row: int,
+        masks: IntArray,
+        seq: BoolArray,
     ) -> Effect:
         m = masks.size
         e = Effect.zeros(m, node.hi - node.lo, self.lines)
-        for i, (child, ce) in enumerate(zip(node.children, child_effects, strict=True)):
+        for i, (child, ce) in enumerate(zip(children, child_effects, strict=True)):
             if child.hi == child.lo:
                 continue
             member = ((masks >> i) & 1).astype(np.bool_)

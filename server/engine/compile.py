@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -346,6 +347,7 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+@lru_cache(maxsize=MAX_BENEFIT_CHILDREN + 1)
 def candidate_plan(n: int) -> CandidatePlan:
     """Every non-empty subset of n children, summation and sequential, in tie-break order."""
     order: list[tuple[int, bool]] = []
