@@ -191,6 +191,9 @@ class Single:
             return self._promotion(node, s)
         mode = node.mode
         if mode == MAX_BENEFIT:
+            best = self._independent_best(node, s)
+            if best is not None:
+                return best
             return from_dense(self.arb.evaluate(node, s.summary()), node.lo)
         if mode == SEQUENTIAL:
             out: list[Entry] = []
@@ -227,6 +230,91 @@ class Single:
             # One benefit's effect is valid by construction; a sum is made valid (rule 6).
             out = self.valid(out, s, node.lo, node.hi)
         return out
+
+    def _reads(self, node: CNode) -> tuple[set[int] | None, set[int], bool]:
+        """What a subtree's effect can depend on: the lines its applying rules match (None:
+        every line, for an order rule), the point types it pays with, the shipping."""
+        lines: set[int] | None = set()
+        types: set[int] = set()
+        ship = False
+        active = self.selection.rule_active
+        for b in self.benefits[node.lo : node.hi]:
+            if not active[b.rule_gid]:
+                continue
+            if b.kind == "pay_with_points":
+                types.add(b.point_type)
+            if b.level == PRODUCT:
+                if lines is not None:
+                    lines.update(self.selection.rule_lines(b.rule_gid))
+            else:
+                lines = None
+                ship = ship or b.kind == "shipping_discount"
+        return lines, types, ship
+
+    def _independent_best(self, node: CNode, s: State) -> list[Entry] | None:
+        """MAX_BENEFIT when no child can change what another reads (None otherwise).
+
+        Children with disjoint lines, point types and shipping give every subset the same
+        effect applied in sequence or summed (each child sees `s` on all it reads; no sum
+        needs a cut), and a subset's benefit is the sum of its children's, each limited alone
+        (per-line limits; `max_discount_amount` couples lines and is left to the batched
+        search). Accrued points are valued per type on the sum (rule 12), which adds up only
+        when a point is worth whole money units, or when one child accrues the type. The
+        greatest sum is then the set of children worth more than 0, and no smaller subset
+        reaches it; with none, the single child worth most, the first on a tie (SPEC 4)."""
+        if node.max_discount_amount:
+            return None
+        taken_lines: set[int] = set()
+        all_lines = False
+        taken_types: set[int] = set()
+        ship_taken = False
+        accruing: dict[int, int] = {}
+        values: list[tuple[int, list[Entry]]] = []
+        point_types = self.point_types
+        for child in node.children:
+            if not self.arb.live(child):
+                continue
+            effect = self.evaluate(child, s)
+            if not effect:
+                continue  # takes part in no subset (rule 12)
+            lines, types, ship = self._reads(child)
+            if lines is None:
+                if all_lines or taken_lines:
+                    return None
+                all_lines = True
+            else:
+                if all_lines and lines:
+                    return None
+                if not taken_lines.isdisjoint(lines):
+                    return None
+                taken_lines |= lines
+            if not taken_types.isdisjoint(types) or (ship and ship_taken):
+                return None
+            taken_types |= types
+            ship_taken = ship_taken or ship
+            if node.has_limits:
+                effect = self.limits(node, effect, s)
+            money = 0
+            points: dict[int, int] = {}
+            for x in effect:
+                money += x.disc + x.pmon + x.ship
+                if x.acc:
+                    t = self.benefits[x.k].point_type
+                    points[t] = points.get(t, 0) + x.acc
+            for t, pts in points.items():
+                accruing[t] = accruing.get(t, 0) + 1
+                ratio = point_types[t]
+                if accruing[t] > 1 and ratio.ratio_money % ratio.ratio_points:
+                    return None
+                money += div_half_up(pts * ratio.ratio_money, ratio.ratio_points)
+            values.append((money, effect))
+        if not values:
+            return []
+        gaining = [effect for value, effect in values if value > 0]
+        if gaining:
+            return [x for effect in gaining for x in effect]
+        top = max(value for value, _ in values)
+        return next(effect for value, effect in values if value == top)
 
     def _first_eligible(self, effects: list[list[Entry]]) -> list[Entry]:
         """INCOMPATIBLE: per line the first non-empty PRODUCT effect, and the first non-empty
