@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 __all__ = [
     "AppliedBenefit",
@@ -94,8 +95,10 @@ class Totals:
     items: int
 
 
-@dataclass(frozen=True, slots=True)
-class LineResult:
+class LineResult(NamedTuple):
+    """One line's result. Result rows are named tuples: immutable, and cheap to build by the
+    hundred per calculation (a frozen dataclass costs three times as much)."""
+
     line_id: str
     base_price: int
     discount: int
@@ -105,8 +108,7 @@ class LineResult:
     portions: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedBenefit:
+class AppliedBenefit(NamedTuple):
     """A row of the benefit table (SPEC 11 rule 17). `timing` is "" except on accrual rows."""
 
     line_id: str
