@@ -316,6 +316,7 @@ class CompiledProgram:
     selection: SelectionArrays
     segment_index: SegmentIndex
     rules: RuleArrays
+    rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
     plans: dict[int, CandidatePlan] = field(default_factory=dict)
     source: pb.Program = field(default_factory=pb.Program)
 
@@ -635,6 +636,9 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         for s in program.product_segments
     }
     segment_index = build_segment_index(list(product_segments.values()))
+    rules = build_rule_arrays(
+        builder.promotions, segment_index, [s.id for s in program.order_segments], PRODUCT
+    )
     return CompiledProgram(
         id=program.id,
         time_zone=program.time_zone or "UTC",
@@ -674,12 +678,8 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
         selection=_selection_arrays(builder.promotions, tuple(pools)),
         segment_index=segment_index,
-        rules=build_rule_arrays(
-            builder.promotions,
-            segment_index,
-            [s.id for s in program.order_segments],
-            PRODUCT,
-        ),
+        rules=rules,
+        rule_scope=rules.scope.tolist(),
         plans=builder.plans,
         source=source,
     )

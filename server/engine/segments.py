@@ -184,14 +184,19 @@ def segment_matrix(index: SegmentIndex, line_bits: Sequence[int]) -> npt.NDArray
 
 @dataclass(frozen=True, slots=True)
 class RuleArrays:
-    """Every rule of every promotion on one axis (global rule id), in promotion order."""
+    """Every rule of every promotion on one axis (global rule id), in promotion order.
+
+    Product rules with the same scope share it: their lines are computed once per order."""
 
     promotion: npt.NDArray[np.int64]  # [R] the promotion a rule belongs to
     product: npt.NDArray[np.bool_]  # [R] a product rule (else an order rule)
     scope_all: npt.NDArray[np.bool_]  # [R]
     scope_not: npt.NDArray[np.bool_]  # [R] NOT_IN_SEGMENTS
     min_quantity: npt.NDArray[np.int64]  # [R] 0: unset
-    product_scope: npt.NDArray[np.float32]  # [R, product segment] 0/1
+    scope: npt.NDArray[np.int64]  # [R] a product rule's scope (-1: an order rule)
+    scopes: npt.NDArray[np.float32]  # [scope, product segment] 0/1
+    scopes_all: npt.NDArray[np.bool_]  # [scope]
+    scopes_not: npt.NDArray[np.bool_]  # [scope]
     order_scope: npt.NDArray[np.float32]  # [R, order segment] 0/1
     order_segments: tuple[str, ...]  # the order segments' axis
 
@@ -221,14 +226,20 @@ def build_rule_arrays(
     rules = [(p_index, rule) for p_index, p in enumerate(promotions) for rule in p.rules]
     n = len(rules)
     os_index = {seg_id: i for i, seg_id in enumerate(order_segments)}
-    product_scope = np.zeros((n, index.count), dtype=np.float32)
     order_scope = np.zeros((n, len(order_segments)), dtype=np.float32)
+    scope_ids: dict[tuple[int, frozenset[str]], int] = {}
+    scope = np.full(n, -1, dtype=np.int64)
     for gid, (_, rule) in enumerate(rules):
-        for seg_id in rule.segments:
-            if rule.level == product_level:
-                product_scope[gid, index.bit[seg_id]] = 1.0
-            else:
+        if rule.level == product_level:
+            key = (rule.scope_kind, frozenset(rule.segments))
+            scope[gid] = scope_ids.setdefault(key, len(scope_ids))
+        else:
+            for seg_id in rule.segments:
                 order_scope[gid, os_index[seg_id]] = 1.0
+    scopes = np.zeros((len(scope_ids), index.count), dtype=np.float32)
+    for (_, segment_ids), sid in scope_ids.items():
+        for seg_id in segment_ids:
+            scopes[sid, index.bit[seg_id]] = 1.0
     arrays = RuleArrays(
         promotion=np.array([p for p, _ in rules], dtype=np.int64),
         product=np.array([r.level == product_level for _, r in rules], dtype=np.bool_),
@@ -237,7 +248,12 @@ def build_rule_arrays(
             [r.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS for _, r in rules], dtype=np.bool_
         ),
         min_quantity=np.array([r.min_quantity for _, r in rules], dtype=np.int64),
-        product_scope=product_scope,
+        scope=scope,
+        scopes=scopes,
+        scopes_all=np.array([k == pb.SCOPE_KIND_ALL for k, _ in scope_ids], dtype=np.bool_),
+        scopes_not=np.array(
+            [k == pb.SCOPE_KIND_NOT_IN_SEGMENTS for k, _ in scope_ids], dtype=np.bool_
+        ),
         order_scope=order_scope,
         order_segments=tuple(order_segments),
     )
@@ -247,7 +263,10 @@ def build_rule_arrays(
         arrays.scope_all,
         arrays.scope_not,
         arrays.min_quantity,
-        arrays.product_scope,
+        arrays.scope,
+        arrays.scopes,
+        arrays.scopes_all,
+        arrays.scopes_not,
         arrays.order_scope,
     ):
         arr.setflags(write=False)

@@ -54,21 +54,23 @@ class Selection:
     eligible: list[bool]  # per promotion: selected (SPEC 3 step 3)
     live: list[bool]  # per promotion: eligible, and at least one of its rules applies
     rule_active: list[bool]  # per rule (global rule id): the rule applies
-    matrix: BoolArray  # [rule, line] the lines a product rule's scope holds
+    scope: list[int]  # per rule: its product scope (-1: an order rule)
+    matrix: BoolArray  # [scope, line] the lines each product scope holds
     codes: tuple[CodeCheck, ...]
     _lines: dict[int, list[int]] = field(default_factory=dict)
 
     def rule_mask(self, gid: int) -> BoolArray:
         """[L] the matching lines of product rule `gid`."""
-        out: BoolArray = self.matrix[gid]
+        out: BoolArray = self.matrix[self.scope[gid]]
         return out
 
     def rule_lines(self, gid: int) -> list[int]:
         """The matching lines of product rule `gid`, ascending."""
-        hit = self._lines.get(gid)
+        sid = self.scope[gid]
+        hit = self._lines.get(sid)
         if hit is None:
-            hit = np.flatnonzero(self.matrix[gid]).tolist()
-            self._lines[gid] = hit
+            hit = np.flatnonzero(self.matrix[sid]).tolist()
+            self._lines[sid] = hit
         return hit
 
 
@@ -273,9 +275,10 @@ def select(
     seg_index = program.segment_index
     held = segment_matrix(seg_index, [seg_index.line_bits(line) for line in lines])  # [S, L]
     if n_rules:
-        hits = (rules.product_scope @ held) > 0  # [R, L]: in any of the rule's segments
-        matrix = rules.scope_all[:, None] | (hits != rules.scope_not[:, None])
-        units = matrix.astype(np.int64) @ quantities
+        hits = (rules.scopes @ held) > 0  # [scope, L]: in any of the scope's segments
+        matrix = rules.scopes_all[:, None] | (hits != rules.scopes_not[:, None])
+        scope_units = np.append(matrix.astype(np.int64) @ quantities, 0)  # [-1]: order rules
+        units = scope_units[rules.scope]
         product_active = (units > 0) & (units >= rules.min_quantity)
         order_hit = np.zeros(n_rules, dtype=np.bool_)
         if rules.order_segments:
@@ -303,4 +306,4 @@ def select(
         matrix = np.zeros((0, n_lines), dtype=np.bool_)
         active = np.zeros(0, dtype=np.bool_)
         live = np.zeros(ok.size, dtype=np.bool_)
-    return Selection(ok.tolist(), live.tolist(), active.tolist(), matrix, codes)
+    return Selection(ok.tolist(), live.tolist(), active.tolist(), program.rule_scope, matrix, codes)
