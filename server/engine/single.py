@@ -29,11 +29,16 @@ from arbiter.server.engine.compile import (
     SEQUENTIAL,
     CBenefit,
     CNode,
+    candidate_plan,
 )
 from arbiter.server.engine.money import apportion, div_half_up, round_bp
 from arbiter.server.engine.state import Effect, Summary, apply_limits, make_valid
 
-__all__ = ["Entry", "Single", "State", "from_dense"]
+__all__ = ["ENUMERATE_UP_TO", "Entry", "Single", "State", "from_dense"]
+
+# MAX_BENEFIT groups with at most this many non-empty children (11 candidates) are enumerated on
+# one state; wider ones are searched in batches.
+ENUMERATE_UP_TO = 3
 
 ACCRUALS = frozenset({"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"})
 
@@ -191,10 +196,7 @@ class Single:
             return self._promotion(node, s)
         mode = node.mode
         if mode == MAX_BENEFIT:
-            best = self._independent_best(node, s)
-            if best is not None:
-                return best
-            return from_dense(self.arb.evaluate(node, s.summary()), node.lo)
+            return self._max_benefit(node, s)
         if mode == SEQUENTIAL:
             out: list[Entry] = []
             cur = s
@@ -251,7 +253,84 @@ class Single:
                 ship = ship or b.kind == "shipping_discount"
         return lines, types, ship
 
-    def _independent_best(self, node: CNode, s: State) -> list[Entry] | None:
+    def _max_benefit(self, node: CNode, s: State) -> list[Entry]:
+        """MAX_BENEFIT (SPEC 4, rule 12) on one state.
+
+        The children are evaluated on `s` first; a child with an empty effect takes part in
+        no subset. Then, in this order: children that cannot affect one another are valued
+        alone (`_independent_best`); at most ENUMERATE_UP_TO children have their few
+        candidates built one by one (`_enumerated_best`: fewer steps than setting up batches);
+        wider groups run the batched, vectorised search of `Arbiter`."""
+        children: list[tuple[CNode, list[Entry]]] = []
+        for child in node.children:
+            if self.arb.live(child):
+                effect = self.evaluate(child, s)
+                if effect:
+                    children.append((child, effect))
+        if not children:
+            return []
+        best = self._independent_best(node, s, children)
+        if best is not None:
+            return best
+        if len(children) <= ENUMERATE_UP_TO:
+            return self._enumerated_best(node, s, children)
+        return from_dense(self.arb.evaluate(node, s.summary()), node.lo)
+
+    def _value(self, entries: list[Entry]) -> tuple[int, dict[int, int]]:
+        """Money of a candidate's entries, and its accrued points per type."""
+        money = 0
+        points: dict[int, int] = {}
+        for x in entries:
+            money += x.disc + x.pmon + x.ship
+            if x.acc:
+                t = self.benefits[x.k].point_type
+                points[t] = points.get(t, 0) + x.acc
+        return money, points
+
+    def _benefit_of(self, entries: list[Entry]) -> int:
+        """A candidate's benefit (SPEC 4): money, plus each type's points valued on their sum
+        (rule 12)."""
+        money, points = self._value(entries)
+        for t, pts in points.items():
+            ratio = self.point_types[t]
+            money += div_half_up(pts * ratio.ratio_money, ratio.ratio_points)
+        return money
+
+    def _enumerated_best(
+        self, node: CNode, s: State, children: list[tuple[CNode, list[Entry]]]
+    ) -> list[Entry]:
+        """Every candidate of SPEC 4 in tie-break order (`candidate_plan`); the first with the
+        greatest benefit wins."""
+        plan = candidate_plan(len(children))
+        # The sequential application of every subset, by mask, as it is built.
+        after: dict[int, tuple[State, list[Entry]]] = {0: (s, [])}
+        best: list[Entry] = []
+        best_value: int | None = None
+        for mask, sequential in zip(plan.masks.tolist(), plan.sequential.tolist(), strict=True):
+            members = [i for i in range(len(children)) if mask >> i & 1]
+            if sequential:
+                # Candidates come by size, so every prefix (the subset less its last child)
+                # has been applied already.
+                state, entries = after[mask & ~(1 << members[-1])]
+                step = self.evaluate(children[members[-1]][0], state)
+                candidate = entries + step
+                after[mask] = (self.apply(state, step), candidate)
+            elif len(members) == 1:
+                candidate = children[members[0]][1]
+                after.setdefault(mask, (self.apply(s, candidate), candidate))
+            else:
+                summed = [x for i in members for x in children[i][1]]
+                candidate = self.valid(summed, s, node.lo, node.hi)
+            if node.has_limits and candidate:
+                candidate = self.limits(node, candidate, s)
+            value = self._benefit_of(candidate)
+            if best_value is None or value > best_value:
+                best_value, best = value, candidate
+        return best
+
+    def _independent_best(
+        self, node: CNode, s: State, children: list[tuple[CNode, list[Entry]]]
+    ) -> list[Entry] | None:
         """MAX_BENEFIT when no child can change what another reads (None otherwise).
 
         Children with disjoint lines, point types and shipping give every subset the same
@@ -271,12 +350,7 @@ class Single:
         accruing: dict[int, int] = {}
         values: list[tuple[int, list[Entry]]] = []
         point_types = self.point_types
-        for child in node.children:
-            if not self.arb.live(child):
-                continue
-            effect = self.evaluate(child, s)
-            if not effect:
-                continue  # takes part in no subset (rule 12)
+        for child, effect in children:
             lines, types, ship = self._reads(child)
             if lines is None:
                 if all_lines or taken_lines:
@@ -294,13 +368,7 @@ class Single:
             ship_taken = ship_taken or ship
             if node.has_limits:
                 effect = self.limits(node, effect, s)
-            money = 0
-            points: dict[int, int] = {}
-            for x in effect:
-                money += x.disc + x.pmon + x.ship
-                if x.acc:
-                    t = self.benefits[x.k].point_type
-                    points[t] = points.get(t, 0) + x.acc
+            money, points = self._value(effect)
             for t, pts in points.items():
                 accruing[t] = accruing.get(t, 0) + 1
                 ratio = point_types[t]
