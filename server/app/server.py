@@ -9,7 +9,7 @@ from grpc_reflection.v1alpha import reflection
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
 from arbiter.server.app.settings import Settings, SettingsError
 from arbiter.server.ledger import Ledger
-from arbiter.server.state import MemberDirectory, ProgramRegistry, StateStore
+from arbiter.server.state import MemberDirectory, ProgramRegistry
 from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -48,7 +48,6 @@ class ArbiterServer:
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
-        store: StateStore | None = None,
     ) -> None:
         self._settings = settings
         self._server = grpc.aio.server(
@@ -61,7 +60,7 @@ class ArbiterServer:
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
         # The generated registration functions are untyped.
-        checkout = CheckoutService(programs, members, clock, ledger=ledger, store=store)
+        checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
             guard(checkout, _CHECKOUT), self._server
         )

@@ -126,7 +126,6 @@ class App:
                 self.members,
                 self._clock,
                 ledger=self.ledger,
-                store=self.store,
             )
             await server.start()
         except BaseException:

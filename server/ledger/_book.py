@@ -9,7 +9,7 @@ Invariant kept per (member, type): balance = sum(remaining of ACTIVE lots) - unb
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._types import Transaction
 from arbiter.server.ledger.errors import NotFound
 
-__all__ = ["TXN_COLUMNS", "Book", "Debit", "row_to_transaction"]
+__all__ = ["TXN_COLUMNS", "Book", "Debit", "choose_lots", "lock_member", "row_to_transaction"]
 
 TXN_COLUMNS = (
     "pk, external_id, created_at, type, member_id, point_type, balance_before, value,"
@@ -54,6 +54,71 @@ WHERE l.member_pk = $1 AND l.point_type = $2 AND l.state = 'ACTIVE' AND l.remain
   AND (l.expires_at IS NULL OR l.expires_at > $3)
 ORDER BY COALESCE(l.order_pk = $4, false) DESC, l.expires_at ASC NULLS LAST, l.accrued_at, l.pk
 """
+
+# Lock an enrolled member by id in one statement: create the balance rows of types it lacks
+# (first, as `open_pk` does, so every writer takes its locks in the same order), then lock its
+# rows in point type order. `filled` is read first so that it runs before `locked`.
+_LOCK_SQL = """
+WITH m AS (
+    SELECT pk FROM members WHERE program = $1 AND member_id = $2 AND NOT removed
+), filled AS (
+    INSERT INTO balances (member_pk, point_type)
+    SELECT m.pk, t FROM m, unnest($3::text[]) AS t ORDER BY t
+    ON CONFLICT DO NOTHING
+    RETURNING point_type
+), locked AS (
+    SELECT b.point_type FROM balances b
+    WHERE b.member_pk = (SELECT pk FROM m)
+    ORDER BY b.point_type FOR UPDATE
+)
+SELECT (SELECT pk FROM m) AS member_pk,
+       ARRAY(SELECT point_type FROM filled) AS filled,
+       ARRAY(SELECT point_type FROM locked) AS locked
+"""
+
+
+async def lock_member(conn: asyncpg.Connection, program: LedgerProgram, member_id: str
+                      ) -> int | None:
+    """Lock every balance row of the enrolled member `member_id` (creating the rows of the
+    program's types it lacks); its pk, or None when there is no such member.
+
+    The member may have been removed while we waited: the caller reads the member row again in
+    a later statement (a fresh snapshot), as `Book.open` does.
+    """
+    types = sorted(program.point_types)
+    row = await conn.fetchrow(_LOCK_SQL, program.id, member_id, types)
+    assert row is not None
+    member_pk: int | None = row["member_pk"]
+    if member_pk is None:
+        return None
+    missing = set(types).difference(row["filled"], row["locked"])
+    if missing:
+        # Rows another transaction created after this statement's snapshot (ON CONFLICT waited
+        # for it and then did nothing): invisible to `locked`, so lock them now.
+        await conn.execute(
+            "SELECT 1 FROM balances WHERE member_pk = $1 AND point_type = ANY($2::text[])"
+            " ORDER BY point_type FOR UPDATE",
+            member_pk,
+            sorted(missing),
+        )
+    return member_pk
+
+
+def choose_lots(
+    free_lots: Iterable[tuple[int, datetime | None, int]], points: int
+) -> list[tuple[int, int]]:
+    """(lot pk, points) taken from `free_lots` (best first: (pk, expires_at, free)) to cover
+    `points`, or as much of it as they hold."""
+    taken: list[tuple[int, int]] = []
+    left = points
+    for lot_pk, _expires, free in free_lots:
+        if left == 0:
+            break
+        part = min(free, left)
+        if part > 0:
+            taken.append((lot_pk, part))
+            left -= part
+    return taken
 
 
 def row_to_transaction(row: Mapping[str, Any]) -> Transaction:
@@ -125,17 +190,43 @@ class Book:
         cls, conn: asyncpg.Connection, program: LedgerProgram, member_id: str, now: datetime
     ) -> Book:
         """Lock the enrolled member `member_id`; NotFound when there is none."""
-        row = await conn.fetchrow(
-            "SELECT pk FROM members WHERE program = $1 AND member_id = $2 AND NOT removed",
-            program.id,
-            member_id,
+        member_pk = await lock_member(conn, program, member_id)
+        if member_pk is None:
+            raise NotFound("member", member_id)
+        rows = await conn.fetch(
+            """
+            SELECT m.member_id, m.registered_at, m.removed, b.point_type, b.balance, b.unbacked
+            FROM members m LEFT JOIN balances b ON b.member_pk = m.pk
+            WHERE m.pk = $1
+            """,
+            member_pk,
         )
-        if row is None:
+        if not rows or rows[0]["removed"]:  # removed while we waited for its lock
             raise NotFound("member", member_id)
-        book = await cls.open_pk(conn, program, row["pk"], now)
-        if book is None:  # removed while we waited for its lock
-            raise NotFound("member", member_id)
-        return book
+        balances = {
+            r["point_type"]: _Balance(r["balance"], r["unbacked"])
+            for r in rows
+            if r["point_type"] is not None
+        }
+        first = rows[0]
+        return cls(conn, program, member_pk, first["member_id"], first["registered_at"], now,
+                   balances)
+
+    @classmethod
+    def from_locked(
+        cls,
+        conn: asyncpg.Connection,
+        program: LedgerProgram,
+        member_pk: int,
+        member_id: str,
+        registered_at: datetime,
+        now: datetime,
+        balances: Mapping[str, tuple[int, int]],
+    ) -> Book:
+        """A Book over a member the caller locked (`lock_member`) and read after the lock:
+        `balances` maps each point type to (balance, unbacked)."""
+        return cls(conn, program, member_pk, member_id, registered_at, now,
+                   {t: _Balance(b, u) for t, (b, u) in balances.items()})
 
     @classmethod
     async def open_pk(
@@ -186,6 +277,22 @@ class Book:
         """The ledger balance (the sum of the type's transactions)."""
         b = self._balances.get(point_type)
         return 0 if b is None else b.balance
+
+    def unbacked(self, point_type: str) -> int:
+        """Points of the type spent beyond every lot (a type that allows a negative balance)."""
+        b = self._balances.get(point_type)
+        return 0 if b is None else b.unbacked
+
+    def advance(self, point_type: str, value: int, unbacked_delta: int = 0) -> tuple[int, int]:
+        """Move the type's balance by `value` in memory, for a transaction the caller writes;
+        returns (balance_before, balance_after). The type's row must be locked (`_ensure`)."""
+        b = self._balances[point_type]
+        before = b.balance
+        b.balance = before + value
+        b.unbacked += unbacked_delta
+        assert b.unbacked >= 0, (point_type, b.unbacked)
+        self.touched.add(point_type)
+        return before, b.balance
 
     async def standing(self) -> dict[str, tuple[int, int, int]]:
         """Per type: (balance, points of lots expired at `now` not yet written off, held)."""
@@ -248,12 +355,16 @@ class Book:
         request_hash: str | None = None,
         unbacked_delta: int = 0,
     ) -> Transaction:
-        """Append one transaction to the type's chain and move the balance row with it."""
+        """Append one transaction to the type's chain and move the balance row with it (one
+        statement)."""
         b = await self._ensure(point_type)
-        before = b.balance
-        after = before + value
+        before, after = self.advance(point_type, value, unbacked_delta)
         row = await self.conn.fetchrow(
             f"""
+            WITH moved AS (
+                UPDATE balances SET balance = $8, unbacked = $17, txn_count = txn_count + 1
+                WHERE member_pk = $2 AND point_type = $4
+            )
             INSERT INTO transactions (program, member_pk, member_id, point_type, type,
                 balance_before, value, balance_after, source_type, source_id, external_id,
                 request_key, request_hash, comment, extra, created_at)
@@ -276,20 +387,9 @@ class Book:
             comment,
             _extra_json(extra),
             self.now,
-        )
-        assert row is not None
-        b.balance = after
-        b.unbacked += unbacked_delta
-        assert b.unbacked >= 0, (point_type, b.unbacked)
-        await self.conn.execute(
-            "UPDATE balances SET balance = $3, unbacked = $4, txn_count = txn_count + 1"
-            " WHERE member_pk = $1 AND point_type = $2",
-            self.member_pk,
-            point_type,
-            after,
             b.unbacked,
         )
-        self.touched.add(point_type)
+        assert row is not None
         return row_to_transaction(row)
 
     async def add_lot(
@@ -410,13 +510,8 @@ class Book:
             available = await self.available_of(point_type)
             rest = points - upfront
             take = upfront + (rest if allow_negative else min(rest, max(0, available)))
-            left = take - upfront
-            for lot_pk, _expires, free in await self.free_lots(point_type, prefer_order_pk):
-                if left == 0:
-                    break
-                part = min(free, left)
-                taken_lots.append((lot_pk, part))
-                left -= part
+            free_lots = await self.free_lots(point_type, prefer_order_pk)
+            taken_lots += choose_lots(free_lots, take - upfront)
         from_lots = sum(p for _, p in taken_lots)
         unbacked = take - from_lots
         assert unbacked == 0 or allow_negative, (point_type, take, from_lots)
@@ -530,15 +625,19 @@ class Book:
             )
         return txn
 
+    def event_json(self, payload: Mapping[str, Any]) -> str:
+        """An event's payload as stored: the program and member, then `payload`."""
+        body = {"program": self.program.id, "member_id": self.member_id, **payload}
+        return json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+
     async def emit(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Write an event to the outbox in this transaction (SPEC 6, end)."""
-        body = {"program": self.program.id, "member_id": self.member_id, **payload}
         await self.conn.execute(
             "INSERT INTO outbox (program, topic, member_id, payload, created_at)"
             " VALUES ($1, $2, $3, $4::jsonb, $5)",
             self.program.id,
             topic,
             self.member_id,
-            json.dumps(body, sort_keys=True, ensure_ascii=False, default=str),
+            self.event_json(payload),
             self.now,
         )

@@ -17,11 +17,13 @@ import asyncpg
 
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
 from arbiter.server.ledger import _tiers
-from arbiter.server.ledger._book import Book
+from arbiter.server.ledger._batch import OrderBatch
+from arbiter.server.ledger._book import Book, choose_lots, lock_member
 from arbiter.server.ledger._callback import CallbackFailed
 from arbiter.server.ledger._codec import result_from_obj, result_to_json
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._members import validate_id
+from arbiter.server.ledger._prefetch import OrderPrefetch, prefetch
 from arbiter.server.ledger._types import OrderOutcome, PointsMovement
 from arbiter.server.ledger.errors import (
     Conflict,
@@ -57,7 +59,8 @@ MAX_PROMO_CODES = 100
 
 _ORDER_COLUMNS = (
     "pk, order_id, member_pk, state, payload_hash, result::text AS result, total, hold_until,"
-    " delivered_at, delivery::text AS delivery, cancellation::text AS cancellation"
+    " delivered_at, delivery::text AS delivery, cancellation::text AS cancellation,"
+    " program_version"
 )
 
 
@@ -69,6 +72,11 @@ class OrderRequest:
     `hold_seconds`: the same order id with another hash is a Conflict. `promo_codes` are the
     order's codes as written (their usage is read, and locked, before the calculation);
     `segments` the member's segments, passed through to the calculation.
+
+    `program_version` is the applied version the calculation runs on, stored in the order's row
+    in the same transaction (None: the caller does not number versions). `redeem` is what the
+    order asks to redeem per point type: the ledger reads the lots that could pay for that much
+    together with the member, before the calculation (a result redeeming more reads the rest).
     """
 
     order_id: str
@@ -77,6 +85,8 @@ class OrderRequest:
     promo_codes: tuple[str, ...] = ()
     segments: frozenset[str] = frozenset()
     expected_total: int | None = None
+    program_version: int | None = None
+    redeem: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -92,6 +102,7 @@ class OrderRow:
     delivered_at: datetime | None
     delivery: list[Any] | None
     cancellation: list[Any] | None
+    program_version: int | None
     _result: CalculationResult | None = field(default=None, repr=False)
 
     @classmethod
@@ -102,6 +113,7 @@ class OrderRow:
             hold_until=r["hold_until"], delivered_at=r["delivered_at"],
             delivery=json.loads(r["delivery"]) if r["delivery"] else None,
             cancellation=json.loads(r["cancellation"]) if r["cancellation"] else None,
+            program_version=r["program_version"],
         )
 
     @property
@@ -166,59 +178,128 @@ async def _existing(book: Book, program: LedgerProgram, req: OrderRequest) -> Or
     return order
 
 
-async def _snapshot(book: Book, req: OrderRequest) -> tuple[MemberState, CodeUsage, dict[str, int]]:
-    """The member as the calculation sees it, and the usage of the order's codes.
+# Insert the codes' rows that are missing (first, so every writer takes its locks in the same
+# order), then lock them in code order. `filled` is read first so that it runs before `locked`.
+_LOCK_CODES_SQL = """
+WITH filled AS (
+    INSERT INTO promo_codes (program, code)
+    SELECT $1, c FROM unnest($2::text[]) AS c ORDER BY c
+    ON CONFLICT DO NOTHING
+    RETURNING code
+), locked AS (
+    SELECT code FROM promo_codes WHERE program = $1 AND code = ANY($2::text[])
+    ORDER BY code FOR UPDATE
+)
+SELECT ARRAY(SELECT code FROM filled) AS filled, ARRAY(SELECT code FROM locked) AS locked
+"""
 
-    The known codes are locked (in code order, after the member) so that two members cannot
-    both take the last use of one code.
-    """
+
+async def _lock_code_uses(book: Book, req: OrderRequest) -> dict[str, int]:
+    """Lock the order's known codes (in code order, after the member and the order) so that two
+    members cannot both take the last use of one code; then count their uses."""
     program = book.program
-    available = await book.available()
-    live = await book.live()
-    states = await _tiers.load_states(book.conn, book.member_pk)
-    tiers = {
-        g.id: g.tiers[_tiers.effective_tier(g, states.get(g.id), live.get(g.point_type, 0))].id
-        for g in program.tier_groups if g.tiers
-    }
     codes = sorted({c.upper() for c in req.promo_codes if c.upper() in program.code_pools})
-    code_uses: dict[str, int] = {}
-    if codes:
-        await book.conn.execute(
-            "INSERT INTO promo_codes (program, code) SELECT $1, c FROM unnest($2::text[]) AS c"
-            " ORDER BY c ON CONFLICT DO NOTHING",
-            program.id, codes,
-        )
+    if not codes:
+        return {}
+    row = await book.conn.fetchrow(_LOCK_CODES_SQL, program.id, codes)
+    assert row is not None
+    missing = set(codes).difference(row["filled"], row["locked"])
+    if missing:
+        # Rows another transaction created after this statement's snapshot (ON CONFLICT waited
+        # for it and then did nothing): invisible to `locked`, so lock them now.
         await book.conn.execute(
             "SELECT 1 FROM promo_codes WHERE program = $1 AND code = ANY($2::text[])"
             " ORDER BY code FOR UPDATE",
-            program.id, codes,
+            program.id, sorted(missing),
         )
-        rows = await book.conn.fetch(
-            """
-            SELECT code, count(*) AS uses FROM promo_code_uses
-            WHERE program = $1 AND code = ANY($2::text[])
-              AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $3))
-            GROUP BY code
-            """,
-            program.id, codes, book.now,
-        )
-        code_uses = {r["code"]: r["uses"] for r in rows}
+    # A statement of its own: its snapshot is taken once the locks are held.
     rows = await book.conn.fetch(
         """
-        SELECT pool, count(*) AS uses FROM promo_code_uses
-        WHERE member_pk = $1 AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $2))
-        GROUP BY pool
+        SELECT code, count(*) AS uses FROM promo_code_uses
+        WHERE program = $1 AND code = ANY($2::text[])
+          AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $3))
+        GROUP BY code
         """,
-        book.member_pk, book.now,
+        program.id, codes, book.now,
     )
-    pool_uses = {r["pool"]: r["uses"] for r in rows}
+    return {r["code"]: r["uses"] for r in rows}
+
+
+def _wanted(req: OrderRequest) -> dict[str, int]:
+    wanted: dict[str, int] = {}
+    for point_type, points in req.redeem:
+        wanted[point_type] = wanted.get(point_type, 0) + max(0, points)
+    return wanted
+
+
+def _tiers_due(program: LedgerProgram, pre: OrderPrefetch, now: datetime) -> bool:
+    """A group without its row yet, or a period or extended tier that has ended."""
+    for group in program.tier_groups:
+        row = pre.tiers.get(group.id)
+        if (row is None and group.tiers) or (row is not None and row.due(now)):
+            return True
+    return False
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A ConfirmOrder / ReserveOrder after its reads: the locked member, what was read of it
+    under the lock, and the order when it exists already (locked, checked against the request).
+    """
+
+    book: Book
+    pre: OrderPrefetch
+    order: OrderRow | None
+
+
+async def _open(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                now: datetime) -> _Opened:
+    """Lock the member, read it (and lock the order) in one statement; CYCLIC periods and
+    extended tiers that ended are closed first, so the calculation sees the tiers of `now`."""
+    member_pk = await lock_member(conn, program, req.member_id)
+    if member_pk is None:
+        raise NotFound("member", req.member_id)
+    wanted = _wanted(req)
+    touched: set[str] = set()
+    for attempt in range(2):
+        pre = await prefetch(conn, program.id, member_pk, req.order_id, wanted, now)
+        if pre.removed:  # removed while we waited for its lock
+            raise NotFound("member", req.member_id)
+        book = Book.from_locked(conn, program, member_pk, pre.member_id, pre.registered_at, now,
+                                pre.balances)
+        # What a catch-up posted (a RESET) still moves the tiers of its type afterwards.
+        book.touched |= touched
+        if pre.order_pk is not None:
+            return _Opened(book, pre, await _existing(book, program, req))
+        if attempt == 0 and _tiers_due(program, pre, now):
+            # Rare: it may post (a RESET) and write tier rows, so read the member again after.
+            await _tiers.catch_up(book)
+            touched = book.touched
+            continue
+        return _Opened(book, pre, None)
+    raise AssertionError("a catch-up leaves no tier due at the same instant")
+
+
+async def _snapshot(opened: _Opened, req: OrderRequest
+                    ) -> tuple[MemberState, CodeUsage, dict[str, int]]:
+    """The member as the calculation sees it, the usage of the order's codes (locked), and the
+    available points per type."""
+    book, pre = opened.book, opened.pre
+    program = book.program
+    available = pre.available()
+    live = pre.live()
+    tiers = {
+        g.id: g.tiers[_tiers.effective_tier(g, pre.tiers.get(g.id), live.get(g.point_type, 0))].id
+        for g in program.tier_groups if g.tiers
+    }
+    code_uses = await _lock_code_uses(book, req)
     state = MemberState(
         member_id=book.member_id,
         balances={t: max(0, available.get(t, 0)) for t in program.point_types},
         tiers=tiers,
         segments=req.segments,
     )
-    return state, CodeUsage(code_uses, pool_uses), available
+    return state, CodeUsage(code_uses, dict(pre.pool_uses)), available
 
 
 def _calculate(compute: Compute, member: MemberState, usage: CodeUsage) -> CalculationResult:
@@ -268,13 +349,13 @@ async def _insert_order(book: Book, req: OrderRequest, result: CalculationResult
     pk: int = await book.conn.fetchval(
         """
         INSERT INTO orders (program, order_id, member_pk, state, payload_hash, result, total,
-            hold_until, created_at, confirmed_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+            hold_until, created_at, confirmed_at, program_version)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
         RETURNING pk
         """,
         book.program.id, req.order_id, book.member_pk, state, req.payload_hash,
         result_to_json(result), result.totals.total, hold_until, book.now,
-        book.now if state == "CONFIRMED" else None,
+        book.now if state == "CONFIRMED" else None, req.program_version,
     )
     return pk
 
@@ -298,22 +379,6 @@ async def _use_codes(book: Book, order_pk: int, result: CalculationResult, state
             """,
             book.program.id, code, pool, book.member_pk, order_pk, state, hold_until, book.now,
         )
-
-
-async def _post_redemptions(book: Book, order_pk: int, order_id: str,
-                            result: CalculationResult) -> None:
-    for p in result.points:
-        if p.redeemed <= 0:
-            continue
-        debit = await book.debit(
-            p.point_type, p.redeemed, type="REDEMPTION", source_type="ORDER", source_id=order_id,
-            external_id=order_id, allow_negative=False, order_pk=order_pk,
-        )
-        if debit.shortfall:
-            raise InsufficientPoints(p.point_type, p.redeemed, debit.taken)
-        assert debit.txn is not None
-        await book.emit("points.redeemed", {"point_type": p.point_type, "points": p.redeemed,
-                                            "order_id": order_id, "transaction_id": debit.txn.id})
 
 
 async def _post_accruals(book: Book, order_pk: int, order_id: str,
@@ -342,30 +407,82 @@ async def _emit_confirmed(book: Book, order_id: str, result: CalculationResult) 
                                         "points": _points_summary(result)})
 
 
-async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
-                        compute: Compute, now: datetime) -> OrderOutcome:
-    _validate_request(req)
-    book = await Book.open(conn, program, req.member_id, now)
-    order = await _existing(book, program, req)
-    if order is not None:
-        if order.state == "CONFIRMED":
-            return OrderOutcome(req.order_id, "CONFIRMED", order.result, order.hold_until, True)
-        if order.state == "CANCELLED":
-            raise OrderStateError(req.order_id, "CANCELLED", "confirm")
-        return await _post_hold(book, order)
-    await _tiers.catch_up(book)
-    member, usage, available = await _snapshot(book, req)
+async def _redeemable_lots(book: Book, pre: OrderPrefetch, point_type: str, points: int
+                          ) -> list[tuple[int, int]]:
+    """The lots a redemption of `points` takes: from the prefetched ones when they cover it
+    (what the order asked for), else from every free lot of the type."""
+    lots = choose_lots(pre.free_lots.get(point_type, ()), points)
+    if sum(p for _, p in lots) < points and points > pre.wanted.get(point_type, 0):
+        lots = choose_lots(await book.free_lots(point_type), points)
+    taken = sum(p for _, p in lots)
+    if taken < points:
+        raise InsufficientPoints(point_type, points, taken)
+    return lots
+
+
+async def _calculate_new(opened: _Opened, req: OrderRequest, compute: Compute
+                         ) -> tuple[CalculationResult, dict[str, int]]:
+    """Calculate a new order on the member as it stands, and check what it would post."""
+    program = opened.book.program
+    member, usage, available = await _snapshot(opened, req)
     result = _calculate(compute, member, usage)
     if req.expected_total is not None and req.expected_total != result.totals.total:
         raise TotalMismatch(req.order_id, req.expected_total, result.totals.total)
     _check_result(program, result, available, usage)
-    order_pk = await _insert_order(book, req, result, "CONFIRMED", None)
-    await _post_redemptions(book, order_pk, req.order_id, result)
-    await _post_accruals(book, order_pk, req.order_id, result)
-    await _use_codes(book, order_pk, result, "CONFIRMED", None)
-    await _emit_confirmed(book, req.order_id, result)
-    await _tiers.refresh(book)
-    return OrderOutcome(req.order_id, "CONFIRMED", result, None, False)
+    locked = {c.upper() for c in req.promo_codes}
+    for c in result.promo_codes:
+        if c.status == "APPLIED" and c.code.upper() not in locked:
+            raise FailedPrecondition(f"the calculation applied promo code {c.code!r}, which the"
+                                     " order does not carry")
+    return result, available
+
+
+async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                        compute: Compute, now: datetime) -> OrderOutcome:
+    """Confirm a new order in four round trips (lock, read, write, commit: see `_batch`);
+    replay a confirmed one; post the hold of a reserved one."""
+    _validate_request(req)
+    opened = await _open(conn, program, req, now)
+    book, pre, order = opened.book, opened.pre, opened.order
+    if order is not None:
+        if order.state == "CONFIRMED":
+            return OrderOutcome(req.order_id, "CONFIRMED", order.result, order.hold_until, True,
+                                order.program_version)
+        if order.state == "CANCELLED":
+            raise OrderStateError(req.order_id, "CANCELLED", "confirm")
+        return await _post_hold(book, order)
+    result, _available = await _calculate_new(opened, req, compute)
+    batch = OrderBatch(book, req.order_id)
+    for p in result.points:
+        if p.redeemed > 0:
+            lots = await _redeemable_lots(book, pre, p.point_type, p.redeemed)
+            txn = batch.redeem(p.point_type, p.redeemed, lots)
+            batch.emit("points.redeemed", {"point_type": p.point_type, "points": p.redeemed,
+                                           "order_id": req.order_id}, txn)
+    for p in result.points:
+        if p.accrued > 0:
+            txn = batch.accrue(p.point_type, p.accrued, "ON_CREATE")
+            batch.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
+                                          "order_id": req.order_id}, txn)
+        if p.accrued_pending > 0:
+            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            batch.accrue_pending(p.point_type, p.accrued_pending, "ON_DELIVERY")
+    for c in result.promo_codes:
+        if c.status == "APPLIED":
+            code = c.code.upper()
+            batch.use_code(code, c.pool or program.code_pools.get(code, ""))
+    batch.emit("order.confirmed", {"order_id": req.order_id, "total": result.totals.total,
+                                   "points": _points_summary(result)})
+    await batch.flush(payload_hash=req.payload_hash, result_json=result_to_json(result),
+                      total=result.totals.total, program_version=req.program_version)
+    if any(g.point_type in book.touched for g in program.tier_groups):
+        live = pre.live()
+        for point_type, value in batch.value_by_type().items():
+            live[point_type] = live.get(point_type, 0) + value
+        for point_type, points in batch.expired_by_new_lots().items():
+            live[point_type] -= points
+        await _tiers.refresh(book, states=dict(pre.tiers), live=live)
+    return OrderOutcome(req.order_id, "CONFIRMED", result, None, False, req.program_version)
 
 
 async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
@@ -375,37 +492,31 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
         raise InvalidArgument.field("hold_seconds", f"must lie in [0, {MAX_HOLD_SECONDS}]"
                                     f" (0 means {DEFAULT_HOLD_SECONDS})")
     seconds = hold_seconds or DEFAULT_HOLD_SECONDS
-    book = await Book.open(conn, program, req.member_id, now)
-    order = await _existing(book, program, req)
+    opened = await _open(conn, program, req, now)
+    book, order = opened.book, opened.order
     if order is not None:
         if order.state == "CANCELLED":
             raise OrderStateError(req.order_id, "CANCELLED", "reserve")
-        return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True)
-    await _tiers.catch_up(book)
-    member, usage, available = await _snapshot(book, req)
-    result = _calculate(compute, member, usage)
-    if req.expected_total is not None and req.expected_total != result.totals.total:
-        raise TotalMismatch(req.order_id, req.expected_total, result.totals.total)
-    _check_result(program, result, available, usage)
+        return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True,
+                            order.program_version)
+    result, _available = await _calculate_new(opened, req, compute)
     hold_until = now + timedelta(seconds=seconds)
     order_pk = await _insert_order(book, req, result, "RESERVED", hold_until)
     earmarks: list[tuple[str, int, list[tuple[int, int]]]] = []
     for p in result.points:
         if p.redeemed <= 0:
             continue
-        left = p.redeemed
-        lots: list[tuple[int, int]] = []
-        for lot_pk, expires_at, free in await book.free_lots(p.point_type):
-            if left == 0:
-                break
-            part = min(free, left)
-            lots.append((lot_pk, part))
-            left -= part
+        free_lots = await book.free_lots(p.point_type)
+        lots = choose_lots(free_lots, p.redeemed)
+        left = p.redeemed - sum(part for _, part in lots)
+        if left:
+            raise InsufficientPoints(p.point_type, p.redeemed, p.redeemed - left)
+        expiry = {lot_pk: expires_at for lot_pk, expires_at, _free in free_lots}
+        for lot_pk, _part in lots:
+            expires_at = expiry[lot_pk]
             if expires_at is not None and expires_at < hold_until:
                 # A hold never outlives the points it earmarks.
                 hold_until = expires_at
-        if left:
-            raise InsufficientPoints(p.point_type, p.redeemed, p.redeemed - left)
         earmarks.append((p.point_type, p.redeemed, lots))
     for point_type, points, lots in earmarks:
         hold_pk = await conn.fetchval(
@@ -419,7 +530,7 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
         )
     await conn.execute("UPDATE orders SET hold_until = $2 WHERE pk = $1", order_pk, hold_until)
     await _use_codes(book, order_pk, result, "HELD", hold_until)
-    return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False)
+    return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False, req.program_version)
 
 
 async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
@@ -463,7 +574,8 @@ async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
     )
     await _emit_confirmed(book, order.order_id, result)
     await _tiers.refresh(book)
-    return OrderOutcome(order.order_id, "CONFIRMED", result, order.hold_until, False)
+    return OrderOutcome(order.order_id, "CONFIRMED", result, order.hold_until, False,
+                        order.program_version)
 
 
 async def deliver_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,

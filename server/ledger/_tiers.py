@@ -246,13 +246,20 @@ async def _catch_up_group(book: Book, group: TierGroupConfig, row: TierRow) -> l
     return changes
 
 
-async def refresh(book: Book) -> list[TierChange]:
-    """Move tiers after postings on the point types in `book.touched` (ups, and DYNAMIC downs)."""
+async def refresh(book: Book, *, states: dict[str, TierRow] | None = None,
+                  live: dict[str, int] | None = None) -> list[TierChange]:
+    """Move tiers after postings on the point types in `book.touched` (ups, and DYNAMIC downs).
+
+    `states` (every group's row, as `catch_up` leaves them) and `live` (each type's live balance
+    after the postings), when the caller knows them already, spare two reads.
+    """
     groups = [g for g in book.program.tier_groups if g.point_type in book.touched and g.tiers]
     if not groups:
         return []
-    states = await _states(book)
-    live = await book.live()
+    if states is None or any(g.id not in states for g in groups):
+        states = await _states(book)
+    if live is None:
+        live = await book.live()
     changes: list[TierChange] = []
     for group in groups:
         row = states[group.id]

@@ -159,6 +159,8 @@ class OrderOutcome:
     """A confirmed or reserved order: its stored result and where it stands.
 
     `replayed` is True when the order existed already and the stored result was returned.
+    `program_version` is the version the stored result was calculated on (the reservation's,
+    for a posted hold), stored with the order; None for an order stored without one.
     """
 
     order_id: str
@@ -166,6 +168,7 @@ class OrderOutcome:
     result: CalculationResult
     hold_until: datetime | None
     replayed: bool
+    program_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,14 @@
-"""What the state room keeps in PostgreSQL: the applied program versions, and per order the
-version it was computed on and its member.
+"""What the state room keeps in PostgreSQL: the applied program versions.
 
-Two small tables next to the ledger's, created here with CREATE TABLE IF NOT EXISTS (the ledger's
+One small table next to the ledger's, created here with CREATE TABLE IF NOT EXISTS (the ledger's
 migrations belong to the ledger room):
 
     program_versions (program, version, program_pb, applied_at)   every applied version, kept
-    order_versions   (program, order_id, version, member_id)      one row per confirmed/reserved
 
-The version of an order is written right after the ledger committed the order (the ledger's
-`orders` row has no version column yet): if the process dies in between, a repeat of that order
-answers with the version applied at the time of the repeat. See the report / docs for the
-proposed ledger change that closes this gap.
+The version an order was calculated on is not kept here: the ledger stores it in the order's own
+row, in the transaction that writes the order (`OrderRequest.program_version`). The table this
+room used to write after the ledger's commit, `order_versions`, is no longer created or written;
+the ledger's migration 0002 copied what it held into the orders.
 
 A database that cannot be reached raises the ledger's `StorageUnavailable` (UNAVAILABLE at the
 edge), translated by the ledger's own `storage_errors`, so both rooms agree on what "down" is.
@@ -41,13 +39,6 @@ CREATE TABLE IF NOT EXISTS program_versions (
     applied_at  timestamptz NOT NULL,
     PRIMARY KEY (program, version)
 );
-CREATE TABLE IF NOT EXISTS order_versions (
-    program    text   NOT NULL,
-    order_id   text   NOT NULL,
-    version    bigint NOT NULL,
-    member_id  text   NOT NULL,
-    PRIMARY KEY (program, order_id)
-);
 """
 
 
@@ -63,7 +54,7 @@ def program_bytes(program: program_pb2.Program) -> bytes:
 
 
 class StateStore:
-    """The two tables above over the ledger's asyncpg pool."""
+    """The table above over the ledger's asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -113,31 +104,3 @@ class StateStore:
                     now,
                 )
                 return version, True
-
-    async def record_order(self, program: str, order_id: str, version: int, member_id: str) -> int:
-        """Remember the version an order was computed on (first write wins); returns the
-        version on record."""
-        with storage_errors("recording the program version of an order"):
-            recorded: int = await self._pool.fetchval(
-                """
-                INSERT INTO order_versions (program, order_id, version, member_id)
-                VALUES ($1, $2, $3, $4)
-                ON CONFLICT (program, order_id) DO UPDATE SET version = order_versions.version
-                RETURNING version
-                """,
-                program,
-                order_id,
-                version,
-                member_id,
-            )
-        return recorded
-
-    async def order_member(self, program: str, order_id: str) -> str | None:
-        """The member of an order this store recorded, or None."""
-        with storage_errors("reading the member of an order"):
-            member: str | None = await self._pool.fetchval(
-                "SELECT member_id FROM order_versions WHERE program = $1 AND order_id = $2",
-                program,
-                order_id,
-            )
-        return member

@@ -190,3 +190,33 @@ async def test_a_quote_after_a_confirm_sees_the_new_balance(e2e: E2E) -> None:
     )
     quote = await e2e.checkout.CalculateOrder(big)
     assert points_of(quote, "bonus").redeemed == INITIAL_BONUS - 400 + accrued + 7
+
+
+async def test_the_program_version_is_stored_in_the_order_row_itself(e2e: E2E) -> None:
+    """The version an order ran on is written by the order's own transaction (never after the
+    commit into a table of its own, which a crash in between could lose)."""
+    await e2e.enroll("m-1")
+    confirmed = await e2e.checkout.ConfirmOrder(order_request("o-1", redeem=100))
+    reserved = await e2e.checkout.ReserveOrder(as_reserve(order_request("r-1", redeem=100)))
+    assert confirmed.result.program_version == reserved.result.program_version == 1
+    ledger = e2e.app.ledger
+    assert ledger is not None
+    rows = await ledger.pool.fetch(
+        "SELECT order_id, state, program_version FROM orders ORDER BY order_id"
+    )
+    assert [tuple(r) for r in rows] == [("o-1", "CONFIRMED", 1), ("r-1", "RESERVED", 1)]
+    assert await ledger.pool.fetchval("SELECT to_regclass('order_versions')") is None
+    # A new version meanwhile: posting the reservation answers the version it was held on.
+    program = e2e.app.programs.get(PROGRAM).source
+    assert program is not None
+    changed = type(program)()
+    changed.CopyFrom(program)
+    changed.name = "Shop v2"
+    assert await e2e.app.apply_program(changed) == 2
+    posted = await e2e.checkout.ConfirmOrder(order_request("r-1", redeem=100))
+    assert posted.result.program_version == 1
+    later = await e2e.checkout.ConfirmOrder(order_request("o-2", redeem=100))
+    assert later.result.program_version == 2
+    assert await ledger.pool.fetchval(
+        "SELECT program_version FROM orders WHERE order_id = 'o-2'"
+    ) == 2

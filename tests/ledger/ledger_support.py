@@ -107,9 +107,13 @@ class FakeOrder:
                 self.order_accrue, self.codes]
         return hashlib.sha256(json.dumps(body).encode()).hexdigest()
 
-    def request(self, expected_total: int | None = None) -> OrderRequest:
+    def request(self, expected_total: int | None = None, *, program_version: int | None = None,
+                hint: bool = True) -> OrderRequest:
+        """The ledger's request; `hint` False leaves out what the order asks to redeem, so the
+        ledger reads the lots only once the calculation has said how much it redeems."""
         return OrderRequest(self.order_id, self.member_id, self.payload_hash(), self.codes,
-                            self.segments, expected_total)
+                            self.segments, expected_total, program_version=program_version,
+                            redeem=self.redeem if hint else ())
 
     def compute(self, program: program_pb2.Program, calls: list[MemberState] | None = None
                 ) -> Compute:

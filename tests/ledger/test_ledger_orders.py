@@ -283,3 +283,78 @@ async def test_reversing_an_accrual_that_expired_takes_nothing_else(
     assert moves == [PointsMovement("bonus", accrual_reversed=100)]
     info = await ledger.get_member(program, "m1", now=T0 + 12 * DAY)
     assert (info.balance("bonus").available, info.balance("bonus").balance) == (40, 40)
+
+
+async def test_the_program_version_is_written_with_the_order(
+    ledger: Ledger, program: program_pb2.Program
+) -> None:
+    await ledger.enroll(program, "m1", now=T0)
+    await _fund(ledger, program, "m1", 1_000, "f")
+    order = FakeOrder("o1", redeem=(("bonus", 100),), accrue=(("bonus", 10),))
+    out = await ledger.confirm_order(program, order.request(program_version=7),
+                                     order.compute(program), now=T0)
+    assert out.program_version == 7
+    stored = await ledger.pool.fetchval(
+        "SELECT program_version FROM orders WHERE order_id = 'o1'")
+    assert stored == 7
+    # A replay answers the version on record, whatever version the repeat ran on.
+    again = await ledger.confirm_order(program, order.request(program_version=8),
+                                       order.compute(program), now=T0 + DAY)
+    assert again.replayed and again.program_version == 7
+    # A reservation keeps its version when it is posted later.
+    held = FakeOrder("r1", redeem=(("bonus", 50),))
+    reserved = await ledger.reserve_order(program, held.request(program_version=3),
+                                          held.compute(program), now=T0)
+    assert reserved.program_version == 3
+    posted = await ledger.confirm_order(program, held.request(program_version=4),
+                                        held.compute(program), now=T0)
+    assert posted.state == "CONFIRMED" and posted.program_version == 3
+    # A caller that does not number versions stores none.
+    plain = FakeOrder("p1")
+    assert (await ledger.confirm_order(program, plain.request(), plain.compute(program),
+                                       now=T0)).program_version is None
+
+
+async def test_a_redemption_takes_the_same_lots_with_or_without_the_prefetch_hint(
+    ledger: Ledger, program: program_pb2.Program
+) -> None:
+    """The lots a confirm takes are read with the member when the request says what it redeems
+    (the API's case), else after the calculation: either way soonest-expiring first."""
+    taken: dict[bool, list[tuple[int, int]]] = {}
+    for hint in (True, False):
+        member = f"m-{hint}"
+        await ledger.enroll(program, member, now=T0)
+        for day, points in ((0, 100), (1, 40), (2, 300)):
+            await ledger.create_transaction(
+                program, member_id=member, point_type="miles", operation="ACCRUAL",
+                points=points, external_id=f"{member}-{day}", now=T0 + day * DAY)
+        order = FakeOrder(f"o-{hint}", member_id=member, redeem=(("miles", 200),))
+        out = await ledger.confirm_order(program, order.request(hint=hint),
+                                         order.compute(program), now=T0 + 3 * DAY)
+        assert out.result.points[0].redeemed == 200
+        rows = await ledger.pool.fetch(
+            """
+            SELECT l.points, c.points AS taken FROM lot_consumptions c
+            JOIN lots l ON l.pk = c.lot_pk JOIN orders o ON o.pk = c.order_pk
+            WHERE o.order_id = $1 ORDER BY c.pk
+            """, order.order_id)
+        taken[hint] = [(r["points"], r["taken"]) for r in rows]
+    # miles last a year from accrual: the oldest lots expire first and go first.
+    assert taken[True] == taken[False] == [(100, 100), (40, 40), (300, 60)]
+
+
+async def test_a_redemption_beyond_what_the_request_asked_still_reads_every_lot(
+    ledger: Ledger, program: program_pb2.Program
+) -> None:
+    await ledger.enroll(program, "m1", now=T0)
+    for day in range(3):
+        await _fund(ledger, program, "m1", 100, f"f{day}", now=T0 + day * DAY)
+    order = FakeOrder("o1", redeem=(("bonus", 250),))
+    small = FakeOrder("o1", redeem=(("bonus", 10),))
+    request = order.request()
+    hinted = type(request)(request.order_id, request.member_id, request.payload_hash,
+                           redeem=small.redeem)
+    out = await ledger.confirm_order(program, hinted, order.compute(program), now=T0 + 3 * DAY)
+    assert out.result.points[0].redeemed == 250
+    info = await ledger.get_member(program, "m1", now=T0 + 3 * DAY)
+    assert info.balance("bonus").available == 50

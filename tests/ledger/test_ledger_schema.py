@@ -69,6 +69,41 @@ async def test_an_edited_migration_is_refused(empty_dsn: str) -> None:
             await lg.migrate()
 
 
+async def test_migration_0002_carries_the_old_order_versions_into_the_orders(
+    empty_dsn: str,
+) -> None:
+    """A database from before 0002: the state room's after-commit table `order_versions` held
+    the versions; the migration copies them into `orders.program_version`."""
+    first = load_migrations()[0]
+    assert first.version == 1
+    async with await Ledger.connect(empty_dsn) as lg:
+        conn: asyncpg.Connection
+        async with lg.pool.acquire() as conn:
+            await conn.execute(first.sql)
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                               first.version, first.name, first.checksum)
+            await conn.execute(
+                "CREATE TABLE order_versions (program text, order_id text, version bigint,"
+                " member_id text, PRIMARY KEY (program, order_id))")
+            member = await conn.fetchval(
+                "INSERT INTO members (program, member_id, registered_at, created_at)"
+                " VALUES ('p', 'm', $1, $1) RETURNING pk", T0)
+            for order_id in ("known", "unknown"):
+                await conn.execute(
+                    "INSERT INTO orders (program, order_id, member_pk, state, payload_hash,"
+                    " result, total, created_at) VALUES ('p', $1, $2, 'CONFIRMED', 'h', '{}', 0,"
+                    " $3)", order_id, member, T0)
+            await conn.execute("INSERT INTO order_versions VALUES ('p', 'known', 4, 'm')")
+        assert await lg.migrate() == [m.name for m in load_migrations()[1:]]
+        rows = await lg.pool.fetch("SELECT order_id, program_version FROM orders ORDER BY 1")
+        assert [(r["order_id"], r["program_version"]) for r in rows] == [
+            ("known", 4), ("unknown", None)]
+        assert await lg.migrate() == []
+
+
 async def test_transactions_are_append_only(ledger: Ledger, program: program_pb2.Program) -> None:
     await ledger.enroll(program, "m1", now=T0)
     await ledger.create_transaction(program, member_id="m1", point_type="bonus",
