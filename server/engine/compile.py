@@ -317,7 +317,6 @@ class CompiledProgram:
     segment_index: SegmentIndex
     rules: RuleArrays
     rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
-    plans: dict[int, CandidatePlan] = field(default_factory=dict)
     source: pb.Program = field(default_factory=pb.Program)
 
 
@@ -373,7 +372,6 @@ class _Builder:
         self.promotions: list[CPromotion] = []
         self.benefits: list[CBenefit] = []
         self.by_id = {p.id: p for p in program.promotions}
-        self.plans: dict[int, CandidatePlan] = {}
         self.rule_count = 0  # rules of the promotions built so far (global rule ids)
 
     def node(self, group: pb.Group) -> CNode:
@@ -400,8 +398,8 @@ class _Builder:
                         )
                     ]
                 )
-            if children and len(children) not in self.plans:
-                self.plans[len(children)] = candidate_plan(len(children))
+            if children:
+                candidate_plan(len(children))  # built once per width, at compile time
         lim = group.limits
         return CNode(
             lo=lo,
@@ -680,6 +678,5 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         segment_index=segment_index,
         rules=rules,
         rule_scope=rules.scope.tolist(),
-        plans=builder.plans,
         source=source,
     )

@@ -51,7 +51,6 @@ class CodeCheck:
 class Selection:
     """Which promotions and rules apply to an order, and the lines of every rule."""
 
-    eligible: list[bool]  # per promotion: selected (SPEC 3 step 3)
     live: list[bool]  # per promotion: eligible, and at least one of its rules applies
     rule_active: list[bool]  # per rule (global rule id): the rule applies
     scope: list[int]  # per rule: its product scope (-1: an order rule)
@@ -306,4 +305,4 @@ def select(
         matrix = np.zeros((0, n_lines), dtype=np.bool_)
         active = np.zeros(0, dtype=np.bool_)
         live = np.zeros(ok.size, dtype=np.bool_)
-    return Selection(ok.tolist(), live.tolist(), active.tolist(), program.rule_scope, matrix, codes)
+    return Selection(live.tolist(), active.tolist(), program.rule_scope, matrix, codes)

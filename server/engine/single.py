@@ -89,14 +89,14 @@ class State:
         )
 
 
-def from_dense(e: Effect, lo: int, row: int = 0) -> list[Entry]:
-    """The entries of row `row` of a batched effect whose benefit axis starts at `lo`."""
-    disc = e.disc[row]
-    pmon = e.pmon[row]
-    ppts = e.ppts[row]
-    acc = e.acc[row]
-    text = e.text[row]
-    ship = e.ship[row]
+def from_dense(e: Effect, lo: int) -> list[Entry]:
+    """The entries of a batch of one state's effect whose benefit axis starts at `lo`."""
+    disc = e.disc[0]
+    pmon = e.pmon[0]
+    ppts = e.ppts[0]
+    acc = e.acc[0]
+    text = e.text[0]
+    ship = e.ship[0]
     lines = disc.shape[1]
     mask = (acc != 0) | text
     mask[:, :lines] |= (disc != 0) | (pmon != 0) | (ppts != 0)
