@@ -23,13 +23,13 @@ from arbiter.server.engine.compile import (
     CNode,
     candidate_plan,
 )
-from arbiter.server.engine.money import round_bp_arr
 from arbiter.server.engine.state import (
     Effect,
     Statics,
     Summary,
     apply_effect,
     apply_limits,
+    line_caps,
     make_valid,
 )
 
@@ -324,15 +324,10 @@ class Arbiter:
         line keeps at most the least of what the candidate adds, its cap and its price to pay,
         the order at most `max_discount_amount`; accruals are never cut."""
         pay = s_row.pay[0]
-        cap = pay.copy()
-        if node.max_discount_bp:
-            cap = np.minimum(cap, round_bp_arr(pay, node.max_discount_bp))
-        if node.min_unit_price:
-            cap = np.minimum(cap, pay - self.st.quantity * node.min_unit_price)
-        if node.min_unit_price_bp:
-            floor_unit = round_bp_arr(self.st.base_unit, node.min_unit_price_bp)
-            cap = np.minimum(cap, pay - self.st.quantity * floor_unit)
-        cap = np.maximum(cap, 0)
+        caps = line_caps(
+            pay, self.st, node.max_discount_bp, node.min_unit_price, node.min_unit_price_bp
+        )
+        cap = np.minimum(pay, caps)
         acc_onehot = self.st.acc_onehot
         # Summation of every subset (index = mask), from each child's effect on S.
         on_s = [ce.take(np.array([row << i], dtype=np.int64)) for i, ce in enumerate(child_effects)]

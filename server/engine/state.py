@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from arbiter.server.engine.money import apportion_cut, round_bp_arr
 
-__all__ = ["Effect", "Statics", "Summary", "apply_limits", "make_valid"]
+__all__ = ["Effect", "Statics", "Summary", "apply_limits", "line_caps", "make_valid"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -205,6 +205,23 @@ def make_valid(e: Effect, s: Summary, st: Statics, lo: int) -> None:
     del lines
 
 
+def line_caps(
+    p: IntArray, st: Statics, max_discount_bp: int, min_unit_price: int, min_unit_price_bp: int
+) -> IntArray:
+    """What a node may add on each line entering at price to pay `p` (rule 11; never below
+    0; the int64 maximum where no per-line limit is set)."""
+    cap = np.full_like(p, np.iinfo(np.int64).max)
+    if max_discount_bp:
+        cap = np.minimum(cap, round_bp_arr(p, max_discount_bp))
+    if min_unit_price:
+        cap = np.minimum(cap, p - st.quantity * min_unit_price)
+    if min_unit_price_bp:
+        floor_unit = round_bp_arr(st.base_unit, min_unit_price_bp)
+        cap = np.minimum(cap, p - st.quantity * floor_unit)
+    out: IntArray = np.maximum(cap, 0)
+    return out
+
+
 def apply_limits(
     e: Effect,
     s: Summary,
@@ -220,15 +237,7 @@ def apply_limits(
     types = st.pay_type[lo : lo + k]
     p = s.pay
     if max_discount_bp or min_unit_price or min_unit_price_bp:
-        cap = np.full_like(p, np.iinfo(np.int64).max)
-        if max_discount_bp:
-            cap = np.minimum(cap, round_bp_arr(p, max_discount_bp))
-        if min_unit_price:
-            cap = np.minimum(cap, p - st.quantity[None, :] * min_unit_price)
-        if min_unit_price_bp:
-            floor_unit = round_bp_arr(st.base_unit, min_unit_price_bp)
-            cap = np.minimum(cap, p - (st.quantity * floor_unit)[None, :])
-        cap = np.maximum(cap, 0)
+        cap = line_caps(p, st, max_discount_bp, min_unit_price, min_unit_price_bp)
         excess = e.added() - cap
         if np.any(excess > 0):
             cut_lines(e, np.maximum(excess, 0), types, st)
