@@ -20,9 +20,9 @@ import numpy.typing as npt
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.server.engine.segments import (
-    RuleArrays,
+    RuleTable,
     SegmentIndex,
-    build_rule_arrays,
+    build_rule_table,
     build_segment_index,
 )
 from arbiter.v1 import program_pb2 as pb
@@ -108,7 +108,7 @@ class CBenefit:
     promotion: int
     level: int  # PRODUCT | ORDER
     rule: int  # index into the promotion's rules (product rules first)
-    rule_gid: int  # the rule on the program's rule axis (RuleArrays)
+    rule_gid: int  # the rule on the program's rule axis (RuleTable)
     kind: str  # the Benefit oneof field name
     value_kind: str = ""  # the inner oneof: percent_bp | amount | fixed_price | points
     value: int = 0
@@ -223,6 +223,16 @@ def to_us(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _time_bounds(promotions: list[CPromotion]) -> tuple[int, ...]:
+    bounds: set[int] = set()
+    for p in promotions:
+        if p.start is not None:
+            bounds.add(to_us(p.start))
+        if p.end is not None:
+            bounds.add(to_us(p.end))
+    return tuple(sorted(bounds))
+
+
 def _selection_arrays(promotions: list[CPromotion], pool_ids: tuple[str, ...]) -> SelectionArrays:
     n = len(promotions)
     channel: dict[str, npt.NDArray[np.bool_]] = {}
@@ -313,10 +323,21 @@ class CompiledProgram:
     ratio_points: npt.NDArray[np.int64]
     ratio_money: npt.NDArray[np.int64]
     benefit_level: npt.NDArray[np.int64]
+    benefit_levels: list[int]  # benefit_level as a list (read per entry on one state)
+    pay_types: list[int]  # pay_type as a list
     selection: SelectionArrays
     segment_index: SegmentIndex
-    rules: RuleArrays
+    rules: RuleTable
     rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
+    # Every promotion's start and end, ascending (microseconds since the epoch): between two
+    # of them no promotion enters or leaves its period.
+    time_bounds: tuple[int, ...]
+    # Promotions passing status, period, weekday, month, channel and pools, by (weekday, month,
+    # channel, point of contact, valid pools), with the period bounds they hold between
+    # (select.py); bounded, filled as orders come.
+    gates: dict[tuple[object, ...], tuple[int, int, tuple[int, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     source: pb.Program = field(default_factory=pb.Program)
 
 
@@ -634,9 +655,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         for s in program.product_segments
     }
     segment_index = build_segment_index(list(product_segments.values()))
-    rules = build_rule_arrays(
-        builder.promotions, segment_index, [s.id for s in program.order_segments], PRODUCT
-    )
+    rules = build_rule_table(builder.promotions, segment_index, PRODUCT)
     return CompiledProgram(
         id=program.id,
         time_zone=program.time_zone or "UTC",
@@ -674,9 +693,12 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         ratio_points=np.array([t.ratio_points for t in point_types] or [1], dtype=np.int64),
         ratio_money=np.array([t.ratio_money for t in point_types] or [1], dtype=np.int64),
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
+        benefit_levels=[b.level for b in benefits],
+        pay_types=pay_type.tolist(),
         selection=_selection_arrays(builder.promotions, tuple(pools)),
         segment_index=segment_index,
         rules=rules,
-        rule_scope=rules.scope.tolist(),
+        rule_scope=list(rules.scope),
+        time_bounds=_time_bounds(builder.promotions),
         source=source,
     )

@@ -6,15 +6,10 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
-from arbiter.server.engine.arbitrate import Arbiter
-from arbiter.server.engine.benefits import OrderContext
 from arbiter.server.engine.compile import ON_DELIVERY, CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import select
 from arbiter.server.engine.single import Entry, Single
-from arbiter.server.engine.state import Statics
 from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
@@ -61,21 +56,6 @@ def calculate(
     at = order.created_at or now
     zone = _zone(order.time_zone) if order.time_zone else program.zone
     sel = select(program, order, member, at, zone, usage)
-    n_lines = len(order.lines)
-    q = np.array([line.quantity for line in order.lines], dtype=np.int64)
-    unit = np.array([line.unit_price for line in order.lines], dtype=np.int64)
-    base = q * unit
-    # Unit base prices are given: no rounding (rule 11).
-    statics = Statics(
-        base=base,
-        quantity=q,
-        base_unit=unit,
-        pay_onehot=program.pay_type_onehot,
-        acc_onehot=program.acc_type_onehot,
-        ratio_points=program.ratio_points,
-        ratio_money=program.ratio_money,
-        pay_type=program.pay_type,
-    )
     requested: dict[str, int] = {}
     for type_id, points in order.redeem:
         requested[type_id] = requested.get(type_id, 0) + points
@@ -89,17 +69,7 @@ def calculate(
         accrues.append(usable)
         if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
             budget[t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
-    ctx = OrderContext(
-        program=program,
-        order=order,
-        lines=n_lines,
-        quantity=q,
-        base=base,
-        selection=sel,
-        accrues=tuple(accrues),
-    )
-    arbiter = Arbiter(ctx, statics)
-    single = Single(arbiter)
+    single = Single(program, order, sel, tuple(accrues))
     state = single.initial(budget, order.shipping_cost)
     entries = single.evaluate(program.root, state)
     return _report(program, order, member, at, entries, requested, sel.codes)

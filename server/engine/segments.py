@@ -1,8 +1,9 @@
-"""Product segments as bits and rule scopes as matrices, compiled once per program.
+"""Product segments and rule scopes as integer bit sets, compiled once per program.
 
 A line's product segments are one integer bit set, found with a few dictionary lookups and two
-bisections (SPEC 2: every given criterion must match, within a list any); the lines of every
-rule are then one matrix product of the rules' scopes with the lines' segments.
+bisections (SPEC 2: every given criterion must match, within a list any). Per order these are
+turned around into each segment's lines (a bit set over lines), and a rule scope's lines are
+the union of its segments' (RuleTable).
 """
 
 from __future__ import annotations
@@ -12,20 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
-
 from arbiter.server.engine.types import LineInput
 from arbiter.v1 import program_pb2 as pb
 
 __all__ = [
+    "SCOPE_ALL",
+    "SCOPE_IN",
+    "SCOPE_NOT",
     "FieldTest",
-    "RuleArrays",
+    "OrderRule",
+    "ProductRule",
+    "RuleTable",
     "SegmentIndex",
-    "build_rule_arrays",
+    "build_rule_table",
     "build_segment_index",
     "field_ok",
-    "segment_matrix",
 ]
 
 # (field, op, value, values) of a product segment's field predicate.
@@ -170,35 +172,31 @@ def build_segment_index(segments: Sequence[_Segment]) -> SegmentIndex:
     )
 
 
-def segment_matrix(index: SegmentIndex, line_bits: Sequence[int]) -> npt.NDArray[np.float32]:
-    """[segment, line] 0/1: which lines each product segment holds."""
-    lines = len(line_bits)
-    if not index.count or not lines:
-        return np.zeros((index.count, lines), dtype=np.float32)
-    width = (index.count + 7) // 8
-    raw = np.frombuffer(b"".join(b.to_bytes(width, "little") for b in line_bits), dtype=np.uint8)
-    bits = np.unpackbits(raw.reshape(lines, width), axis=1, bitorder="little")[:, : index.count]
-    out: npt.NDArray[np.float32] = bits.T.astype(np.float32)
-    return out
+# How a product scope holds lines (RuleTable.scope_kind).
+SCOPE_IN = 0  # the lines in any of its segments
+SCOPE_ALL = 1  # every line
+SCOPE_NOT = 2  # the lines in none of its segments
+
+# A product rule as selection reads it: (global rule id, scope, min_quantity).
+ProductRule = tuple[int, int, int]
+# An order rule: (global rule id, scope is ALL, scope is NOT_IN_SEGMENTS, its order segments).
+OrderRule = tuple[int, bool, bool, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
-class RuleArrays:
-    """Every rule of every promotion on one axis (global rule id), in promotion order.
+class RuleTable:
+    """Every rule of every promotion on one axis (global rule id), in promotion order, as the
+    plain tuples selection walks per order.
 
-    Product rules with the same scope share it: their lines are computed once per order."""
+    Product rules with the same scope share it: a scope's lines are one integer bit set per
+    order, computed once (the union of its segments' lines), whatever the number of rules."""
 
-    promotion: npt.NDArray[np.int64]  # [R] the promotion a rule belongs to
-    product: npt.NDArray[np.bool_]  # [R] a product rule (else an order rule)
-    scope_all: npt.NDArray[np.bool_]  # [R]
-    scope_not: npt.NDArray[np.bool_]  # [R] NOT_IN_SEGMENTS
-    min_quantity: npt.NDArray[np.int64]  # [R] 0: unset
-    scope: npt.NDArray[np.int64]  # [R] a product rule's scope (-1: an order rule)
-    scopes: npt.NDArray[np.float32]  # [scope, product segment] 0/1
-    scopes_all: npt.NDArray[np.bool_]  # [scope]
-    scopes_not: npt.NDArray[np.bool_]  # [scope]
-    order_scope: npt.NDArray[np.float32]  # [R, order segment] 0/1
-    order_segments: tuple[str, ...]  # the order segments' axis
+    count: int  # rules in all
+    product: tuple[tuple[ProductRule, ...], ...]  # per promotion: its product rules
+    order: tuple[tuple[OrderRule, ...], ...]  # per promotion: its order rules
+    scope: tuple[int, ...]  # per rule: its product scope (-1: an order rule)
+    scope_kind: tuple[int, ...]  # per scope: SCOPE_IN | SCOPE_ALL | SCOPE_NOT
+    scope_segments: tuple[tuple[int, ...], ...]  # per scope: its segments' bits
 
 
 class _Rule(Protocol):
@@ -217,57 +215,47 @@ class _Promotion(Protocol):
     def rules(self) -> Sequence[_Rule]: ...
 
 
-def build_rule_arrays(
-    promotions: Sequence[_Promotion],
-    index: SegmentIndex,
-    order_segments: Sequence[str],
-    product_level: int,
-) -> RuleArrays:
-    rules = [(p_index, rule) for p_index, p in enumerate(promotions) for rule in p.rules]
-    n = len(rules)
-    os_index = {seg_id: i for i, seg_id in enumerate(order_segments)}
-    order_scope = np.zeros((n, len(order_segments)), dtype=np.float32)
+def build_rule_table(
+    promotions: Sequence[_Promotion], index: SegmentIndex, product_level: int
+) -> RuleTable:
     scope_ids: dict[tuple[int, frozenset[str]], int] = {}
-    scope = np.full(n, -1, dtype=np.int64)
-    for gid, (_, rule) in enumerate(rules):
-        if rule.level == product_level:
-            key = (rule.scope_kind, frozenset(rule.segments))
-            scope[gid] = scope_ids.setdefault(key, len(scope_ids))
-        else:
-            for seg_id in rule.segments:
-                order_scope[gid, os_index[seg_id]] = 1.0
-    scopes = np.zeros((len(scope_ids), index.count), dtype=np.float32)
-    for (_, segment_ids), sid in scope_ids.items():
-        for seg_id in segment_ids:
-            scopes[sid, index.bit[seg_id]] = 1.0
-    arrays = RuleArrays(
-        promotion=np.array([p for p, _ in rules], dtype=np.int64),
-        product=np.array([r.level == product_level for _, r in rules], dtype=np.bool_),
-        scope_all=np.array([r.scope_kind == pb.SCOPE_KIND_ALL for _, r in rules], dtype=np.bool_),
-        scope_not=np.array(
-            [r.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS for _, r in rules], dtype=np.bool_
+    scope: list[int] = []
+    product: list[tuple[ProductRule, ...]] = []
+    order: list[tuple[OrderRule, ...]] = []
+    for p in promotions:
+        p_rules: list[ProductRule] = []
+        o_rules: list[OrderRule] = []
+        for rule in p.rules:
+            gid = len(scope)
+            if rule.level == product_level:
+                key = (rule.scope_kind, frozenset(rule.segments))
+                sid = scope_ids.setdefault(key, len(scope_ids))
+                scope.append(sid)
+                p_rules.append((gid, sid, rule.min_quantity))
+            else:
+                scope.append(-1)
+                o_rules.append(
+                    (
+                        gid,
+                        rule.scope_kind == pb.SCOPE_KIND_ALL,
+                        rule.scope_kind == pb.SCOPE_KIND_NOT_IN_SEGMENTS,
+                        tuple(rule.segments),
+                    )
+                )
+        product.append(tuple(p_rules))
+        order.append(tuple(o_rules))
+    kinds: dict[int, int] = {
+        pb.SCOPE_KIND_ALL: SCOPE_ALL,
+        pb.SCOPE_KIND_NOT_IN_SEGMENTS: SCOPE_NOT,
+    }
+    return RuleTable(
+        count=len(scope),
+        product=tuple(product),
+        order=tuple(order),
+        scope=tuple(scope),
+        scope_kind=tuple(kinds.get(kind, SCOPE_IN) for kind, _ in scope_ids),
+        scope_segments=tuple(
+            tuple(sorted(index.bit[seg_id] for seg_id in segment_ids))
+            for _, segment_ids in scope_ids
         ),
-        min_quantity=np.array([r.min_quantity for _, r in rules], dtype=np.int64),
-        scope=scope,
-        scopes=scopes,
-        scopes_all=np.array([k == pb.SCOPE_KIND_ALL for k, _ in scope_ids], dtype=np.bool_),
-        scopes_not=np.array(
-            [k == pb.SCOPE_KIND_NOT_IN_SEGMENTS for k, _ in scope_ids], dtype=np.bool_
-        ),
-        order_scope=order_scope,
-        order_segments=tuple(order_segments),
     )
-    for arr in (
-        arrays.promotion,
-        arrays.product,
-        arrays.scope_all,
-        arrays.scope_not,
-        arrays.min_quantity,
-        arrays.scope,
-        arrays.scopes,
-        arrays.scopes_all,
-        arrays.scopes_not,
-        arrays.order_scope,
-    ):
-        arr.setflags(write=False)
-    return arrays

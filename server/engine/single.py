@@ -21,7 +21,7 @@ from fractions import Fraction
 import numpy as np
 
 from arbiter.server.engine.arbitrate import Arbiter
-from arbiter.server.engine.benefits import ROUND_STEP
+from arbiter.server.engine.benefits import ROUND_STEP, OrderContext
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
     MAX_BENEFIT,
@@ -29,10 +29,13 @@ from arbiter.server.engine.compile import (
     SEQUENTIAL,
     CBenefit,
     CNode,
+    CompiledProgram,
     candidate_plan,
 )
 from arbiter.server.engine.money import apportion, div_half_up, round_bp
-from arbiter.server.engine.state import Effect, Summary, apply_limits, make_valid
+from arbiter.server.engine.select import Selection
+from arbiter.server.engine.state import Effect, Statics, Summary, apply_limits, make_valid
+from arbiter.server.engine.types import OrderInput
 
 __all__ = ["ENUMERATE_UP_TO", "Entry", "Single", "State", "from_dense"]
 
@@ -140,25 +143,76 @@ def to_dense(entries: list[Entry], lo: int, k: int, lines: int) -> Effect:
 
 
 class Single:
-    """Evaluates the tree of one calculation on one state, delegating to `arbiter` where the
-    batched form is the right one."""
+    """Evaluates the tree of one calculation on one state, delegating to the batched `Arbiter`
+    where the batched form is the right one (built, with its arrays, only when needed)."""
 
-    def __init__(self, arbiter: Arbiter) -> None:
-        self.arb = arbiter
-        ctx = arbiter.ctx
-        self.ctx = ctx
-        self.st = arbiter.st
-        self.lines = ctx.lines
-        program = ctx.program
+    def __init__(
+        self,
+        program: CompiledProgram,
+        order: OrderInput,
+        selection: Selection,
+        accrues: tuple[bool, ...],
+    ) -> None:
+        self.program = program
+        self.order = order
+        self.order_lines = order.lines
+        self.selection = selection
+        self.accrues = accrues
+        self.lines = len(order.lines)
         self.benefits = program.benefits
         self.promotions = program.promotions
         self.point_types = program.point_types
-        self.level = program.benefit_level.tolist()
-        self.pay_type = program.pay_type.tolist()
-        self.q = ctx.quantity.tolist()
-        self.base = ctx.base.tolist()
-        self.base_unit = self.st.base_unit.tolist()
-        self.selection = ctx.selection
+        self.level = program.benefit_levels
+        self.pay_type = program.pay_types
+        self.promotion_live = selection.live
+        self.q = [line.quantity for line in order.lines]
+        self.base_unit = [line.unit_price for line in order.lines]
+        # Unit base prices are given: no rounding (rule 11).
+        self.base = [q * unit for q, unit in zip(self.q, self.base_unit, strict=True)]
+        self._live: dict[int, bool] = {}
+        self._arb: Arbiter | None = None
+
+    @property
+    def arb(self) -> Arbiter:
+        """The batched evaluator of this calculation (its arrays built on first use)."""
+        if self._arb is None:
+            q = np.array(self.q, dtype=np.int64)
+            unit = np.array(self.base_unit, dtype=np.int64)
+            base = q * unit
+            program = self.program
+            statics = Statics(
+                base=base,
+                quantity=q,
+                base_unit=unit,
+                pay_onehot=program.pay_type_onehot,
+                acc_onehot=program.acc_type_onehot,
+                ratio_points=program.ratio_points,
+                ratio_money=program.ratio_money,
+                pay_type=program.pay_type,
+            )
+            ctx = OrderContext(
+                program=program,
+                order=self.order,
+                lines=self.lines,
+                quantity=q,
+                base=base,
+                selection=self.selection,
+                accrues=self.accrues,
+            )
+            self._arb = Arbiter(ctx, statics)
+        return self._arb
+
+    def live(self, node: CNode) -> bool:
+        """Whether any promotion under `node` is eligible with a rule that applies (else the
+        node's effect is empty)."""
+        if node.promotion >= 0:
+            return self.promotion_live[node.promotion]
+        key = id(node)
+        hit = self._live.get(key)
+        if hit is None:
+            hit = any(self.live(c) for c in node.children)
+            self._live[key] = hit
+        return hit
 
     def initial(self, budget: list[int], shipping: int) -> State:
         return State(list(self.base), [0] * self.lines, budget, shipping)
@@ -190,7 +244,7 @@ class Single:
     # --- nodes ------------------------------------------------------------------------------
 
     def evaluate(self, node: CNode, s: State) -> list[Entry]:
-        if not self.arb.live(node):
+        if not self.live(node):
             return []
         if node.promotion >= 0:
             return self._promotion(node, s)
@@ -263,7 +317,7 @@ class Single:
         wider groups run the batched, vectorised search of `Arbiter`."""
         children: list[tuple[CNode, list[Entry]]] = []
         for child in node.children:
-            if self.arb.live(child):
+            if self.live(child):
                 effect = self.evaluate(child, s)
                 if effect:
                     children.append((child, effect))
@@ -438,7 +492,7 @@ class Single:
 
     def _cut_valid(self, entries: list[Entry], s: State, lo: int, hi: int) -> list[Entry]:
         dense = to_dense(entries, lo, hi - lo, self.lines)
-        make_valid(dense, s.summary(), self.st, lo)
+        make_valid(dense, s.summary(), self.arb.st, lo)
         return from_dense(dense, lo)
 
     def limits(self, node: CNode, entries: list[Entry], s: State) -> list[Entry]:
@@ -477,7 +531,7 @@ class Single:
         apply_limits(
             dense,
             s.summary(),
-            self.st,
+            self.arb.st,
             node.lo,
             node.max_discount_bp,
             node.max_discount_amount,
@@ -505,7 +559,7 @@ class Single:
         if kind == "text":
             return [Entry(k, line, text=True) for line in lines]
         if kind in ACCRUALS:
-            if not self.ctx.accrues[b.point_type]:
+            if not self.accrues[b.point_type]:
                 return out
             t = self.point_types[b.point_type]
             rp, rm = t.ratio_points, t.ratio_money
@@ -525,15 +579,15 @@ class Single:
                     if pts:
                         out.append(Entry(k, line, acc=pts))
             elif kind == "accrue_from_field":
-                order_lines = self.ctx.order.lines
+                order_lines = self.order_lines
                 for line in lines:
                     # A negative field accrues nothing (accruals never take points back).
                     pts = max(order_lines[line].fields.get(b.field, 0), 0) * q[line]
                     if pts:
                         out.append(Entry(k, line, acc=pts))
             else:  # partner_points
-                order_lines = self.ctx.order.lines
-                table = self.ctx.program.partner_points_bp
+                order_lines = self.order_lines
+                table = self.program.partner_points_bp
                 for line in lines:
                     partner = order_lines[line].partner
                     bp = table.get(partner, 0) if partner in b.partners else 0
@@ -559,7 +613,7 @@ class Single:
                     out.append(Entry(k, line, disc=d))
             return out
         if kind == "price_from_field":
-            order_lines = self.ctx.order.lines
+            order_lines = self.order_lines
             for line in lines:
                 fields = order_lines[line].fields
                 if b.field in fields:
@@ -581,8 +635,8 @@ class Single:
                     out.append(Entry(k, line, disc=d))
             return out
         if kind == "partner_discount":
-            order_lines = self.ctx.order.lines
-            table = self.ctx.program.partner_discount_bp
+            order_lines = self.order_lines
+            table = self.program.partner_discount_bp
             for line in lines:
                 partner = order_lines[line].partner
                 bp = table.get(partner, 0) if partner in b.partners else 0
@@ -687,7 +741,7 @@ class Single:
                 amount = min(b.value, total)
             return [Entry(k, line, disc=d) for line, d in enumerate(apportion(amount, pay)) if d]
         if kind in ("accrue_points", "accrue_per_spent"):
-            if not self.ctx.accrues[b.point_type]:
+            if not self.accrues[b.point_type]:
                 return []
             t = self.point_types[b.point_type]
             if kind == "accrue_points":

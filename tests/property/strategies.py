@@ -214,6 +214,7 @@ def promotion(draw: st.DrawFn, pid: str) -> pb.Promotion:
         p.promo_code_pool = draw(st.sampled_from(["pool1", "pool2"]))
     if draw(st.integers(0, 9)) == 0:
         p.channels.add(channel="web")
+    _when(draw, p)
     p.benefit_arbitration = draw(
         st.sampled_from(
             [
@@ -236,6 +237,33 @@ def promotion(draw: st.DrawFn, pid: str) -> pb.Promotion:
         rule = p.product_rules.add()
         rule.benefits.append(draw(product_benefit()))
     return p
+
+
+# Orders are placed in the week from this instant (2026-09-21, a Monday, 12:53 UTC).
+ORDER_WEEK_START = 1_790_000_000
+
+
+def _when(draw: st.DrawFn, p: pb.Promotion) -> None:
+    """Sometimes a period, weekdays, months or a time window, around the orders' week."""
+    if draw(st.integers(0, 4)) == 0:
+        start = ORDER_WEEK_START + draw(st.integers(-86400, 86400 * 7))
+        if draw(st.booleans()):
+            p.period.start.FromSeconds(start)
+        if draw(st.booleans()):
+            p.period.end.FromSeconds(start + draw(st.integers(1, 86400 * 4)))
+    if draw(st.integers(0, 5)) == 0:
+        p.availability.weekdays.extend(
+            draw(st.lists(st.integers(1, 7), min_size=1, max_size=3, unique=True))  # type: ignore[arg-type]
+        )
+    if draw(st.integers(0, 7)) == 0:
+        p.availability.months.extend(
+            draw(st.lists(st.sampled_from([8, 9, 10]), min_size=1, max_size=2, unique=True))
+        )
+    if draw(st.integers(0, 7)) == 0:
+        p.availability.time_windows.add(
+            start=draw(st.sampled_from(["00:00", "09:00", "15:30", "22:00"])),
+            end=draw(st.sampled_from(["00:00", "12:00", "15:30", "06:00"])),
+        )
 
 
 def _limits(draw: st.DrawFn) -> pb.Limits:
@@ -352,7 +380,7 @@ def requests(draw: st.DrawFn) -> cpb.CalculateOrderRequest:
     o = r.order
     o.id = "order-1"
     o.channel = draw(st.sampled_from(["pos", "web"]))
-    o.created_at.FromSeconds(1_790_000_000 + draw(st.integers(0, 86400 * 7)))
+    o.created_at.FromSeconds(ORDER_WEEK_START + draw(st.integers(0, 86400 * 7)))
     o.shipping_cost = draw(st.sampled_from([0, 0, 500, 30000]))
     for i in range(draw(st.integers(1, 5))):
         line = o.lines.add(

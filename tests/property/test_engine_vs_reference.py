@@ -108,3 +108,25 @@ def test_engine_agrees_on_wide_max_benefit(
     for p in program.promotions:
         program.arbitration.children.add(promotion=p.id)
     assert_agree(program, request)
+
+
+@settings(
+    max_examples=max(EXAMPLES // 10, 50),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(program=programs(), orders=st.lists(requests(), min_size=2, max_size=6))
+def test_engine_agrees_on_many_orders_of_one_compiled_program(
+    program: pb.Program, orders: list[cpb.CalculateOrderRequest]
+) -> None:
+    # A server compiles a program once and quotes many orders on it: what the compiled program
+    # keeps between orders (the promotions passing period, weekday, month, channel and pools,
+    # by instant and key) must never carry one order's answer into another's.
+    compiled = compile_program(program)
+    for request in orders:
+        order, member = order_from_proto(request, compiled.point_type_ids)
+        got = result_to_proto(calculate(compiled, order, member, now=NOW), 0)
+        want = reference_response(program, request)
+        assert got == want, text_format.MessageToString(request)
