@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from arbiter.server.engine.compile import ON_DELIVERY, CompiledProgram
+from arbiter.server.engine.compile import CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import select
 from arbiter.server.engine.single import Entry, Single
@@ -75,8 +76,9 @@ def calculate(
     return _report(program, order, member, at, entries, requested, sel.codes)
 
 
-def _row_key(x: Entry) -> tuple[int, int]:
-    return (x.line, x.k)
+# Rule 17: by line in the order's line order, order-wide rows last, then tree order.
+_row_key = attrgetter("line", "k")
+_new_row = tuple.__new__  # AppliedBenefit without its generated __new__'s keyword handling
 
 
 def _report(
@@ -91,8 +93,8 @@ def _report(
     benefits = program.benefits
     promotions = program.promotions
     point_types = program.point_types
+    row_info = program.row_info
     n_lines = len(order.lines)
-    # Rule 17: by line in the order's line order, order-wide rows last, then tree order.
     entries = sorted(entries, key=_row_key)
     disc_by_line = [0] * n_lines
     pmon_by_line = [0] * n_lines
@@ -103,50 +105,44 @@ def _report(
     contributing: set[int] = set()
     shown: set[int] = set()
     rows: list[AppliedBenefit] = []
+    add_row = rows.append
     line_ids = [line.id for line in order.lines]
     for x in entries:
-        b = benefits[x.k]
-        contributing.add(b.promotion)
+        promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[x.k]
+        contributing.add(promotion)
         if x.text:
             shown.add(x.k)
-        line_id = line_ids[x.line] if x.line < n_lines else ""
-        if x.line < n_lines:
-            disc_by_line[x.line] += x.disc
-            pmon_by_line[x.line] += x.pmon
-        promo = promotions[b.promotion]
+        line = x.line
+        if line < n_lines:
+            line_id = line_ids[line]
+            disc_by_line[line] += x.disc
+            pmon_by_line[line] += x.pmon
+        else:
+            line_id = ""
         if x.ship:
             shipping_discount += x.ship
-            rows.append(AppliedBenefit("", promo.id, promo.kind, b.kind, x.ship, 0, ""))
+            add_row(_new_row(AppliedBenefit, ("", promo_id, promo_kind, kind, x.ship, 0, "", "")))
         elif x.disc:
-            rows.append(AppliedBenefit(line_id, promo.id, promo.kind, b.kind, x.disc, 0, ""))
+            add_row(
+                _new_row(AppliedBenefit, (line_id, promo_id, promo_kind, kind, x.disc, 0, "", ""))
+            )
         elif x.pmon or x.ppts:
-            redeemed[b.point_type] += x.ppts
-            rows.append(
-                AppliedBenefit(
-                    line_id,
-                    promo.id,
-                    promo.kind,
-                    b.kind,
-                    x.pmon,
-                    x.ppts,
-                    point_types[b.point_type].id,
+            redeemed[t] += x.ppts
+            add_row(
+                _new_row(
+                    AppliedBenefit,
+                    (line_id, promo_id, promo_kind, kind, x.pmon, x.ppts, type_id, ""),
                 )
             )
         elif x.acc:
-            if b.timing == ON_DELIVERY:
-                pending[b.point_type] += x.acc
+            if timing == "ON_DELIVERY":
+                pending[t] += x.acc
             else:
-                accrued[b.point_type] += x.acc
-            rows.append(
-                AppliedBenefit(
-                    line_id,
-                    promo.id,
-                    promo.kind,
-                    b.kind,
-                    0,
-                    x.acc,
-                    point_types[b.point_type].id,
-                    "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE",
+                accrued[t] += x.acc
+            add_row(
+                _new_row(
+                    AppliedBenefit,
+                    (line_id, promo_id, promo_kind, kind, 0, x.acc, type_id, timing),
                 )
             )
     line_results: list[LineResult] = []
