@@ -174,15 +174,16 @@ class CNode:
     min_unit_price: int = 0
     min_unit_price_bp: int = 0
     children: tuple[CNode, ...] = ()
+    has_limits: bool = field(init=False, default=False)  # any of the four limits set
 
-    @property
-    def has_limits(self) -> bool:
-        return bool(
+    def __post_init__(self) -> None:
+        limited = bool(
             self.max_discount_bp
             or self.max_discount_amount
             or self.min_unit_price
             or self.min_unit_price_bp
         )
+        object.__setattr__(self, "has_limits", limited)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ The property tests hold this path, with the batched one beneath it, to the refer
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -140,6 +141,16 @@ def to_dense(entries: list[Entry], lo: int, k: int, lines: int) -> Effect:
         e.acc[0, c, line] = x.acc
         e.text[0, c, line] = x.text
     return e
+
+
+@lru_cache(maxsize=ENUMERATE_UP_TO + 1)
+def _plan(n: int) -> tuple[tuple[int, bool, tuple[int, ...]], ...]:
+    """`candidate_plan(n)` as plain tuples: (mask, sequential, the children in the subset)."""
+    plan = candidate_plan(n)
+    return tuple(
+        (mask, sequential, tuple(i for i in range(n) if mask >> i & 1))
+        for mask, sequential in zip(plan.masks.tolist(), plan.sequential.tolist(), strict=True)
+    )
 
 
 class Single:
@@ -355,27 +366,31 @@ class Single:
     ) -> list[Entry]:
         """Every candidate of SPEC 4 in tie-break order (`candidate_plan`); the first with the
         greatest benefit wins."""
-        plan = candidate_plan(len(children))
-        # The sequential application of every subset, by mask, as it is built.
-        after: dict[int, tuple[State, list[Entry]]] = {0: (s, [])}
+        # The sequential application of every subset, by mask, as it is built (the state
+        # after a single child only when a larger candidate starts from it).
+        after: dict[int, tuple[State | None, list[Entry]]] = {0: (s, [])}
         best: list[Entry] = []
         best_value: int | None = None
-        for mask, sequential in zip(plan.masks.tolist(), plan.sequential.tolist(), strict=True):
-            members = [i for i in range(len(children)) if mask >> i & 1]
+        limited = node.has_limits
+        for mask, sequential, members in _plan(len(children)):
             if sequential:
                 # Candidates come by size, so every prefix (the subset less its last child)
-                # has been applied already.
-                state, entries = after[mask & ~(1 << members[-1])]
+                # has been built already.
+                prefix = mask & ~(1 << members[-1])
+                state, entries = after[prefix]
+                if state is None:
+                    state = self.apply(s, entries)
                 step = self.evaluate(children[members[-1]][0], state)
                 candidate = entries + step
                 after[mask] = (self.apply(state, step), candidate)
             elif len(members) == 1:
                 candidate = children[members[0]][1]
-                after.setdefault(mask, (self.apply(s, candidate), candidate))
+                if mask not in after:
+                    after[mask] = (None, candidate)
             else:
                 summed = [x for i in members for x in children[i][1]]
                 candidate = self.valid(summed, s, node.lo, node.hi)
-            if node.has_limits and candidate:
+            if limited and candidate:
                 candidate = self.limits(node, candidate, s)
             value = self._benefit_of(candidate)
             if best_value is None or value > best_value:
