@@ -112,11 +112,11 @@ def _report(
         contributing.add(promotion)
         if x.text:
             shown.add(x.k)
-        line = x.line
-        if line < n_lines:
-            line_id = line_ids[line]
-            disc_by_line[line] += x.disc
-            pmon_by_line[line] += x.pmon
+        at_line = x.line
+        if at_line < n_lines:
+            line_id = line_ids[at_line]
+            disc_by_line[at_line] += x.disc
+            pmon_by_line[at_line] += x.pmon
         else:
             line_id = ""
         if x.ship:
@@ -178,22 +178,45 @@ def _report(
     texts: list[str] = []
     text_benefits = [benefits[k] for k in sorted(shown) if benefits[k].kind == "text"]
     if text_benefits:
-        values = {
-            "member.id": member.member_id if member is not None else "",
-            "order.id": order.id,
-            "order.subtotal": format_money(subtotal),
-            "order.discount": format_money(discount),
-            "order.total": format_money(total),
-            "order.items": str(totals.items),
-            "order.shipping": format_money(order.shipping_cost),
-        }
-        for t in point_types:
-            values[f"points.accrued.{t.id}"] = str(accrued[t.index] + pending[t.index])
-            values[f"points.redeemed.{t.id}"] = str(redeemed[t.index])
-            values[f"balance.{t.id}"] = str(member.balances.get(t.id, 0) if member else 0)
+        balances = member.balances if member is not None else {}
+        type_index = program.point_type_index
+
+        values: dict[str, str] = {}
+
+        def value_of(name: str) -> str | None:
+            """A placeholder's value (rule 16), computed only when a template names it."""
+            if name in values:
+                return values[name]
+            if name == "member.id":
+                return member.member_id if member is not None else ""
+            if name == "order.id":
+                return order.id
+            if name == "order.subtotal":
+                return format_money(subtotal)
+            if name == "order.discount":
+                return format_money(discount)
+            if name == "order.total":
+                return format_money(total)
+            if name == "order.items":
+                return str(totals.items)
+            if name == "order.shipping":
+                return format_money(order.shipping_cost)
+            for prefix in ("points.accrued.", "points.redeemed.", "balance."):
+                if name.startswith(prefix):
+                    type_id = name[len(prefix) :]
+                    t = type_index.get(type_id)
+                    if t is None:
+                        return None
+                    if prefix == "balance.":
+                        return str(balances.get(type_id, 0))
+                    if prefix == "points.redeemed.":
+                        return str(redeemed[t])
+                    return str(accrued[t] + pending[t])
+            return None
+
         for b in text_benefits:
             values["promotion.name"] = promotions[b.promotion].name
-            texts.append(render_template(b.template, values))
+            texts.append(render_template(b.template, value_of))
 
     code_results: list[PromoCodeResult] = []
     applied_pools: set[str] = set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 
 __all__ = ["PLACEHOLDER", "format_money", "render_template"]
 
@@ -17,6 +17,12 @@ def format_money(minor: int) -> str:
     return f"{sign}{minor // 100}.{minor % 100:02d}"
 
 
-def render_template(template: str, values: Mapping[str, str]) -> str:
-    """Replace every {name} by values[name]; names are checked at compile time."""
-    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+def render_template(template: str, value_of: Callable[[str], str | None]) -> str:
+    """Replace every {name} by value_of(name) (left as written where that is None); names are
+    checked at compile time."""
+
+    def replace(m: re.Match[str]) -> str:
+        value = value_of(m.group(1))
+        return m.group(0) if value is None else value
+
+    return PLACEHOLDER.sub(replace, template)
