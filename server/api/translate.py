@@ -120,7 +120,10 @@ def order_from_proto(
     lines_pb = order.lines
     if lines_pb:
         fast = _lines_fast(lines_pb)
-        lines = fast if fast is not None else _lines_checked(lines_pb, bad)
+        if fast is None:
+            _line_errors(lines_pb, bad)
+        else:
+            lines = fast
 
     shipping_cost = order.shipping_cost
     if not 0 <= shipping_cost <= MAX_MONEY_MINOR:
@@ -196,7 +199,7 @@ def order_from_proto(
 
 
 def _lines_fast(lines_pb: Sequence[checkout_pb2.Line]) -> tuple[LineInput, ...] | None:
-    """The lines, or None unless every line is proved valid (then `_lines_checked` says why).
+    """The lines, or None unless every line is proved valid (then `_line_errors` says why).
 
     One combined condition per line; the usual line (no custom fields) builds no dictionary.
     """
@@ -242,28 +245,23 @@ def _lines_fast(lines_pb: Sequence[checkout_pb2.Line]) -> tuple[LineInput, ...] 
     return tuple(built)
 
 
-def _lines_checked(
-    lines_pb: Sequence[checkout_pb2.Line], bad: list[FieldViolation]
-) -> tuple[LineInput, ...]:
-    """The lines, each bad field of them added to `bad` (the slow path of `_lines_fast`)."""
+def _line_errors(lines_pb: Sequence[checkout_pb2.Line], bad: list[FieldViolation]) -> None:
+    """Every bad field of the lines, added to `bad` (called when `_lines_fast` could not prove
+    them valid: the order is refused, so no line is built)."""
     line_count = len(lines_pb)
     if line_count > MAX_LINES:
         # Per-line checks are skipped: the order is refused whole, and a huge order must not buy
         # a huge error.
         bad.append(FieldViolation("order.lines", f"at most {MAX_LINES} lines, got {line_count}"))
-        return ()
-    built: list[LineInput] = []
-    append = built.append
+        return
     first_index: dict[str, int] = {}
     subtotal = 0
     for index, line in enumerate(lines_pb):
         line_id = line.id
         quantity = line.quantity
         unit_price = line.unit_price
-        categories = line.categories
-        fields = line.fields
-        category_count = len(categories)
-        field_count = len(fields)
+        category_count = len(line.categories)
+        field_count = len(line.fields)
         seen_at = first_index.setdefault(line_id, index)
         if (
             seen_at != index
@@ -276,18 +274,6 @@ def _lines_checked(
             _line_violations(bad, index, line, seen_at, category_count, field_count)
         else:
             subtotal += quantity * unit_price
-        append(
-            LineInput(
-                line_id,
-                line.sku,
-                quantity,
-                unit_price,
-                tuple(categories[:]) if category_count else (),
-                line.brand,
-                line.partner,
-                {key: fields[key] for key in fields} if field_count else _NO_FIELDS,
-            )
-        )
     if subtotal > MAX_MONEY_MINOR:
         bad.append(
             FieldViolation(
@@ -295,7 +281,6 @@ def _lines_checked(
                 f"the subtotal (sum of quantity * unit_price) is at most {MAX_MONEY_MINOR}",
             )
         )
-    return tuple(built)
 
 
 def _line_violations(
