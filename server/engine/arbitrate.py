@@ -33,7 +33,7 @@ from arbiter.server.engine.state import (
     make_valid,
 )
 
-__all__ = ["Arbiter"]
+__all__ = ["Arbiter", "node_live"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -49,6 +49,19 @@ BOUND_BLOCK = 256
 _NEG = np.iinfo(np.int64).min
 
 
+def node_live(node: CNode, promotion_live: list[bool], known: dict[int, bool]) -> bool:
+    """Whether any promotion under `node` is eligible with a rule that applies (else the
+    node's effect is empty); `known` keeps the answers for groups (by node id)."""
+    if node.promotion >= 0:
+        return promotion_live[node.promotion]
+    key = id(node)
+    hit = known.get(key)
+    if hit is None:
+        hit = any(node_live(c, promotion_live, known) for c in node.children)
+        known[key] = hit
+    return hit
+
+
 class Arbiter:
     """Evaluates the tree of one compiled program for one order."""
 
@@ -62,16 +75,7 @@ class Arbiter:
         self._live: dict[int, bool] = {}
 
     def live(self, node: CNode) -> bool:
-        """Whether any promotion under `node` is eligible with a rule that applies (else the
-        node's effect is empty)."""
-        if node.promotion >= 0:
-            return self.promotion_live[node.promotion]
-        key = id(node)
-        hit = self._live.get(key)
-        if hit is None:
-            hit = any(self.live(c) for c in node.children)
-            self._live[key] = hit
-        return hit
+        return node_live(node, self.promotion_live, self._live)
 
     def evaluate(self, node: CNode, s: Summary) -> Effect:
         k = node.hi - node.lo

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from arbiter.server.engine.arbitrate import Arbiter
+from arbiter.server.engine.arbitrate import Arbiter, node_live
 from arbiter.server.engine.benefits import ROUND_STEP, OrderContext
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
@@ -214,16 +214,9 @@ class Single:
         return self._arb
 
     def live(self, node: CNode) -> bool:
-        """Whether any promotion under `node` is eligible with a rule that applies (else the
-        node's effect is empty)."""
         if node.promotion >= 0:
             return self.promotion_live[node.promotion]
-        key = id(node)
-        hit = self._live.get(key)
-        if hit is None:
-            hit = any(self.live(c) for c in node.children)
-            self._live[key] = hit
-        return hit
+        return node_live(node, self.promotion_live, self._live)
 
     def initial(self, budget: list[int], shipping: int) -> State:
         return State(list(self.base), [0] * self.lines, budget, shipping)
