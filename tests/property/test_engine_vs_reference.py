@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from google.protobuf import text_format
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arbiter.server.api.translate import order_from_proto, result_to_proto
-from arbiter.server.engine import calculate, compile_program
+from arbiter.server.engine import CompiledProgram, calculate, compile_program
 from arbiter.server.reference import evaluate, prepare
 from arbiter.v1 import checkout_pb2 as cpb
 from arbiter.v1 import program_pb2 as pb
@@ -26,10 +27,24 @@ EXAMPLES = int(os.environ.get("ARBITER_PROPERTY_EXAMPLES", "2000"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
+def _cases(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Deterministic hypothesis settings for `examples` generated cases."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
 def engine_response(
-    program: pb.Program, request: cpb.CalculateOrderRequest
+    program: pb.Program,
+    request: cpb.CalculateOrderRequest,
+    compiled: CompiledProgram | None = None,
 ) -> cpb.CalculateOrderResponse:
-    compiled = compile_program(program)
+    if compiled is None:
+        compiled = compile_program(program)
     order, member = order_from_proto(request, compiled.point_type_ids)
     return result_to_proto(calculate(compiled, order, member, now=NOW), 0)
 
@@ -40,8 +55,12 @@ def reference_response(
     return evaluate(prepare(program), request, now=NOW)
 
 
-def assert_agree(program: pb.Program, request: cpb.CalculateOrderRequest) -> None:
-    got = engine_response(program, request)
+def assert_agree(
+    program: pb.Program,
+    request: cpb.CalculateOrderRequest,
+    compiled: CompiledProgram | None = None,
+) -> None:
+    got = engine_response(program, request, compiled)
     want = reference_response(program, request)
     if got != want:
         diff = "\n".join(
@@ -67,13 +86,7 @@ def assert_agree(program: pb.Program, request: cpb.CalculateOrderRequest) -> Non
         )
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@_cases(EXAMPLES)
 @given(program=programs(), request=requests())
 def test_engine_agrees_with_reference(
     program: pb.Program, request: cpb.CalculateOrderRequest
@@ -81,13 +94,7 @@ def test_engine_agrees_with_reference(
     assert_agree(program, request)
 
 
-@settings(
-    max_examples=max(EXAMPLES // 10, 50),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@_cases(max(EXAMPLES // 10, 50))
 @given(program=programs(max_promotions=10), request=requests(), data=st.data())
 def test_engine_agrees_on_wide_max_benefit(
     program: pb.Program, request: cpb.CalculateOrderRequest, data: st.DataObject
@@ -110,13 +117,7 @@ def test_engine_agrees_on_wide_max_benefit(
     assert_agree(program, request)
 
 
-@settings(
-    max_examples=max(EXAMPLES // 10, 50),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@_cases(max(EXAMPLES // 10, 50))
 @given(program=programs(), orders=st.lists(requests(), min_size=2, max_size=6))
 def test_engine_agrees_on_many_orders_of_one_compiled_program(
     program: pb.Program, orders: list[cpb.CalculateOrderRequest]
@@ -126,7 +127,4 @@ def test_engine_agrees_on_many_orders_of_one_compiled_program(
     # by instant and key) must never carry one order's answer into another's.
     compiled = compile_program(program)
     for request in orders:
-        order, member = order_from_proto(request, compiled.point_type_ids)
-        got = result_to_proto(calculate(compiled, order, member, now=NOW), 0)
-        want = reference_response(program, request)
-        assert got == want, text_format.MessageToString(request)
+        assert_agree(program, request, compiled)
