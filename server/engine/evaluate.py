@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from operator import attrgetter
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from arbiter.server.engine.compile import CompiledProgram
@@ -77,7 +77,7 @@ def calculate(
 
 
 # Rule 17: by line in the order's line order, order-wide rows last, then tree order.
-_row_key = attrgetter("line", "k")
+_row_key = itemgetter(1, 0)
 _new_row = tuple.__new__  # AppliedBenefit without its generated __new__'s keyword handling
 
 
@@ -107,42 +107,41 @@ def _report(
     rows: list[AppliedBenefit] = []
     add_row = rows.append
     line_ids = [line.id for line in order.lines]
-    for x in entries:
-        promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[x.k]
+    for k, at_line, disc, pmon, ppts, acc, ship, text in entries:
+        promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[k]
         contributing.add(promotion)
-        if x.text:
-            shown.add(x.k)
-        at_line = x.line
+        if text:
+            shown.add(k)
         if at_line < n_lines:
             line_id = line_ids[at_line]
-            disc_by_line[at_line] += x.disc
-            pmon_by_line[at_line] += x.pmon
+            if disc:
+                disc_by_line[at_line] += disc
+            if pmon:
+                pmon_by_line[at_line] += pmon
         else:
             line_id = ""
-        if x.ship:
-            shipping_discount += x.ship
-            add_row(_new_row(AppliedBenefit, ("", promo_id, promo_kind, kind, x.ship, 0, "", "")))
-        elif x.disc:
+        if ship:
+            shipping_discount += ship
+            add_row(_new_row(AppliedBenefit, ("", promo_id, promo_kind, kind, ship, 0, "", "")))
+        elif disc:
             add_row(
-                _new_row(AppliedBenefit, (line_id, promo_id, promo_kind, kind, x.disc, 0, "", ""))
+                _new_row(AppliedBenefit, (line_id, promo_id, promo_kind, kind, disc, 0, "", ""))
             )
-        elif x.pmon or x.ppts:
-            redeemed[t] += x.ppts
+        elif pmon or ppts:
+            redeemed[t] += ppts
             add_row(
                 _new_row(
-                    AppliedBenefit,
-                    (line_id, promo_id, promo_kind, kind, x.pmon, x.ppts, type_id, ""),
+                    AppliedBenefit, (line_id, promo_id, promo_kind, kind, pmon, ppts, type_id, "")
                 )
             )
-        elif x.acc:
+        elif acc:
             if timing == "ON_DELIVERY":
-                pending[t] += x.acc
+                pending[t] += acc
             else:
-                accrued[t] += x.acc
+                accrued[t] += acc
             add_row(
                 _new_row(
-                    AppliedBenefit,
-                    (line_id, promo_id, promo_kind, kind, 0, x.acc, type_id, timing),
+                    AppliedBenefit, (line_id, promo_id, promo_kind, kind, 0, acc, type_id, timing)
                 )
             )
     line_results: list[LineResult] = []

@@ -47,30 +47,11 @@ ENUMERATE_UP_TO = 3
 ACCRUALS = frozenset({"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"})
 
 
-class Entry:
-    """What one benefit did on one line (`line` = the line count: order-wide)."""
-
-    __slots__ = ("acc", "disc", "k", "line", "pmon", "ppts", "ship", "text")
-
-    def __init__(
-        self,
-        k: int,
-        line: int,
-        disc: int = 0,
-        pmon: int = 0,
-        ppts: int = 0,
-        acc: int = 0,
-        ship: int = 0,
-        text: bool = False,
-    ) -> None:
-        self.k = k
-        self.line = line
-        self.disc = disc
-        self.pmon = pmon
-        self.ppts = ppts
-        self.acc = acc
-        self.ship = ship
-        self.text = text
+# What one benefit did on one line: (k, line, disc, pmon, ppts, acc, ship, text), where `line`
+# is the line count for an order-wide entry. A plain tuple, read by unpacking: the engine builds
+# hundreds per calculation, and a tuple display costs a fifth of a slotted object built with
+# keywords (measured: 85 against 490 ns).
+Entry = tuple[int, int, int, int, int, int, int, bool]
 
 
 class State:
@@ -91,6 +72,10 @@ class State:
             np.array([self.budget], dtype=np.int64).reshape(1, -1),
             np.array([self.ship], dtype=np.int64),
         )
+
+
+def _copy(s: State) -> State:
+    return State(s.pay.copy(), s.pm.copy(), s.budget.copy(), s.ship)
 
 
 def from_dense(e: Effect, lo: int) -> list[Entry]:
@@ -118,28 +103,25 @@ def from_dense(e: Effect, lo: int) -> list[Entry]:
     for c, line in zip(cols.tolist(), where.tolist(), strict=True):
         if line < lines:
             out.append(
-                Entry(
-                    lo + c, line, d[c][line], pm[c][line], pp[c][line], ac[c][line], 0, tx[c][line]
-                )
+                (lo + c, line, d[c][line], pm[c][line], pp[c][line], ac[c][line], 0, tx[c][line])
             )
         else:
-            out.append(Entry(lo + c, line, 0, 0, 0, ac[c][line], sh[c], tx[c][line]))
+            out.append((lo + c, line, 0, 0, 0, ac[c][line], sh[c], tx[c][line]))
     return out
 
 
 def to_dense(entries: list[Entry], lo: int, k: int, lines: int) -> Effect:
     e = Effect.zeros(1, k, lines)
-    for x in entries:
-        c = x.k - lo
-        line = x.line
+    for k, line, disc, pmon, ppts, acc, ship, text in entries:
+        c = k - lo
         if line < lines:
-            e.disc[0, c, line] = x.disc
-            e.pmon[0, c, line] = x.pmon
-            e.ppts[0, c, line] = x.ppts
+            e.disc[0, c, line] = disc
+            e.pmon[0, c, line] = pmon
+            e.ppts[0, c, line] = ppts
         else:
-            e.ship[0, c] = x.ship
-        e.acc[0, c, line] = x.acc
-        e.text[0, c, line] = x.text
+            e.ship[0, c] = ship
+        e.acc[0, c, line] = acc
+        e.text[0, c, line] = text
     return e
 
 
@@ -224,45 +206,43 @@ class Single:
     # --- states -----------------------------------------------------------------------------
 
     def apply(self, s: State, entries: list[Entry]) -> State:
-        pay = s.pay.copy()
-        pm = s.pm.copy()
+        """A new state: `s` (left untouched) after `entries`."""
+        owned = _copy(s)
+        self.apply_in(owned, entries)
+        return owned
+
+    def apply_in(self, s: State, entries: list[Entry]) -> None:
+        """`entries` applied to a state nobody else holds (a sequence's running state)."""
+        pay = s.pay
+        pm = s.pm
         budget = s.budget
-        ship = s.ship
         pay_type = self.pay_type
-        copied = False
         lines = self.lines
-        for x in entries:
-            if x.line < lines:
-                if x.disc or x.pmon:
-                    pay[x.line] -= x.disc + x.pmon
-                    pm[x.line] += x.pmon
-                if x.ppts:
-                    if not copied:
-                        budget = budget.copy()
-                        copied = True
-                    budget[pay_type[x.k]] -= x.ppts
-            else:
-                ship -= x.ship
-        return State(pay, pm, budget, ship)
+        for k, line, disc, pmon, ppts, _acc, ship, _text in entries:
+            if line < lines:
+                if disc or pmon:
+                    pay[line] -= disc + pmon
+                    if pmon:
+                        pm[line] += pmon
+                if ppts:
+                    budget[pay_type[k]] -= ppts
+            elif ship:
+                s.ship -= ship
 
     # --- nodes ------------------------------------------------------------------------------
 
     def evaluate(self, node: CNode, s: State) -> list[Entry]:
-        if not self.live(node):
-            return []
         if node.promotion >= 0:
+            if not self.promotion_live[node.promotion]:
+                return []
             return self._promotion(node, s)
+        if not node_live(node, self.promotion_live, self._live):
+            return []
         mode = node.mode
         if mode == MAX_BENEFIT:
             return self._max_benefit(node, s)
         if mode == SEQUENTIAL:
-            out: list[Entry] = []
-            cur = s
-            for child in node.children:
-                ce = self.evaluate(child, cur)
-                if ce:
-                    out.extend(ce)
-                    cur = self.apply(cur, ce)
+            out = self._sequence(node.children, s)
         else:
             effects = [self.evaluate(child, s) for child in node.children]
             if mode == INCOMPATIBLE:
@@ -274,22 +254,51 @@ class Single:
             out = self.limits(node, out, s)
         return out
 
+    def _sequence(self, children: tuple[CNode, ...], s: State) -> list[Entry]:
+        """Children one after another, each on the state the previous ones left (SPEC 4).
+
+        The running state is copied from `s` once, at the first effect, then updated in place.
+        A live promotion with one benefit (most of a real program) is evaluated inline."""
+        out: list[Entry] = []
+        cur = s
+        live = self.promotion_live
+        benefits = self.benefits
+        for child in children:
+            p = child.promotion
+            if p >= 0:
+                if not live[p]:
+                    continue
+                if child.hi - child.lo == 1:
+                    ce = self.benefit(benefits[child.lo], cur)
+                else:
+                    ce = self._promotion(child, cur)
+            else:
+                ce = self.evaluate(child, cur)
+            if ce:
+                out += ce
+                if cur is s:
+                    cur = _copy(s)
+                self.apply_in(cur, ce)
+        return out
+
     def _promotion(self, node: CNode, s: State) -> list[Entry]:
+        if node.hi - node.lo == 1:
+            return self.benefit(self.benefits[node.lo], s)
         out: list[Entry] = []
         if self.promotions[node.promotion].sequential:
             cur = s
             for j in range(node.lo, node.hi):
                 one = self.benefit(self.benefits[j], cur)
                 if one:
-                    out.extend(one)
-                    cur = self.apply(cur, one)
+                    out += one
+                    if cur is s:
+                        cur = _copy(s)
+                    self.apply_in(cur, one)
             return out
         for j in range(node.lo, node.hi):
-            out.extend(self.benefit(self.benefits[j], s))
-        if node.hi - node.lo > 1:
-            # One benefit's effect is valid by construction; a sum is made valid (rule 6).
-            out = self.valid(out, s, node.lo, node.hi)
-        return out
+            out += self.benefit(self.benefits[j], s)
+        # One benefit's effect is valid by construction; a sum is made valid (rule 6).
+        return self.valid(out, s, node.lo, node.hi)
 
     def _reads(self, node: CNode) -> tuple[set[int] | None, set[int], bool]:
         """What a subtree's effect can depend on: the lines its applying rules match (None:
@@ -338,11 +347,12 @@ class Single:
         """Money of a candidate's entries, and its accrued points per type."""
         money = 0
         points: dict[int, int] = {}
-        for x in entries:
-            money += x.disc + x.pmon + x.ship
-            if x.acc:
-                t = self.benefits[x.k].point_type
-                points[t] = points.get(t, 0) + x.acc
+        benefits = self.benefits
+        for k, _line, disc, pmon, _ppts, acc, ship, _text in entries:
+            money += disc + pmon + ship
+            if acc:
+                t = benefits[k].point_type
+                points[t] = points.get(t, 0) + acc
         return money, points
 
     def _benefit_of(self, entries: list[Entry]) -> int:
@@ -454,12 +464,14 @@ class Single:
         order_taken = False
         out: list[Entry] = []
         for ce in effects:
-            product_lines = {x.line for x in ce if level[x.k] == PRODUCT}
-            order_any = any(level[x.k] != PRODUCT for x in ce)
+            if not ce:
+                continue
+            product_lines = {x[1] for x in ce if level[x[0]] == PRODUCT}
+            order_any = any(level[x[0]] != PRODUCT for x in ce)
             win_order = order_any and not order_taken
             for x in ce:
-                if level[x.k] == PRODUCT:
-                    if x.line not in taken:
+                if level[x[0]] == PRODUCT:
+                    if x[1] not in taken:
                         out.append(x)
                 elif win_order:
                     out.append(x)
@@ -478,17 +490,17 @@ class Single:
         spent: dict[int, int] = {}
         added: dict[int, int] = {}
         ship = 0
-        for x in entries:
-            if x.line < lines:
-                if x.disc < 0:
+        for k, line, disc, pmon, ppts, _acc, x_ship, _text in entries:
+            if line < lines:
+                if disc < 0:
                     return self._cut_valid(entries, s, lo, hi)
-                if x.disc or x.pmon:
-                    added[x.line] = added.get(x.line, 0) + x.disc + x.pmon
-                if x.ppts:
-                    t = pay_type[x.k]
-                    spent[t] = spent.get(t, 0) + x.ppts
+                if disc or pmon:
+                    added[line] = added.get(line, 0) + disc + pmon
+                if ppts:
+                    t = pay_type[k]
+                    spent[t] = spent.get(t, 0) + ppts
             else:
-                ship += x.ship
+                ship += x_ship
         pay = s.pay
         if (
             ship > s.ship
@@ -507,9 +519,9 @@ class Single:
         """A node's limits on what it adds (rule 11)."""
         lines = self.lines
         added: dict[int, int] = {}
-        for x in entries:
-            if x.line < lines and (x.disc or x.pmon):
-                added[x.line] = added.get(x.line, 0) + x.disc + x.pmon
+        for _k, line, disc, pmon, _ppts, _acc, _ship, _text in entries:
+            if line < lines and (disc or pmon):
+                added[line] = added.get(line, 0) + disc + pmon
         if not added:
             return entries
         cut = False
@@ -565,7 +577,7 @@ class Single:
         q = self.q
         out: list[Entry] = []
         if kind == "text":
-            return [Entry(k, line, text=True) for line in lines]
+            return [(k, line, 0, 0, 0, 0, 0, True) for line in lines]
         if kind in ACCRUALS:
             if not self.accrues[b.point_type]:
                 return out
@@ -579,20 +591,20 @@ class Single:
                     else:
                         pts = q[line] * b.value
                     if pts:
-                        out.append(Entry(k, line, acc=pts))
+                        out.append((k, line, 0, 0, 0, pts, 0, False))
             elif kind == "accrue_per_spent":
                 bases = [pay[line] for line in lines]
                 total = (sum(bases) // b.per_amount) * b.value
                 for line, pts in zip(lines, apportion(total, bases), strict=True):
                     if pts:
-                        out.append(Entry(k, line, acc=pts))
+                        out.append((k, line, 0, 0, 0, pts, 0, False))
             elif kind == "accrue_from_field":
                 order_lines = self.order_lines
                 for line in lines:
                     # A negative field accrues nothing (accruals never take points back).
                     pts = max(order_lines[line].fields.get(b.field, 0), 0) * q[line]
                     if pts:
-                        out.append(Entry(k, line, acc=pts))
+                        out.append((k, line, 0, 0, 0, pts, 0, False))
             else:  # partner_points
                 order_lines = self.order_lines
                 table = self.program.partner_points_bp
@@ -602,7 +614,7 @@ class Single:
                     if bp > 0:
                         pts = div_half_up(round_bp(pay[line], bp) * rp, rm)
                         if pts:
-                            out.append(Entry(k, line, acc=pts))
+                            out.append((k, line, 0, 0, 0, pts, 0, False))
             return out
         if kind == "pay_with_points":
             return self._pay_with_points(b, s, lines)
@@ -618,7 +630,7 @@ class Single:
                 else:  # fixed_price
                     d = max(p - value * n, 0)
                 if d:
-                    out.append(Entry(k, line, disc=d))
+                    out.append((k, line, d, 0, 0, 0, 0, False))
             return out
         if kind == "price_from_field":
             order_lines = self.order_lines
@@ -628,7 +640,7 @@ class Single:
                     unit = (fields[b.field] * b.factor_bp + 5000) // 10000
                     d = max(pay[line] - unit * q[line], 0)
                     if d:
-                        out.append(Entry(k, line, disc=d))
+                        out.append((k, line, d, 0, 0, 0, 0, False))
             return out
         if kind == "round_price":
             step, floor = ROUND_STEP[b.round_mode]
@@ -640,7 +652,7 @@ class Single:
                 n_steps = p // qs if floor else (2 * p + qs) // (2 * qs)
                 d = p - min(n_steps * qs, base[line] - pm[line])
                 if d:
-                    out.append(Entry(k, line, disc=d))
+                    out.append((k, line, d, 0, 0, 0, 0, False))
             return out
         if kind == "partner_discount":
             order_lines = self.order_lines
@@ -650,7 +662,7 @@ class Single:
                 bp = table.get(partner, 0) if partner in b.partners else 0
                 d = (pay[line] * bp + 5000) // 10000
                 if d:
-                    out.append(Entry(k, line, disc=d))
+                    out.append((k, line, d, 0, 0, 0, 0, False))
             return out
         raise AssertionError(f"benefit {kind} has no product-level form")
 
@@ -701,7 +713,7 @@ class Single:
         for line, cap, pts in zip(lines, caps_money, caps_pts, strict=True):
             money = min(div_half_up(pts * rm, rp), cap)
             if pts or money:
-                out.append(Entry(b.index, line, pmon=money, ppts=pts))
+                out.append((b.index, line, 0, money, pts, 0, 0, False))
         return out
 
     def _order_pay_with_points(self, b: CBenefit, s: State) -> list[Entry]:
@@ -727,7 +739,7 @@ class Single:
                 pts = pay[line] * rp // rm
                 money = min(div_half_up(pts * rm, rp), pay[line])
             if pts or money:
-                out.append(Entry(b.index, line, pmon=money, ppts=pts))
+                out.append((b.index, line, 0, money, pts, 0, 0, False))
         return out
 
     def _order(self, b: CBenefit, s: State) -> list[Entry]:
@@ -735,11 +747,11 @@ class Single:
         kind = b.kind
         lines = self.lines
         if kind == "text":
-            return [Entry(k, lines, text=True)]
+            return [(k, lines, 0, 0, 0, 0, 0, True)]
         if kind == "shipping_discount":
             left = s.ship
             amount = round_bp(left, b.value) if b.value_kind == "percent_bp" else min(b.value, left)
-            return [Entry(k, lines, ship=amount)] if amount else []
+            return [(k, lines, 0, 0, 0, 0, amount, False)] if amount else []
         pay = s.pay
         total = sum(pay)
         if kind == "discount":
@@ -747,7 +759,11 @@ class Single:
                 amount = round_bp(total, b.value)
             else:
                 amount = min(b.value, total)
-            return [Entry(k, line, disc=d) for line, d in enumerate(apportion(amount, pay)) if d]
+            return [
+                (k, line, d, 0, 0, 0, 0, False)
+                for line, d in enumerate(apportion(amount, pay))
+                if d
+            ]
         if kind in ("accrue_points", "accrue_per_spent"):
             if not self.accrues[b.point_type]:
                 return []
@@ -759,7 +775,7 @@ class Single:
                     pts = b.value
             else:
                 pts = (total // b.per_amount) * b.value
-            return [Entry(k, lines, acc=pts)] if pts else []
+            return [(k, lines, 0, 0, 0, pts, 0, False)] if pts else []
         if kind == "pay_with_points":
             return self._order_pay_with_points(b, s)
         raise AssertionError(f"benefit {kind} has no order-level form")
