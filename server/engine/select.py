@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -244,7 +244,7 @@ def with_static_segments(program: CompiledProgram, member: MemberState) -> Membe
     static = program.segments_of_member.get(member.member_id)
     if not static or static <= member.segments:
         return member
-    return replace(member, segments=member.segments | static)
+    return member._replace(segments=member.segments | static)
 
 
 def check_codes(

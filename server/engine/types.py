@@ -7,9 +7,10 @@ the calculation contract (it compiles the `Program` message, its configuration i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "AppliedBenefit",
@@ -25,8 +26,16 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class LineInput:
+# The input types are named tuples: the api room builds an OrderInput, a MemberState and one
+# LineInput per line on every request. A named tuple's constructor is one small function around
+# tuple.__new__; a frozen dataclass's sets each field through object.__setattr__ (three times the
+# cost, measured). They are compared only with each other (a named tuple equals a plain tuple of
+# the same items: no code compares them with tuples). Mapping defaults share one read-only empty
+# mapping.
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class LineInput(NamedTuple):
     """One order line as received: money in minor units per unit."""
 
     id: str
@@ -36,11 +45,10 @@ class LineInput:
     categories: tuple[str, ...] = ()
     brand: str = ""
     partner: str = ""
-    fields: Mapping[str, int] = field(default_factory=dict)
+    fields: Mapping[str, int] = _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class OrderInput:
+class OrderInput(NamedTuple):
     """An order as received. `time_zone` empty: the program's; `created_at` None: `now`."""
 
     id: str
@@ -56,8 +64,7 @@ class OrderInput:
     redeem: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class MemberState:
+class MemberState(NamedTuple):
     """A member as the calculation sees it: available balances, tiers, segments.
 
     `tiers` maps a tier group id to a tier id; a group missing from it is resolved from the
@@ -67,21 +74,20 @@ class MemberState:
     """
 
     member_id: str
-    balances: Mapping[str, int] = field(default_factory=dict)
-    tiers: Mapping[str, str] = field(default_factory=dict)
+    balances: Mapping[str, int] = _EMPTY
+    tiers: Mapping[str, str] = _EMPTY
     segments: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class CodeUsage:
+class CodeUsage(NamedTuple):
     """Promo code usage from the ledger (confirmed and held): never from a member context.
 
     `code_uses`: upper-case code -> uses by everyone; `member_pool_uses`: pool id -> this
     member's uses of any code of that pool.
     """
 
-    code_uses: Mapping[str, int] = field(default_factory=dict)
-    member_pool_uses: Mapping[str, int] = field(default_factory=dict)
+    code_uses: Mapping[str, int] = _EMPTY
+    member_pool_uses: Mapping[str, int] = _EMPTY
 
 
 @dataclass(frozen=True, slots=True)
