@@ -37,12 +37,7 @@ def portions(quantity: int, final_price: int) -> tuple[tuple[int, int], ...]:
     if quantity <= 0:
         return ()
     unit, r = divmod(final_price, quantity)
-    out: list[tuple[int, int]] = []
-    if r:
-        out.append((r, unit + 1))
-    if quantity - r:
-        out.append((quantity - r, unit))
-    return tuple(out)
+    return ((r, unit + 1), (quantity - r, unit)) if r else ((quantity, unit),)
 
 
 def calculate(
@@ -145,26 +140,20 @@ def _report(
                 )
             )
     line_results: list[LineResult] = []
+    subtotal = discount = paid = items = 0
     for i, line in enumerate(order.lines):
-        base = line.unit_price * line.quantity
+        q = line.quantity
+        base = line.unit_price * q
         d = disc_by_line[i]
         p = pmon_by_line[i]
         final = base - d - p
-        line_results.append(LineResult(line.id, base, d, p, final, portions(line.quantity, final)))
-
-    subtotal = sum(r.base_price for r in line_results)
-    discount = sum(r.discount for r in line_results)
-    paid = sum(r.paid_with_points for r in line_results)
+        subtotal += base
+        discount += d
+        paid += p
+        items += q
+        line_results.append(_new_row(LineResult, (line.id, base, d, p, final, portions(q, final))))
     total = subtotal - discount - paid + order.shipping_cost - shipping_discount
-    totals = Totals(
-        subtotal,
-        discount,
-        paid,
-        order.shipping_cost,
-        shipping_discount,
-        total,
-        sum(line.quantity for line in order.lines),
-    )
+    totals = Totals(subtotal, discount, paid, order.shipping_cost, shipping_discount, total, items)
 
     points = tuple(
         PointsChange(
@@ -219,12 +208,14 @@ def _report(
 
     code_results: list[PromoCodeResult] = []
     applied_pools: set[str] = set()
+    pools: set[str] | None = None  # of the promotions that contributed, when a code asks
     for c in codes:
         if c.reason:
             code_results.append(PromoCodeResult(c.code, "INVALID", c.reason, c.pool))
             continue
-        pool_contributes = any(promotions[i].pool == c.pool for i in contributing)
-        if not pool_contributes:
+        if pools is None:
+            pools = {promotions[i].pool for i in contributing}
+        if c.pool not in pools:
             code_results.append(
                 PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED", c.pool)
             )
