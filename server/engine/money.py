@@ -74,7 +74,9 @@ def apportion(amount: int, weights: list[int]) -> list[int]:
     left = amount - sum(shares)
     if left:
         remainders = [amount * w % total for w in weights]
-        order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        # Largest remainder first; a reversed sort keeps equal keys in their order, so ties go
+        # to the earlier item.
+        order = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
         for i in order[:left]:
             shares[i] += 1
     return shares
