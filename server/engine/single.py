@@ -487,27 +487,29 @@ class Single:
             return entries
         lines = self.lines
         pay_type = self.pay_type
-        spent: dict[int, int] = {}
-        added: dict[int, int] = {}
-        ship = 0
+        # What is left to pay, points and shipping as the entries are added up: amounts are
+        # never negative (a negative discount goes to the cut), so one that goes below zero
+        # stays there and the sum needs the cut.
+        left = s.pay.copy()
+        budget = s.budget.copy()
+        ship = s.ship
         for k, line, disc, pmon, ppts, _acc, x_ship, _text in entries:
             if line < lines:
                 if disc < 0:
                     return self._cut_valid(entries, s, lo, hi)
                 if disc or pmon:
-                    added[line] = added.get(line, 0) + disc + pmon
+                    left[line] -= disc + pmon
+                    if left[line] < 0:
+                        return self._cut_valid(entries, s, lo, hi)
                 if ppts:
                     t = pay_type[k]
-                    spent[t] = spent.get(t, 0) + ppts
-            else:
-                ship += x_ship
-        pay = s.pay
-        if (
-            ship > s.ship
-            or any(v > s.budget[t] for t, v in spent.items())
-            or any(v > pay[line] for line, v in added.items())
-        ):
-            return self._cut_valid(entries, s, lo, hi)
+                    budget[t] -= ppts
+                    if budget[t] < 0:
+                        return self._cut_valid(entries, s, lo, hi)
+            elif x_ship:
+                ship -= x_ship
+                if ship < 0:
+                    return self._cut_valid(entries, s, lo, hi)
         return entries
 
     def _cut_valid(self, entries: list[Entry], s: State, lo: int, hi: int) -> list[Entry]:
@@ -621,6 +623,13 @@ class Single:
         if kind == "discount":
             value = b.value
             vk = b.value_kind
+            if vk == "percent_bp" and not b.max_items:
+                # The common case, without building each line's units.
+                for line in lines:
+                    d = round_bp(pay[line], value)
+                    if d:
+                        out.append((k, line, d, 0, 0, 0, 0, False))
+                return out
             prices, units = self._units(b, pay, lines)
             for line, p, n in zip(lines, prices, units, strict=True):
                 if vk == "percent_bp":
