@@ -97,14 +97,12 @@ def _report(
     redeemed = [0] * len(point_types)
     accrued = [0] * len(point_types)
     pending = [0] * len(point_types)
-    contributing: set[int] = set()
     shown: set[int] = set()
     rows: list[AppliedBenefit] = []
     add_row = rows.append
     line_ids = [line.id for line in order.lines]
     for k, at_line, disc, pmon, ppts, acc, ship, text in entries:
-        promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[k]
-        contributing.add(promotion)
+        _promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[k]
         if text:
             shown.add(k)
         if at_line < n_lines:
@@ -214,7 +212,7 @@ def _report(
             code_results.append(PromoCodeResult(c.code, "INVALID", c.reason, c.pool))
             continue
         if pools is None:
-            pools = {promotions[i].pool for i in contributing}
+            pools = {promotions[row_info[x[0]][0]].pool for x in entries}
         if c.pool not in pools:
             code_results.append(
                 PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED", c.pool)
