@@ -7,7 +7,6 @@ the calculation contract (it compiles the `Program` message, its configuration i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -26,12 +25,12 @@ __all__ = [
 ]
 
 
-# The input types are named tuples: the api room builds an OrderInput, a MemberState and one
-# LineInput per line on every request. A named tuple's constructor is one small function around
-# tuple.__new__; a frozen dataclass's sets each field through object.__setattr__ (three times the
-# cost, measured). They are compared only with each other (a named tuple equals a plain tuple of
-# the same items: no code compares them with tuples). Mapping defaults share one read-only empty
-# mapping.
+# Every type here is a named tuple: on every request the api room builds an OrderInput, a
+# MemberState and one LineInput per line, and the engine a result of several parts. A named
+# tuple's constructor is one small function around tuple.__new__; a frozen dataclass's sets each
+# field through object.__setattr__ (three times the cost, measured). They are compared only with
+# each other (a named tuple equals a plain tuple of the same items: no code compares them with
+# tuples). Mapping defaults share one read-only empty mapping.
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -90,8 +89,7 @@ class CodeUsage(NamedTuple):
     member_pool_uses: Mapping[str, int] = _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(NamedTuple):
     subtotal: int
     discount: int
     paid_with_points: int
@@ -127,8 +125,7 @@ class AppliedBenefit(NamedTuple):
     timing: str = ""  # "ON_CREATE" | "ON_DELIVERY" on accrual rows
 
 
-@dataclass(frozen=True, slots=True)
-class PointsChange:
+class PointsChange(NamedTuple):
     point_type: str
     requested: int
     redeemed: int
@@ -136,8 +133,7 @@ class PointsChange:
     accrued_pending: int
 
 
-@dataclass(frozen=True, slots=True)
-class PromoCodeResult:
+class PromoCodeResult(NamedTuple):
     code: str  # as first written on the order
     status: str  # "APPLIED" | "NOT_APPLIED" | "INVALID"
     reason: str  # "" | "UNKNOWN_CODE" | "EXPIRED" | "NOT_YET_VALID" | "EXHAUSTED" |
@@ -145,8 +141,7 @@ class PromoCodeResult:
     pool: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class CalculationResult:
+class CalculationResult(NamedTuple):
     """What a calculation answers (SPEC 9.2), less the program version the caller adds."""
 
     evaluated_at: datetime
