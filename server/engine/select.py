@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -40,8 +40,7 @@ __all__ = [
 BoolArray = npt.NDArray[np.bool_]
 
 
-@dataclass(frozen=True, slots=True)
-class CodeCheck:
+class CodeCheck(NamedTuple):
     """A distinct code of the order: its pool when valid, else why it is invalid."""
 
     code: str  # as first written on the order
@@ -447,11 +446,15 @@ def _order_hit(
     for seg_id in segments:
         hit = known.get(seg_id)
         if hit is None:
+            subtotal = items = 0
+            for line in lines:
+                subtotal += line.unit_price * line.quantity
+                items += line.quantity
             hit = order_in_segment(
                 program.order_segments[seg_id],
                 order,
-                sum(line.unit_price * line.quantity for line in lines),
-                sum(line.quantity for line in lines),
+                subtotal,
+                items,
                 segment_units,
             )
             known[seg_id] = hit
