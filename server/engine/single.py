@@ -369,9 +369,9 @@ class Single:
     ) -> list[Entry]:
         """Every candidate of SPEC 4 in tie-break order (`candidate_plan`); the first with the
         greatest benefit wins."""
-        # The sequential application of every subset, by mask, as it is built (the state
-        # after a single child only when a larger candidate starts from it).
-        after: dict[int, tuple[State | None, list[Entry]]] = {0: (s, [])}
+        # The sequential application of every subset, by mask, as it is built; the state after
+        # one is made only when a larger candidate starts from it.
+        after: dict[int, list[Entry]] = {}
         best: list[Entry] = []
         best_value: int | None = None
         limited = node.has_limits
@@ -379,17 +379,13 @@ class Single:
             if sequential:
                 # Candidates come by size, so every prefix (the subset less its last child)
                 # has been built already.
-                prefix = mask & ~(1 << members[-1])
-                state, entries = after[prefix]
-                if state is None:
-                    state = self.apply(s, entries)
-                step = self.evaluate(children[members[-1]][0], state)
+                entries = after[mask & ~(1 << members[-1])]
+                step = self.evaluate(children[members[-1]][0], self.apply(s, entries))
                 candidate = entries + step
-                after[mask] = (self.apply(state, step), candidate)
+                after[mask] = candidate
             elif len(members) == 1:
                 candidate = children[members[0]][1]
-                if mask not in after:
-                    after[mask] = (None, candidate)
+                after[mask] = candidate
             else:
                 summed = [x for i in members for x in children[i][1]]
                 candidate = self.valid(summed, s, node.lo, node.hi)
