@@ -76,8 +76,8 @@ _MAX_ECHO_CHARS: Final = 40
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _NO_SEGMENTS: Final[frozenset[str]] = frozenset()
 
-# A line is built from one tuple of its fields (the named tuple's public `_make`, measured
-# cheaper than its keyword-capable constructor once per line).
+# The input types are built from one tuple of their fields by the named tuples' public `_make`
+# (measured cheaper than their keyword-capable constructors: about 2k instructions per order).
 _new_line: Final = LineInput._make
 
 
@@ -170,17 +170,19 @@ def order_from_proto(
     ):
         raise InvalidOrder(_violations(request, known_point_types))
     return (
-        OrderInput(
-            order.id,
-            lines,
-            order.channel,
-            order.point_of_contact,
-            order.region,
-            time_zone,
-            created_at,
-            shipping_cost,
-            promo_codes,
-            redeem,
+        OrderInput._make(
+            (
+                order.id,
+                lines,
+                order.channel,
+                order.point_of_contact,
+                order.region,
+                time_zone,
+                created_at,
+                shipping_cost,
+                promo_codes,
+                redeem,
+            )
         ),
         member,
     )
@@ -304,7 +306,7 @@ def _member_fast(
             return None
         segments = frozenset(segments_pb[:])
 
-    return MemberState(request.member_id, balances, tiers, segments)
+    return MemberState._make((request.member_id, balances, tiers, segments))
 
 
 # --- The detailed checks: run only for a request the fast path could not prove valid. ---------
