@@ -529,16 +529,16 @@ class Single:
         if bp or mup or mup_bp:
             pay = s.pay
             q = self.q
+            base_unit = self.base_unit
             for line, a in added.items():
+                # The line's cap: the least of the limits it has, never below 0.
                 p = pay[line]
-                caps: list[int] = []
-                if bp:
-                    caps.append(round_bp(p, bp))
-                if mup:
-                    caps.append(p - q[line] * mup)
-                if mup_bp:
-                    caps.append(p - q[line] * round_bp(self.base_unit[line], mup_bp))
-                if a > max(min(caps), 0):
+                cap = round_bp(p, bp) if bp else p
+                if mup and p - q[line] * mup < cap:
+                    cap = p - q[line] * mup
+                if mup_bp and p - q[line] * round_bp(base_unit[line], mup_bp) < cap:
+                    cap = p - q[line] * round_bp(base_unit[line], mup_bp)
+                if a > cap and a > 0:
                     cut = True
                     break
         if not cut and node.max_discount_amount:
