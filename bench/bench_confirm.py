@@ -3,7 +3,8 @@
     python bench/bench_confirm.py --clients 32 --seconds 20 [--postgres DSN]
 
 Starts `arbiter serve` as a separate process (so the load generator does not share its event
-loop) on the embedded PostgreSQL in a fresh temporary folder, or on `--postgres DSN` (a fresh
+loop) on the embedded PostgreSQL in a fresh temporary folder, over its unix socket as the
+embedded default of `arbiter serve` connects, or on `--postgres DSN` (a fresh
 database is used by the caller's choice). Enrolls `--members-per-client` members per client,
 then each client confirms distinct orders round-robin over its own members (each order a
 1,000-kopeck line redeeming 10 points, so every confirm debits and accrues). Prints confirms/s
@@ -225,7 +226,8 @@ def main() -> None:
             with EmbeddedPostgres(workdir / "data") as cluster:
                 pid_file = cluster.pgdata / "postmaster.pid"
                 postmaster = int(pid_file.read_text().split("\n", 1)[0])
-                asyncio.run(_run(args, cluster.dsn, workdir, postmaster))
+                # The unix socket, as `arbiter serve` uses on its embedded default.
+                asyncio.run(_run(args, cluster.socket_dsn, workdir, postmaster))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
