@@ -257,8 +257,9 @@ class Single:
     def _sequence(self, children: tuple[CNode, ...], s: State) -> list[Entry]:
         """Children one after another, each on the state the previous ones left (SPEC 4).
 
-        The running state is copied from `s` once, at the first effect, then updated in place.
-        A live promotion with one benefit (most of a real program) is evaluated inline."""
+        The running state is copied from `s` once, at the first effect, then updated in place
+        (`_then`). A live promotion with one benefit (most of a real program) goes straight to
+        its benefit."""
         out: list[Entry] = []
         cur = s
         live = self.promotion_live
@@ -275,11 +276,17 @@ class Single:
             else:
                 ce = self.evaluate(child, cur)
             if ce:
-                out += ce
-                if cur is s:
-                    cur = _copy(s)
-                self.apply_in(cur, ce)
+                cur = self._then(s, cur, out, ce)
         return out
+
+    def _then(self, s: State, cur: State, out: list[Entry], effect: list[Entry]) -> State:
+        """`effect` added to `out` and applied to `cur`, the running state of a sequence that
+        started on `s` (copied at its first effect, updated in place after); the new `cur`."""
+        out += effect
+        if cur is s:
+            cur = _copy(s)
+        self.apply_in(cur, effect)
+        return cur
 
     def _promotion(self, node: CNode, s: State) -> list[Entry]:
         if node.hi - node.lo == 1:
@@ -290,10 +297,7 @@ class Single:
             for j in range(node.lo, node.hi):
                 one = self.benefit(self.benefits[j], cur)
                 if one:
-                    out += one
-                    if cur is s:
-                        cur = _copy(s)
-                    self.apply_in(cur, one)
+                    cur = self._then(s, cur, out, one)
             return out
         for j in range(node.lo, node.hi):
             out += self.benefit(self.benefits[j], s)
