@@ -18,12 +18,12 @@ import asyncpg
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
 from arbiter.server.ledger import _tiers
 from arbiter.server.ledger._batch import OrderBatch
-from arbiter.server.ledger._book import Book, choose_lots, lock_member
+from arbiter.server.ledger._book import Book, choose_lots
 from arbiter.server.ledger._callback import CallbackFailed
 from arbiter.server.ledger._codec import result_from_obj, result_to_json
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._members import validate_id
-from arbiter.server.ledger._prefetch import OrderPrefetch, prefetch
+from arbiter.server.ledger._prefetch import OrderPrefetch, lock_and_prefetch
 from arbiter.server.ledger._types import OrderOutcome, PointsMovement
 from arbiter.server.ledger.errors import (
     Conflict,
@@ -254,15 +254,15 @@ class _Opened:
 
 async def _open(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
                 now: datetime) -> _Opened:
-    """Lock the member, read it (and lock the order) in one statement; CYCLIC periods and
+    """Lock the member, read it (and lock the order) in one round trip; CYCLIC periods and
     extended tiers that ended are closed first, so the calculation sees the tiers of `now`."""
-    member_pk = await lock_member(conn, program, req.member_id)
-    if member_pk is None:
-        raise NotFound("member", req.member_id)
     wanted = _wanted(req)
     touched: set[str] = set()
     for attempt in range(2):
-        pre = await prefetch(conn, program.id, member_pk, req.order_id, wanted, now)
+        opened = await lock_and_prefetch(conn, program, req.member_id, req.order_id, wanted, now)
+        if opened is None:
+            raise NotFound("member", req.member_id)
+        member_pk, pre = opened
         if pre.removed:  # removed while we waited for its lock
             raise NotFound("member", req.member_id)
         book = Book.from_locked(conn, program, member_pk, pre.member_id, pre.registered_at, now,

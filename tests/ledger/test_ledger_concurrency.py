@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from arbiter.server.ledger import Conflict, InsufficientPoints, Ledger
+import pytest
+
+from arbiter.server.ledger import Conflict, InsufficientPoints, Ledger, NotFound
 from arbiter.v1 import program_pb2
 from tests.ledger.ledger_support import T0, FakeOrder, make_program
 
@@ -186,3 +188,46 @@ async def test_mixed_lifecycle_under_concurrency_keeps_every_invariant(ledger: L
         info = await ledger.get_member(program, m, now=now)
         assert info.balance("bonus").available >= 0
         assert info.balance("bonus").available == info.balance("bonus").balance
+
+
+async def test_a_confirm_reads_what_the_lock_it_waited_for_committed(
+    ledger: Ledger, program: program_pb2.Program
+) -> None:
+    """Lock and read are one call (migration 0004) but two snapshots: a confirm that waits for the
+    member's lock reads the member as the holder left it (here: removed), not as it was when the
+    call started."""
+    await _fund(ledger, program, 1_000)
+    order = FakeOrder("late", redeem=(("bonus", 100),))
+    async with ledger.pool.acquire() as holder, holder.transaction():
+        member_pk = await holder.fetchval("SELECT pk FROM members WHERE member_id = 'm1'")
+        await holder.execute(
+            "SELECT 1 FROM balances WHERE member_pk = $1 ORDER BY point_type FOR UPDATE",
+            member_pk,
+        )
+        confirm = asyncio.ensure_future(
+            ledger.confirm_order(program, order.request(), order.compute(program), now=T0)
+        )
+        for _ in range(500):  # until the confirm waits for the lock (another connection: a
+            # transaction sees pg_stat_activity as it was at its first look)
+            waiting = await ledger.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%ledger_lock_prefetch%'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1
+        await holder.execute("UPDATE members SET removed = true, removed_at = $2 WHERE pk = $1",
+                             member_pk, T0)
+    with pytest.raises(NotFound):
+        await confirm
+    assert await ledger.pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_the_lock_and_read_function_is_volatile(ledger: Ledger) -> None:
+    """Only a VOLATILE function takes a new snapshot for each of its statements (READ
+    COMMITTED): STABLE would read in the snapshot of the call, taken before the lock."""
+    volatility = await ledger.pool.fetchval(
+        "SELECT provolatile::text FROM pg_proc WHERE proname = 'ledger_lock_prefetch'"
+    )
+    assert volatility == "v"
