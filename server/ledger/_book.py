@@ -58,6 +58,8 @@ ORDER BY COALESCE(l.order_pk = $4, false) DESC, l.expires_at ASC NULLS LAST, l.a
 # Lock an enrolled member by id in one statement: create the balance rows of types it lacks
 # (first, as `open_pk` does, so every writer takes its locks in the same order), then lock its
 # rows in point type order. `filled` is read first so that it runs before `locked`.
+# Migration 0004's `ledger_lock_prefetch` runs this same statement as its step 1 (a new order's
+# lock and read in one call): a change here must be made there too, in a new migration.
 _LOCK_SQL = """
 WITH m AS (
     SELECT pk FROM members WHERE program = $1 AND member_id = $2 AND NOT removed
