@@ -55,28 +55,11 @@ WHERE l.member_pk = $1 AND l.point_type = $2 AND l.state = 'ACTIVE' AND l.remain
 ORDER BY COALESCE(l.order_pk = $4, false) DESC, l.expires_at ASC NULLS LAST, l.accrued_at, l.pk
 """
 
-# Lock an enrolled member by id in one statement: create the balance rows of types it lacks
-# (first, as `open_pk` does, so every writer takes its locks in the same order), then lock its
-# rows in point type order. `filled` is read first so that it runs before `locked`.
-# Migration 0004's `ledger_lock_prefetch` runs this same statement as its step 1 (a new order's
-# lock and read in one call): a change here must be made there too, in a new migration.
-_LOCK_SQL = """
-WITH m AS (
-    SELECT pk FROM members WHERE program = $1 AND member_id = $2 AND NOT removed
-), filled AS (
-    INSERT INTO balances (member_pk, point_type)
-    SELECT m.pk, t FROM m, unnest($3::text[]) AS t ORDER BY t
-    ON CONFLICT DO NOTHING
-    RETURNING point_type
-), locked AS (
-    SELECT b.point_type FROM balances b
-    WHERE b.member_pk = (SELECT pk FROM m)
-    ORDER BY b.point_type FOR UPDATE
-)
-SELECT (SELECT pk FROM m) AS member_pk,
-       ARRAY(SELECT point_type FROM filled) AS filled,
-       ARRAY(SELECT point_type FROM locked) AS locked
-"""
+# Lock an enrolled member by id (migration 0005's `ledger_lock_member`, the one definition of the
+# lock, which `ledger_lock_prefetch` calls too): create the balance rows of types it lacks (first,
+# as `open_pk` does, so every writer takes its locks in the same order), then lock its rows in
+# point type order, and lock rows another transaction created meanwhile.
+_LOCK_SQL = "SELECT ledger_lock_member($1, $2, $3)"
 
 
 async def lock_member(conn: asyncpg.Connection, program: LedgerProgram, member_id: str
@@ -87,22 +70,9 @@ async def lock_member(conn: asyncpg.Connection, program: LedgerProgram, member_i
     The member may have been removed while we waited: the caller reads the member row again in
     a later statement (a fresh snapshot), as `Book.open` does.
     """
-    types = sorted(program.point_types)
-    row = await conn.fetchrow(_LOCK_SQL, program.id, member_id, types)
-    assert row is not None
-    member_pk: int | None = row["member_pk"]
-    if member_pk is None:
-        return None
-    missing = set(types).difference(row["filled"], row["locked"])
-    if missing:
-        # Rows another transaction created after this statement's snapshot (ON CONFLICT waited
-        # for it and then did nothing): invisible to `locked`, so lock them now.
-        await conn.execute(
-            "SELECT 1 FROM balances WHERE member_pk = $1 AND point_type = ANY($2::text[])"
-            " ORDER BY point_type FOR UPDATE",
-            member_pk,
-            sorted(missing),
-        )
+    member_pk: int | None = await conn.fetchval(
+        _LOCK_SQL, program.id, member_id, sorted(program.point_types)
+    )
     return member_pk
 
 

@@ -24,10 +24,10 @@ __all__ = ["FreeLot", "OrderPrefetch", "lock_and_prefetch"]
 
 FreeLot = tuple[int, datetime | None, int]  # (lot pk, expires_at, free points), best first
 
-# Migration 0004's `ledger_lock_prefetch`: the member's lock (the statement of `lock_member`,
-# same rows, same order) and then, in a statement of its own and thus a snapshot taken once the
-# locks are held, the read that was `_PREFETCH_SQL` here; it locks the existing order (if any)
-# after the member, as everywhere. One round trip instead of two.
+# Migration 0004's `ledger_lock_prefetch` (since 0005 built around `ledger_lock_member`): the
+# member's lock (what `lock_member` calls: same rows, same order) and then, in a statement of its
+# own and thus a snapshot taken once the locks are held, the read that was `_PREFETCH_SQL` here;
+# it locks the existing order (if any) after the member, as everywhere. One round trip, not two.
 _LOCK_PREFETCH_SQL: Final = "SELECT * FROM ledger_lock_prefetch($1, $2, $3, $4, $5, $6, $7)"
 
 

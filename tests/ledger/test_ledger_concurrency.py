@@ -227,7 +227,8 @@ async def test_a_confirm_reads_what_the_lock_it_waited_for_committed(
 async def test_the_lock_and_read_function_is_volatile(ledger: Ledger) -> None:
     """Only a VOLATILE function takes a new snapshot for each of its statements (READ
     COMMITTED): STABLE would read in the snapshot of the call, taken before the lock."""
-    volatility = await ledger.pool.fetchval(
-        "SELECT provolatile::text FROM pg_proc WHERE proname = 'ledger_lock_prefetch'"
-    )
-    assert volatility == "v"
+    for name in ("ledger_lock_member", "ledger_lock_prefetch"):
+        volatility = await ledger.pool.fetchval(
+            "SELECT provolatile::text FROM pg_proc WHERE proname = $1", name
+        )
+        assert volatility == "v", name
