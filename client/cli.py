@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
     from arbiter.server.app.embedded_pg import EmbeddedPostgresError
-    from arbiter.server.app.runtime import tune_allocator
+    from arbiter.server.app.runtime import run, tune_allocator
     from arbiter.server.app.wiring import App
     from arbiter.server.engine import ConfigError
     from arbiter.server.ledger import StorageUnavailable
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     tune_allocator()
     try:
         settings = settings_from_args(args)
-        asyncio.run(App(settings).serve_until_signal())
+        run(App(settings).serve_until_signal(), settings.event_loop)
     except SettingsError as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)
         return _EXIT_USAGE

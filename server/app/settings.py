@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from arbiter.server.app import embedded_pg
+from arbiter.server.app.runtime import EVENT_LOOPS, event_loop_factory
 
 __all__ = [
     "DEFAULT_JOBS_INTERVAL_S",
@@ -61,6 +62,8 @@ class Settings:
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     # 0 turns the periodic jobs off (tests run them by hand).
     jobs_interval_s: float = DEFAULT_JOBS_INTERVAL_S
+    # One of runtime.EVENT_LOOPS: `auto` is uvloop when installed.
+    event_loop: str = "auto"
 
     def check(self) -> None:
         """Refuse what must not be served: raises SettingsError saying what to fix.
@@ -157,6 +160,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"env ARBITER_JOBS_INTERVAL: expiry, tier periods, outbox relay every SECONDS"
         f" (default {DEFAULT_JOBS_INTERVAL_S:g}; 0 turns them off)",
     )
+    parser.add_argument(
+        "--event-loop",
+        metavar="NAME",
+        help=f"env ARBITER_EVENT_LOOP: {', '.join(EVENT_LOOPS)} (default auto: uvloop when"
+        " installed)",
+    )
 
 
 def settings_from_args(
@@ -186,6 +195,11 @@ def settings_from_args(
         jobs_interval_s = float(jobs_text) if jobs_text else DEFAULT_JOBS_INTERVAL_S
     except ValueError:
         raise SettingsError(f"jobs interval {jobs_text!r} is not a number of seconds") from None
+    event_loop = pick(getattr(args, "event_loop", None), "ARBITER_EVENT_LOOP") or "auto"
+    try:
+        event_loop_factory(event_loop)
+    except ValueError as exc:
+        raise SettingsError(f"event loop: {exc}") from None
     return Settings(
         listen=listen,
         programs=tuple(args.programs),
@@ -196,4 +210,5 @@ def settings_from_args(
         data_dir=Path(data_dir) if data_dir else default_data_dir(env),
         admin_key=env.get("ARBITER_ADMIN_KEY") or None,
         jobs_interval_s=jobs_interval_s,
+        event_loop=event_loop,
     )
