@@ -11,6 +11,12 @@ then each client confirms distinct orders round-robin over its own members (each
 and p50/p99/max latency in ms, and (on the embedded cluster) the CPU each confirm cost the
 server process, PostgreSQL (every backend) and this load generator, read from /proc over the
 measured window: on a CPU-bound machine that, not the wall clock, says where a change helped.
+With `--instructions`, also the user-space instructions per confirm of the server and of
+PostgreSQL (`perf stat`), which stay steady where CPU time drifts with the machine's load.
+
+The warm-up runs at the measured concurrency, so every pooled connection is open and has planned
+its statements before the window starts. The load generator runs on the server's event loop
+(uvloop where installed): it shares the 2 cores, and the cheaper it is, the less it takes.
 """
 
 from __future__ import annotations
@@ -35,11 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arbiter.server.api.program_file import program_to_json
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
+from arbiter.server.app.runtime import EVENT_LOOPS, run
 from arbiter.v1 import checkout_pb2_grpc, member_pb2, member_pb2_grpc
 from tests.e2e.conftest import PROGRAM, order_request, shop_program
-
-# The warm-up's client number: its one member is enrolled with the others.
-_WARM_CLIENT = 10_000
 
 
 def _free_port() -> int:
@@ -82,13 +86,14 @@ async def _client(
     stop_at: float,
     latencies: list[float],
     errors: list[str],
+    prefix: str = "o",
 ) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = checkout_pb2_grpc.CheckoutServiceStub(channel)
         index = 0
         while time.perf_counter() < stop_at:
             member_id = f"b-{client}-{index % members}"
-            request = order_request(f"o-{client}-{index}", member_id=member_id, redeem=10)
+            request = order_request(f"{prefix}-{client}-{index}", member_id=member_id, redeem=10)
             started = time.perf_counter()
             try:
                 await stub.ConfirmOrder(request)
@@ -121,6 +126,50 @@ def _postgres_cpu_s(postmaster: int) -> float:
         if int(stat[1]) == postmaster:
             total += _cpu_s(int(entry.name))
     return total
+
+
+def _postgres_pids(postmaster: int) -> list[int]:
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == postmaster:
+                pids.append(int(entry.name))
+    return pids
+
+
+class _Instructions:
+    """User-space instructions retired by the server and by PostgreSQL over the measured window,
+    counted by `perf stat` (steady to about 1% where the CPU time drifts with the machine's load).
+    PostgreSQL's backends are those alive when counting starts: the warm-up has opened them all."""
+
+    def __init__(self, server: int, postmaster: int | None) -> None:
+        groups = {"server": [server]}
+        if postmaster:
+            groups["postgres"] = _postgres_pids(postmaster)
+        self._perf = {
+            name: subprocess.Popen(
+                ["perf", "stat", "-e", "instructions:u", "-x,", "-p", ",".join(map(str, pids))],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, pids in groups.items()
+        }
+
+    def stop(self) -> dict[str, int]:
+        counts = {}
+        for name, perf in self._perf.items():
+            perf.send_signal(signal.SIGINT)
+            _out, err = perf.communicate(timeout=30)
+            for line in err.splitlines():
+                value = line.split(",", 1)[0]
+                if "instructions" in line and value.isdigit():
+                    counts[name] = int(value)
+        return counts
 
 
 def _cpu_now(server: int, postmaster: int | None) -> tuple[float, float, float]:
@@ -160,6 +209,8 @@ async def _run(
             str(program),
             "--log-level",
             "WARNING",
+            "--event-loop",
+            args.event_loop,
         ],
         env=env,
         stdout=log,
@@ -168,13 +219,22 @@ async def _run(
     try:
         await _wait_serving(listen)
         ids = [f"b-{c}-{i}" for c in range(args.clients) for i in range(args.members_per_client)]
-        await _enroll(listen, [*ids, f"b-{_WARM_CLIENT}-0"])
-        # Warm-up: connections, the pool, the first compile of every code path (on an enrolled
-        # member of its own, so that it confirms orders rather than collecting NOT_FOUNDs).
-        warm: list[float] = []
-        await _client(listen, _WARM_CLIENT, 1, time.perf_counter() + 1.0, warm, [])
+        await _enroll(listen, ids)
+        # Warm-up at the measured concurrency, on the same members with orders of their own: it
+        # opens every connection of the server's pool and makes each backend plan its statements,
+        # which would otherwise land in the measured window (and in its tail).
+        warm_until = time.perf_counter() + args.warm_seconds
+        await asyncio.gather(
+            *(
+                _client(listen, c, args.members_per_client, warm_until, [], [], prefix="warm")
+                for c in range(args.clients)
+            )
+        )
         latencies: list[float] = []
         errors: list[str] = []
+        counter = _Instructions(server.pid, postmaster) if args.instructions else None
+        if counter is not None:
+            await asyncio.sleep(0.2)  # perf attaches
         cpu_before = _cpu_now(server.pid, postmaster)
         started = time.perf_counter()
         stop_at = started + args.seconds
@@ -186,6 +246,7 @@ async def _run(
         )
         elapsed = time.perf_counter() - started
         cpu_after = _cpu_now(server.pid, postmaster)
+        instructions = counter.stop() if counter is not None else {}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -208,6 +269,11 @@ async def _run(
             f"cpu_ms_per_confirm server={server_s * per:.2f} postgres={postgres_s * per:.2f}"
             f" load_generator={bench_s * per:.2f}"
         )
+        if instructions:
+            print(
+                "instructions_per_confirm "
+                + " ".join(f"{k}={v / len(latencies) / 1e6:.2f}M" for k, v in instructions.items())
+            )
 
 
 def main() -> None:
@@ -215,19 +281,31 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--members-per-client", type=int, default=50)
+    parser.add_argument("--warm-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--event-loop",
+        default="auto",
+        choices=EVENT_LOOPS,
+        help="the server's event loop (`arbiter serve --event-loop`); default auto",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count user-space instructions per confirm with `perf stat` (Linux perf)",
+    )
     parser.add_argument("--postgres", metavar="DSN", help="default: embedded, in a temp folder")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
     workdir.chmod(0o755)  # as root, the embedded cluster runs as `nobody`
     try:
         if args.postgres:
-            asyncio.run(_run(args, args.postgres, workdir))
+            run(_run(args, args.postgres, workdir))
         else:
             with EmbeddedPostgres(workdir / "data") as cluster:
                 pid_file = cluster.pgdata / "postmaster.pid"
                 postmaster = int(pid_file.read_text().split("\n", 1)[0])
                 # The unix socket, as `arbiter serve` uses on its embedded default.
-                asyncio.run(_run(args, cluster.socket_dsn, workdir, postmaster))
+                run(_run(args, cluster.socket_dsn, workdir, postmaster))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
