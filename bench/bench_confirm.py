@@ -113,9 +113,9 @@ def _cpu_s(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu_s(postmaster: int) -> float:
-    """The postmaster and every live backend (exited ones count in its children's times)."""
-    total = _cpu_s(postmaster)
+def _postgres_pids(postmaster: int) -> list[int]:
+    """The postmaster and every live backend."""
+    pids = [postmaster]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -124,21 +124,13 @@ def _postgres_cpu_s(postmaster: int) -> float:
         except OSError:
             continue
         if int(stat[1]) == postmaster:
-            total += _cpu_s(int(entry.name))
-    return total
-
-
-def _postgres_pids(postmaster: int) -> list[int]:
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == postmaster:
-                pids.append(int(entry.name))
+            pids.append(int(entry.name))
     return pids
+
+
+def _postgres_cpu_s(postmaster: int) -> float:
+    """The postmaster and every live backend (exited ones count in its children's times)."""
+    return sum(_cpu_s(pid) for pid in _postgres_pids(postmaster))
 
 
 class _Instructions:
