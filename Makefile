@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPECHECK := build/typecheck
 
-.PHONY: run test check lint typecheck proto proto-check pytest bench clean
+.PHONY: run test check lint typecheck proto proto-check native pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The calculation's hot modules compiled with mypyc (server/native.py); a no-op when current.
+# `run` serves interpreted if this machine cannot compile; `test` requires the compiled form.
+native: $(STAMP)
+	$(BIN)/python -m arbiter.server.native build
+
 run: $(STAMP)
+	$(BIN)/python -m arbiter.server.native build --optional
 	$(BIN)/arbiter serve --program server/demo/demo_program.json
 
 test: $(STAMP) proto-check lint typecheck pytest
@@ -38,11 +44,11 @@ typecheck: $(STAMP)
 	ln -s $(CURDIR)/client $(TYPECHECK)/arbiter/client
 	cd $(TYPECHECK) && MYPYPATH=. $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p arbiter.server -p arbiter.client
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests
+pytest: native
+	ARBITER_NATIVE=require $(BIN)/pytest -q -p no:cacheprovider tests
 
-bench: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider bench --benchmark-only
+bench: native
+	ARBITER_NATIVE=require $(BIN)/pytest -q -p no:cacheprovider bench --benchmark-only
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache server/*/_native server/*/_native.*

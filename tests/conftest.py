@@ -25,11 +25,17 @@ from pathlib import Path
 
 import pytest
 
+from arbiter.server import native
 from arbiter.server.app.embedded_pg import EmbeddedPostgres, dsn_with_database, run_psql
 from arbiter.server.app.embedded_redis import RedisServer
 from arbiter.server.app.runtime import event_loop_factory
 
 _TEST_EVENT_LOOP = os.environ.get("ARBITER_TEST_EVENT_LOOP", "auto")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which form of the calculation this run tests (ARBITER_NATIVE, server/native.py)."""
+    return native.describe()
 
 
 def pytest_asyncio_loop_factories(

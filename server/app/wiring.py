@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from arbiter.server import native
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
@@ -133,6 +134,7 @@ class App:
             raise
         self._server = server
         logger.info("listening on %s (port %d)", self.settings.listen, server.port)
+        logger.info("%s", native.describe())
 
     async def apply_program(self, program: Any) -> int:
         """Compile, store (when it differs from the applied version) and publish a program."""

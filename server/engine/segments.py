@@ -140,10 +140,10 @@ def _by_value(pairs: Iterable[tuple[int, frozenset[str]]]) -> tuple[dict[str, in
 def build_segment_index(segments: Sequence[_Segment]) -> SegmentIndex:
     bit = {seg.id: i for i, seg in enumerate(segments)}
     all_bits = (1 << len(segments)) - 1
-    by_sku, c_sku = _by_value((bit[s.id], s.skus) for s in segments)
-    by_cat, c_cat = _by_value((bit[s.id], s.categories) for s in segments)
-    by_brand, c_brand = _by_value((bit[s.id], s.brands) for s in segments)
-    by_partner, c_partner = _by_value((bit[s.id], s.partners) for s in segments)
+    by_sku, c_sku = _by_value([(bit[s.id], s.skus) for s in segments])
+    by_cat, c_cat = _by_value([(bit[s.id], s.categories) for s in segments])
+    by_brand, c_brand = _by_value([(bit[s.id], s.brands) for s in segments])
+    by_partner, c_partner = _by_value([(bit[s.id], s.partners) for s in segments])
     mins = sorted((s.min_unit_price, bit[s.id]) for s in segments if s.min_unit_price)
     min_fail = [0] * (len(mins) + 1)
     for j in range(len(mins) - 1, -1, -1):
