@@ -9,6 +9,8 @@ candidates are then made valid, limited and valued in bounded chunks.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,13 +41,13 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 # Candidates valued at once: bounds memory at about CHUNK * k * L entries per array.
-CHUNK = 512
+CHUNK: Final = 512
 # Candidates are ranked by an upper bound first when there are more than this many; the
 # first exact chunk is small and chunks double from there.
-PRUNE_FROM = 16
-FIRST_CHUNK = 16
+PRUNE_FROM: Final = 16
+FIRST_CHUNK: Final = 16
 # Subsets whose bounds are computed at once.
-BOUND_BLOCK = 256
+BOUND_BLOCK: Final = 256
 _NEG = np.iinfo(np.int64).min
 
 

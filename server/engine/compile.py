@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import combinations
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -38,14 +38,20 @@ __all__ = [
     "compile_program",
 ]
 
-MAX_BENEFIT_CHILDREN = 16
+MAX_BENEFIT_CHILDREN: Final = 16
 
 # Group modes and benefit levels as small ints.
-SEQUENTIAL, INCOMPATIBLE, SUMMATION, MAX_BENEFIT = 1, 2, 3, 4
-PRODUCT, ORDER = 0, 1
-ON_CREATE, ON_DELIVERY = 0, 1
+# Final: the compiled modules (server/native.py) read them as constants, not globals.
+SEQUENTIAL: Final = 1
+INCOMPATIBLE: Final = 2
+SUMMATION: Final = 3
+MAX_BENEFIT: Final = 4
+PRODUCT: Final = 0
+ORDER: Final = 1
+ON_CREATE: Final = 0
+ON_DELIVERY: Final = 1
 
-ACCRUAL_KINDS = frozenset(
+ACCRUAL_KINDS: Final = frozenset(
     {"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"}
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from arbiter.server.engine.compile import CompiledProgram
@@ -72,7 +73,7 @@ def calculate(
 
 
 # Rule 17: by line in the order's line order, order-wide rows last, then tree order.
-_row_key = itemgetter(1, 0)
+_tree_order = itemgetter(0)
 _new_row = tuple.__new__  # AppliedBenefit without its generated __new__'s keyword handling
 
 
@@ -88,9 +89,10 @@ def _report(
     benefits = program.benefits
     promotions = program.promotions
     point_types = program.point_types
-    row_info = program.row_info
+    # Any: read per row without unboxing its fields (see below).
+    row_info: Any = program.row_info
     n_lines = len(order.lines)
-    entries = sorted(entries, key=_row_key)
+    line_ids = [line.id for line in order.lines]
     disc_by_line = [0] * n_lines
     pmon_by_line = [0] * n_lines
     shipping_discount = 0
@@ -100,43 +102,63 @@ def _report(
     shown: set[int] = set()
     rows: list[AppliedBenefit] = []
     add_row = rows.append
-    line_ids = [line.id for line in order.lines]
-    for k, at_line, disc, pmon, ppts, acc, ship, text in entries:
-        _promotion, promo_id, promo_kind, kind, t, type_id, timing = row_info[k]
-        if text:
-            shown.add(k)
-        if at_line < n_lines:
-            line_id = line_ids[at_line]
+    # Rule 17's order by buckets: a line's entries come in tree order but for a cut or a
+    # MAX_BENEFIT candidate's order, so a bucket is sorted only when it is not.
+    buckets: list[list[Any]] = [[] for _ in range(n_lines + 1)]
+    for x in entries:
+        buckets[x[1]].append(x)
+    # The entries' fields are read as objects: the compiled form (server/native.py) would
+    # otherwise unbox each integer and box it again into the row.
+    new_row: Any = _new_row
+    row_type: Any = AppliedBenefit
+    for at_line in range(n_lines + 1):
+        bucket = buckets[at_line]
+        if not bucket:
+            continue
+        last = -1
+        for x in bucket:
+            if x[0] < last:
+                bucket.sort(key=_tree_order)
+                break
+            last = x[0]
+        line_id = line_ids[at_line] if at_line < n_lines else ""
+        for x in bucket:
+            k: int = x[0]
+            info = row_info[k]
+            if x[7]:
+                shown.add(k)
+            disc: Any = x[2]
+            pmon: Any = x[3]
+            if at_line < n_lines:
+                if disc:
+                    disc_by_line[at_line] += disc
+                if pmon:
+                    pmon_by_line[at_line] += pmon
+            ship: Any = x[6]
+            if ship:
+                shipping_discount += ship
+                add_row(new_row(row_type, ("", info[1], info[2], info[3], ship, 0, "", "")))
+                continue
             if disc:
-                disc_by_line[at_line] += disc
-            if pmon:
-                pmon_by_line[at_line] += pmon
-        else:
-            line_id = ""
-        if ship:
-            shipping_discount += ship
-            add_row(_new_row(AppliedBenefit, ("", promo_id, promo_kind, kind, ship, 0, "", "")))
-        elif disc:
-            add_row(
-                _new_row(AppliedBenefit, (line_id, promo_id, promo_kind, kind, disc, 0, "", ""))
-            )
-        elif pmon or ppts:
-            redeemed[t] += ppts
-            add_row(
-                _new_row(
-                    AppliedBenefit, (line_id, promo_id, promo_kind, kind, pmon, ppts, type_id, "")
+                add_row(new_row(row_type, (line_id, info[1], info[2], info[3], disc, 0, "", "")))
+                continue
+            ppts: Any = x[4]
+            if pmon or ppts:
+                redeemed[info[4]] += ppts
+                add_row(
+                    new_row(row_type, (line_id, info[1], info[2], info[3], pmon, ppts, info[5], ""))
                 )
-            )
-        elif acc:
-            if timing == "ON_DELIVERY":
-                pending[t] += acc
-            else:
-                accrued[t] += acc
-            add_row(
-                _new_row(
-                    AppliedBenefit, (line_id, promo_id, promo_kind, kind, 0, acc, type_id, timing)
+                continue
+            acc: Any = x[5]
+            if acc:
+                timing = info[6]
+                if timing == "ON_DELIVERY":
+                    pending[info[4]] += acc
+                else:
+                    accrued[info[4]] += acc
+                add_row(
+                    new_row(row_type, (line_id, info[1], info[2], info[3], 0, acc, info[5], timing))
                 )
-            )
     line_results: list[LineResult] = []
     subtotal = discount = paid = items = 0
     for i, line in enumerate(order.lines):

@@ -6,7 +6,7 @@ fall back to exact Python integers when a product could overflow int64 (SPEC sec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -23,9 +23,9 @@ __all__ = [
     "round_bp_arr",
 ]
 
-BP = 10_000
+BP: Final = 10_000
 # Products below this bound are exact in int64 (2**62 leaves room for a sum of two).
-INT64_SAFE = 1 << 62
+INT64_SAFE: Final = 1 << 62
 
 IntArray = npt.NDArray[np.int64]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from arbiter.server.engine.types import LineInput
 from arbiter.v1 import program_pb2 as pb
@@ -173,9 +173,9 @@ def build_segment_index(segments: Sequence[_Segment]) -> SegmentIndex:
 
 
 # How a product scope holds lines (RuleTable.scope_kind).
-SCOPE_IN = 0  # the lines in any of its segments
-SCOPE_ALL = 1  # every line
-SCOPE_NOT = 2  # the lines in none of its segments
+SCOPE_IN: Final = 0  # the lines in any of its segments
+SCOPE_ALL: Final = 1  # every line
+SCOPE_NOT: Final = 2  # the lines in none of its segments
 
 # A product rule as selection reads it: (global rule id, scope, min_quantity).
 ProductRule = tuple[int, int, int]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -279,9 +279,9 @@ def check_codes(
 
 
 # Entries of a program's eligibility cache (CompiledProgram.gates) before it is emptied.
-GATE_CACHE = 1024
-_NO_BOUND_LOW = -(1 << 63)
-_NO_BOUND_HIGH = 1 << 63
+GATE_CACHE: Final = 1024
+_NO_BOUND_LOW: Final = -(1 << 63)
+_NO_BOUND_HIGH: Final = 1 << 63
 
 
 def _eligible(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
+from typing import Final
 
 import numpy as np
 
@@ -42,16 +43,22 @@ __all__ = ["ENUMERATE_UP_TO", "Entry", "Single", "State", "from_dense"]
 
 # MAX_BENEFIT groups with at most this many non-empty children (11 candidates) are enumerated on
 # one state; wider ones are searched in batches.
-ENUMERATE_UP_TO = 3
+ENUMERATE_UP_TO: Final = 3
 
-ACCRUALS = frozenset({"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"})
+ACCRUALS: Final = frozenset(
+    {"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"}
+)
 
 
 # What one benefit did on one line: (k, line, disc, pmon, ppts, acc, ship, text), where `line`
 # is the line count for an order-wide entry. A plain tuple, read by unpacking: the engine builds
 # hundreds per calculation, and a tuple display costs a fifth of a slotted object built with
 # keywords (measured: 85 against 490 ns).
-Entry = tuple[int, int, int, int, int, int, int, bool]
+#
+# Typed as a tuple of any length, not of exactly eight: the compiled form (server/native.py)
+# unboxes a fixed-length tuple into a C struct wherever one is read, and boxes it into a new
+# tuple wherever it is stored again, such as on appending it to a list.
+Entry = tuple[int, ...]
 
 
 class State:
