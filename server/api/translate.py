@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from arbiter.server.engine import (
@@ -198,9 +198,7 @@ def _lines_fast(lines_pb: Sequence[checkout_pb2.Line]) -> tuple[LineInput, ...] 
     if len(lines_pb) > MAX_LINES:
         return None
     built: list[LineInput] = []
-    append = built.append
     ids: set[str] = set()
-    add_id = ids.add
     subtotal = 0
     for line in lines_pb[:]:
         line_id = line.id
@@ -216,9 +214,9 @@ def _lines_fast(lines_pb: Sequence[checkout_pb2.Line]) -> tuple[LineInput, ...] 
             and len(fields) <= MAX_FIELDS_PER_LINE
         ):
             return None
-        add_id(line_id)
+        ids.add(line_id)
         subtotal += quantity * unit_price
-        append(
+        built.append(
             _new_line(
                 (
                     line_id,
@@ -545,8 +543,8 @@ def result_to_proto(
 ) -> checkout_pb2.CalculateOrderResponse:
     """The response of SPEC 9.2 for `result`, computed on `program_version`.
 
-    Result rows are unpacked (named tuples, field order checked by the tests) and an empty part
-    of the result touches no repeated field of the response.
+    Result rows are read by index (named tuples, field order checked by the tests) and an
+    empty part of the result touches no repeated field of the response.
     """
     response = checkout_pb2.CalculateOrderResponse()
     response.program_version = program_version
@@ -569,41 +567,51 @@ def result_to_proto(
     totals_pb.total = totals.total
     totals_pb.items = totals.items
 
-    lines = result.lines
+    # Rows read as objects by index: compiled (server/native.py), a typed row's integers would
+    # be unboxed on reading and boxed again for each setter, and unpacking an untyped row goes
+    # through the iterator protocol.
+    lines = cast(tuple[tuple[Any, ...], ...], result.lines)
     if lines:
         add_line = response.lines.add
-        for line_id, base_price, discount, paid_with_points, final_price, portions in lines:
+        for line in lines:
             line_pb = add_line()
-            line_pb.line_id = line_id
-            line_pb.base_price = base_price
+            line_pb.line_id = line[0]
+            line_pb.base_price = line[1]
+            discount = line[2]
             if discount:
                 line_pb.discount = discount
+            paid_with_points = line[3]
             if paid_with_points:
                 line_pb.paid_with_points = paid_with_points
-            line_pb.final_price = final_price
+            line_pb.final_price = line[4]
             add_portion = line_pb.portions.add
-            for quantity, unit_price in portions:
+            for quantity, unit_price in line[5]:
                 portion = add_portion()
                 portion.quantity = quantity
                 portion.unit_price = unit_price
 
-    benefits = result.benefits
+    benefits = cast(tuple[tuple[Any, ...], ...], result.benefits)
     if benefits:
         add_benefit = response.benefits.add
         timing_numbers = _TIMING
-        for line_id, promotion, kind, benefit, amount, points, point_type, timing in benefits:
+        for b in benefits:
             row = add_benefit()
+            line_id = b[0]
             if line_id:
                 row.line_id = line_id
-            row.promotion = promotion
-            row.promotion_kind = kind
-            row.benefit = benefit
+            row.promotion = b[1]
+            row.promotion_kind = b[2]
+            row.benefit = b[3]
+            amount = b[4]
             if amount:
                 row.amount = amount
+            points = b[5]
             if points:
                 row.points = points
+            point_type = b[6]
             if point_type:
                 row.point_type = point_type
+            timing = b[7]
             if timing:
                 row.timing = timing_numbers[timing]  # type: ignore[assignment]
 

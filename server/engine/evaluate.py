@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from arbiter.server.engine.compile import CompiledProgram
@@ -89,8 +89,8 @@ def _report(
     benefits = program.benefits
     promotions = program.promotions
     point_types = program.point_types
-    # Any: read per row without unboxing its fields (see below).
-    row_info: Any = program.row_info
+    row_info = program.row_info
+    infos = cast(tuple[tuple[Any, ...], ...], row_info)  # read as objects (see below)
     n_lines = len(order.lines)
     line_ids = [line.id for line in order.lines]
     disc_by_line = [0] * n_lines
@@ -101,14 +101,11 @@ def _report(
     pending = [0] * len(point_types)
     shown: set[int] = set()
     rows: list[AppliedBenefit] = []
-    add_row = rows.append
     # Rule 17's order by buckets: a line's entries come in tree order but for a cut or a
     # MAX_BENEFIT candidate's order, so a bucket is sorted only when it is not.
-    buckets: list[list[Any]] = [[] for _ in range(n_lines + 1)]
+    buckets: list[list[Entry]] = [[] for _ in range(n_lines + 1)]
     for x in entries:
         buckets[x[1]].append(x)
-    # The entries' fields are read as objects: the compiled form (server/native.py) would
-    # otherwise unbox each integer and box it again into the row.
     new_row: Any = _new_row
     row_type: Any = AppliedBenefit
     for at_line in range(n_lines + 1):
@@ -122,43 +119,52 @@ def _report(
                 break
             last = x[0]
         line_id = line_ids[at_line] if at_line < n_lines else ""
-        for x in bucket:
-            k: int = x[0]
-            info = row_info[k]
-            if x[7]:
+        # Read as objects: compiled (server/native.py), an `int` field would be unboxed on
+        # reading and boxed again into the row, and unpacking an untyped tuple goes through
+        # the iterator protocol (measured: 15% of the report).
+        for row in cast(list[tuple[Any, ...]], bucket):
+            k: int = row[0]
+            info = infos[k]
+            if row[7]:
                 shown.add(k)
-            disc: Any = x[2]
-            pmon: Any = x[3]
+            disc = row[2]
+            pmon = row[3]
             if at_line < n_lines:
                 if disc:
                     disc_by_line[at_line] += disc
                 if pmon:
                     pmon_by_line[at_line] += pmon
-            ship: Any = x[6]
+            ship = row[6]
             if ship:
                 shipping_discount += ship
-                add_row(new_row(row_type, ("", info[1], info[2], info[3], ship, 0, "", "")))
-                continue
-            if disc:
-                add_row(new_row(row_type, (line_id, info[1], info[2], info[3], disc, 0, "", "")))
-                continue
-            ppts: Any = x[4]
-            if pmon or ppts:
-                redeemed[info[4]] += ppts
-                add_row(
-                    new_row(row_type, (line_id, info[1], info[2], info[3], pmon, ppts, info[5], ""))
+                rows.append(new_row(row_type, ("", info[1], info[2], info[3], ship, 0, "", "")))
+            elif disc:
+                rows.append(
+                    new_row(row_type, (line_id, info[1], info[2], info[3], disc, 0, "", ""))
                 )
-                continue
-            acc: Any = x[5]
-            if acc:
-                timing = info[6]
-                if timing == "ON_DELIVERY":
-                    pending[info[4]] += acc
-                else:
-                    accrued[info[4]] += acc
-                add_row(
-                    new_row(row_type, (line_id, info[1], info[2], info[3], 0, acc, info[5], timing))
-                )
+            else:
+                ppts = row[4]
+                if pmon or ppts:
+                    redeemed[info[4]] += ppts
+                    rows.append(
+                        new_row(
+                            row_type,
+                            (line_id, info[1], info[2], info[3], pmon, ppts, info[5], ""),
+                        )
+                    )
+                    continue
+                acc = row[5]
+                if acc:
+                    timing = info[6]
+                    if timing == "ON_DELIVERY":
+                        pending[info[4]] += acc
+                    else:
+                        accrued[info[4]] += acc
+                    rows.append(
+                        new_row(
+                            row_type, (line_id, info[1], info[2], info[3], 0, acc, info[5], timing)
+                        )
+                    )
     line_results: list[LineResult] = []
     subtotal = discount = paid = items = 0
     for i, line in enumerate(order.lines):

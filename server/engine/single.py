@@ -225,14 +225,17 @@ class Single:
         budget = s.budget
         pay_type = self.pay_type
         lines = self.lines
+        # `x[i] = x[i] - v`, not `x[i] -= v`: compiled (server/native.py), the augmented form
+        # on a list item is a generic number call, the plain one integer arithmetic.
         for k, line, disc, pmon, ppts, _acc, ship, _text in entries:
             if line < lines:
                 if disc or pmon:
-                    pay[line] -= disc + pmon
+                    pay[line] = pay[line] - (disc + pmon)
                     if pmon:
-                        pm[line] += pmon
+                        pm[line] = pm[line] + pmon
                 if ppts:
-                    budget[pay_type[k]] -= ppts
+                    t = pay_type[k]
+                    budget[t] = budget[t] - ppts
             elif ship:
                 s.ship -= ship
 
@@ -505,12 +508,13 @@ class Single:
                 if disc < 0:
                     return self._cut_valid(entries, s, lo, hi)
                 if disc or pmon:
-                    left[line] -= disc + pmon
-                    if left[line] < 0:
+                    now_left = left[line] - (disc + pmon)
+                    left[line] = now_left
+                    if now_left < 0:
                         return self._cut_valid(entries, s, lo, hi)
                 if ppts:
                     t = pay_type[k]
-                    budget[t] -= ppts
+                    budget[t] = budget[t] - ppts
                     if budget[t] < 0:
                         return self._cut_valid(entries, s, lo, hi)
             elif x_ship:
