@@ -63,10 +63,11 @@ class SegmentIndex:
     bit: Mapping[str, int]
     count: int
     all_bits: int
-    by_sku: Mapping[str, int]
-    by_category: Mapping[str, int]
-    by_brand: Mapping[str, int]
-    by_partner: Mapping[str, int]
+    # dict, not Mapping: compiled (server/native.py), `get` on a dict is a direct call.
+    by_sku: dict[str, int]
+    by_category: dict[str, int]
+    by_brand: dict[str, int]
+    by_partner: dict[str, int]
     free_sku: int
     free_category: int
     free_brand: int

@@ -381,12 +381,12 @@ def select(
     if not passing:
         return sel
     masks = sel._masks
-    scope_mask = sel.scope_mask
     promotions = program.promotions
     product_rules = table.product
     order_rules = table.order
-    everyone = pb.AUDIENCE_KIND_EVERYONE
-    all_members = pb.AUDIENCE_KIND_ALL_MEMBERS
+    # Typed int: compiled (server/native.py), an enum value type compares as an object.
+    everyone: int = pb.AUDIENCE_KIND_EVERYONE
+    all_members: int = pb.AUDIENCE_KIND_ALL_MEMBERS
     tiers: frozenset[str] | None = None
     order_hits: dict[str, bool] = {}
     for index in passing:
@@ -407,7 +407,7 @@ def select(
         for gid, sid, min_quantity in product_rules[index]:
             mask = masks[sid]
             if mask < 0:
-                mask = scope_mask(sid)
+                mask = sel.scope_mask(sid)
             # Quantities are positive (checked at the boundary): a scope holding a line holds
             # a unit.
             if mask and (min_quantity <= 1 or _units(lines, mask) >= min_quantity):

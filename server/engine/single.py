@@ -34,7 +34,7 @@ from arbiter.server.engine.compile import (
     CompiledProgram,
     candidate_plan,
 )
-from arbiter.server.engine.money import apportion, div_half_up, round_bp
+from arbiter.server.engine.money import apportion, div_half_up, round_bp, total_of
 from arbiter.server.engine.select import Selection
 from arbiter.server.engine.state import Effect, Statics, Summary, apply_limits, make_valid
 from arbiter.server.engine.types import OrderInput
@@ -607,10 +607,12 @@ class Single:
                         out.append((k, line, 0, 0, 0, pts, 0, False))
             elif kind == "accrue_per_spent":
                 bases = [pay[line] for line in lines]
-                total = (sum(bases) // b.per_amount) * b.value
-                for line, pts in zip(lines, apportion(total, bases), strict=True):
+                total = (total_of(bases) // b.per_amount) * b.value
+                shares = apportion(total, bases)
+                for i in range(len(lines)):
+                    pts = shares[i]
                     if pts:
-                        out.append((k, line, 0, 0, 0, pts, 0, False))
+                        out.append((k, lines[i], 0, 0, 0, pts, 0, False))
             elif kind == "accrue_from_field":
                 order_lines = self.order_lines
                 for line in lines:
@@ -642,7 +644,10 @@ class Single:
                         out.append((k, line, d, 0, 0, 0, 0, False))
                 return out
             prices, units = self._units(b, pay, lines)
-            for line, p, n in zip(lines, prices, units, strict=True):
+            for i in range(len(lines)):
+                line = lines[i]
+                p = prices[i]
+                n = units[i]
                 if vk == "percent_bp":
                     d = round_bp(p, value)
                 elif vk == "amount":
@@ -700,7 +705,7 @@ class Single:
                 break
             units[i] = min(q[lines[i]], left)
             left -= units[i]
-        prices = [div_half_up(pay[line] * n, q[line]) for line, n in zip(lines, units, strict=True)]
+        prices = [div_half_up(pay[lines[i]] * units[i], q[lines[i]]) for i in range(len(lines))]
         return prices, units
 
     def _pay_with_points(self, b: CBenefit, s: State, lines: list[int]) -> list[Entry]:
@@ -715,7 +720,9 @@ class Single:
         prices, units = self._units(b, s.pay, lines)
         caps_money: list[int] = []
         caps_pts: list[int] = []
-        for p, n in zip(prices, units, strict=True):
+        for i in range(len(prices)):
+            p = prices[i]
+            n = units[i]
             if vk == "percent_bp":
                 cap = min(round_bp(p, value), p)
                 pts = cap * rp // rm
@@ -727,13 +734,14 @@ class Single:
                 pts = min(value * n, p * rp // rm)
             caps_money.append(cap)
             caps_pts.append(pts)
-        if sum(caps_pts) > budget:
+        if total_of(caps_pts) > budget:
             caps_pts = apportion(budget, caps_pts)
         out: list[Entry] = []
-        for line, cap, pts in zip(lines, caps_money, caps_pts, strict=True):
-            money = min(div_half_up(pts * rm, rp), cap)
+        for i in range(len(lines)):
+            pts = caps_pts[i]
+            money = min(div_half_up(pts * rm, rp), caps_money[i])
             if pts or money:
-                out.append((b.index, line, 0, money, pts, 0, 0, False))
+                out.append((b.index, lines[i], 0, money, pts, 0, 0, False))
         return out
 
     def _order_pay_with_points(self, b: CBenefit, s: State) -> list[Entry]:
@@ -745,7 +753,7 @@ class Single:
         t = self.point_types[b.point_type]
         rp, rm = t.ratio_points, t.ratio_money
         pay = s.pay
-        total = sum(pay)
+        total = total_of(pay)
         if b.value_kind == "percent_bp":
             cap = min(round_bp(total, b.value), total) * rp // rm
         elif b.value_kind == "amount":
@@ -773,7 +781,7 @@ class Single:
             amount = round_bp(left, b.value) if b.value_kind == "percent_bp" else min(b.value, left)
             return [(k, lines, 0, 0, 0, 0, amount, False)] if amount else []
         pay = s.pay
-        total = sum(pay)
+        total = total_of(pay)
         if kind == "discount":
             if b.value_kind == "percent_bp":
                 amount = round_bp(total, b.value)
