@@ -105,8 +105,13 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             member = with_static_segments(
                 compiled, await self._members.get(program_id, request.member_id)
             )
-        usage = await self._members.usage(
-            program_id, request.member_id if enrolled else None, order.promo_codes
+        # Uses matter only to promo codes: an order without any awaits nothing for them.
+        usage = (
+            await self._members.usage(
+                program_id, request.member_id if enrolled else None, order.promo_codes
+            )
+            if order.promo_codes
+            else None
         )
         result = calculate(compiled, order, member, now=self._clock(), usage=usage)
         return result_to_proto(result, applied.version)
