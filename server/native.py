@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.machinery
+import importlib.util
 import os
 import shutil
 import sysconfig
@@ -106,11 +107,26 @@ def digest_of(files: Iterable[tuple[str, Path]]) -> str:
 _digest: str | None = None
 
 
+def _digest_inputs() -> list[tuple[str, Path]]:
+    """The compiled sources, and what their compiled form was specialised on: the engine's
+    other modules and the contract's stubs, whose types mypyc reads (translate imports nothing
+    else of the project)."""
+    files = {m: _source(m) for m in NATIVE_MODULES}
+    engine = "arbiter.server.engine"
+    for path in sorted(_package_folder(engine).glob("*.py")):
+        files.setdefault(f"{engine}.{path.stem}", path)
+    spec = importlib.util.find_spec("arbiter.v1")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(Path(folder).glob("*.pyi")):
+            files.setdefault(f"arbiter.v1.{path.stem}", path)
+    return sorted(files.items())
+
+
 def source_digest() -> str:
-    """The digest of the sources of `NATIVE_MODULES` as they are now (computed once)."""
+    """The digest of `_digest_inputs` as they are now (computed once per process)."""
     global _digest
     if _digest is None:
-        _digest = digest_of((m, _source(m)) for m in NATIVE_MODULES)
+        _digest = digest_of(_digest_inputs())
     return _digest
 
 
@@ -181,8 +197,6 @@ def describe() -> str:
 
 def _mirror(root: Path) -> list[str]:
     """The sources laid out as the installed namespace (mypyc names modules by their folders)."""
-    import importlib.util
-
     arbiter = root / "arbiter"
     spec = importlib.util.find_spec("arbiter.v1")
     if spec is None or not spec.submodule_search_locations:

@@ -134,6 +134,14 @@ def test_every_native_module_has_its_source_and_its_package_activates() -> None:
         assert "_native.activate(__name__, __path__)" in init.read_text(), package
 
 
+def test_the_digest_covers_what_the_compiled_form_was_specialised_on() -> None:
+    names = {name for name, _path in native._digest_inputs()}
+    assert set(native.NATIVE_MODULES) <= names
+    # Imported by compiled modules but not compiled: their types were read at compile time.
+    assert {"arbiter.server.engine.errors", "arbiter.server.engine.validate"} <= names
+    assert {"arbiter.v1.checkout_pb2", "arbiter.v1.program_pb2"} <= names
+
+
 def test_this_run_tests_the_form_it_asked_for() -> None:
     """ARBITER_NATIVE=require (make test): every hot module compiled; off: none; auto: compiled
     exactly when the build matches the sources."""
