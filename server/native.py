@@ -45,8 +45,10 @@ __all__ = [
     "MODES",
     "NATIVE_MODULES",
     "activate",
+    "activate_folder",
     "build",
     "compiled",
+    "describe",
     "digest_of",
     "main",
     "mode",
@@ -107,6 +109,14 @@ def digest_of(files: Iterable[tuple[str, Path]]) -> str:
 _digest: str | None = None
 
 
+def _v1_folder() -> Path | None:
+    """The folder of the generated stubs (arbiter.v1), found without importing them."""
+    spec = importlib.util.find_spec("arbiter.v1")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _digest_inputs() -> list[tuple[str, Path]]:
     """The compiled sources, and what their compiled form was specialised on: the engine's
     other modules and the contract's stubs, whose types mypyc reads (translate imports nothing
@@ -115,10 +125,9 @@ def _digest_inputs() -> list[tuple[str, Path]]:
     engine = "arbiter.server.engine"
     for path in sorted(_package_folder(engine).glob("*.py")):
         files.setdefault(f"{engine}.{path.stem}", path)
-    spec = importlib.util.find_spec("arbiter.v1")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        for path in sorted(Path(folder).glob("*.pyi")):
-            files.setdefault(f"arbiter.v1.{path.stem}", path)
+    v1 = _v1_folder()
+    for path in sorted(v1.glob("*.pyi")) if v1 else []:
+        files.setdefault(f"arbiter.v1.{path.stem}", path)
     return sorted(files.items())
 
 
@@ -198,10 +207,9 @@ def describe() -> str:
 def _mirror(root: Path) -> list[str]:
     """The sources laid out as the installed namespace (mypyc names modules by their folders)."""
     arbiter = root / "arbiter"
-    spec = importlib.util.find_spec("arbiter.v1")
-    if spec is None or not spec.submodule_search_locations:
+    v1 = _v1_folder()
+    if v1 is None:
         raise RuntimeError("the arbiter.v1 package (generated stubs) is not importable")
-    v1 = Path(next(iter(spec.submodule_search_locations)))
     arbiter.mkdir(parents=True)
     shutil.copy2(v1.parent / "__init__.py", arbiter / "__init__.py")
     skip = shutil.ignore_patterns("__pycache__", NATIVE_DIR, f"{NATIVE_DIR}.*", "*.so")

@@ -89,8 +89,7 @@ def _report(
     benefits = program.benefits
     promotions = program.promotions
     point_types = program.point_types
-    row_info = program.row_info
-    infos = cast(tuple[tuple[Any, ...], ...], row_info)  # read as objects (see below)
+    infos = cast(tuple[tuple[Any, ...], ...], program.row_info)  # read as objects (see below)
     n_lines = len(order.lines)
     line_ids = [line.id for line in order.lines]
     disc_by_line = [0] * n_lines
@@ -240,7 +239,7 @@ def _report(
             code_results.append(PromoCodeResult(c.code, "INVALID", c.reason, c.pool))
             continue
         if pools is None:
-            pools = {promotions[row_info[x[0]][0]].pool for x in entries}
+            pools = {promotions[infos[x[0]][0]].pool for x in entries}
         if c.pool not in pools:
             code_results.append(
                 PromoCodeResult(c.code, "NOT_APPLIED", "NO_PROMOTION_APPLIED", c.pool)
