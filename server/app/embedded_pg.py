@@ -58,6 +58,7 @@ __all__ = [
     "EmbeddedPostgresError",
     "PortInUseError",
     "PostgresStartError",
+    "ROOT_DATA_DIR",
     "default_data_dir",
     "dsn_with_database",
     "run_psql",
@@ -66,6 +67,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+# root's default data folder: the account the cluster runs as cannot traverse /root.
+ROOT_DATA_DIR = Path("/var/lib/arbiter")
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "arbiter"
 LOOPBACK_HOST = "127.0.0.1"
@@ -126,7 +129,7 @@ def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "arbiter"
     if os.geteuid() == 0:
-        return Path("/var/lib/arbiter")
+        return ROOT_DATA_DIR
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "arbiter"
     return Path.home() / ".local" / "share" / "arbiter"

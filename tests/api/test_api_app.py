@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -136,6 +138,18 @@ def free_port() -> int:
         return port
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder of the test's own, not under pytest's 0700 base folder: under root the
+    account PostgreSQL runs as must traverse it."""
+    path = Path(tempfile.mkdtemp(prefix="arbiter-test-serve-"))
+    path.chmod(0o711)
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def arbiter(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -151,7 +165,7 @@ async def arbiter(*args: str) -> tuple[int, str, str]:
 
 
 async def test_serve_calculate_health_and_graceful_stop(
-    tmp_path: Path, make_program: MakeProgram, make_request: MakeRequest
+    tmp_path: Path, data_dir: Path, make_program: MakeProgram, make_request: MakeRequest
 ) -> None:
     program_file = tmp_path / "demo.json"
     program_file.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
@@ -161,6 +175,7 @@ async def test_serve_calculate_health_and_graceful_stop(
     request_file.write_text(json_format.MessageToJson(request), encoding="utf-8")
     target = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
+    env["ARBITER_DATA_DIR"] = str(data_dir)
 
     server = await asyncio.create_subprocess_exec(
         sys.executable,
