@@ -56,6 +56,7 @@ from typing import Literal, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
+    "ROOT_DATA_DIR",
     "BinariesNotFoundError",
     "DataDirError",
     "DataDirInUseError",
@@ -63,7 +64,6 @@ __all__ = [
     "EmbeddedPostgresError",
     "PortInUseError",
     "PostgresStartError",
-    "ROOT_DATA_DIR",
     "default_data_dir",
     "dsn_with_database",
     "run_psql",

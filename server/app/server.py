@@ -74,7 +74,7 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class _Health(health.aio.HealthServicer):
+class _Health(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
     """The standard health service, whose NOT_FOUND says what was asked and what is known."""
 
     async def Check(

@@ -10,12 +10,17 @@ import signal
 import socket
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
 
+import arbiter as arbiter_package
+from arbiter.server.api.program_file import load_demo_program
+from arbiter.server.app.server import SERVICE_NAMES
 from arbiter.server.app.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -232,3 +237,71 @@ async def test_health_of_nothing_listening_fails() -> None:
     code, _, err = await arbiter("health", "--target", f"127.0.0.1:{free_port()}")
     assert code == 1
     assert "UNAVAILABLE" in err
+
+
+async def test_health_of_an_unknown_service_says_what_is_known(served: App) -> None:
+    target = f"127.0.0.1:{served.port}"
+    code, out, err = await arbiter("health", "--target", target, "--service", "arbiter.v1.Nope")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        "arbiter health: NOT_FOUND: service 'arbiter.v1.Nope' is not known to this server; "
+        "known: 'arbiter.v1.CheckoutService', 'arbiter.v1.MemberService', "
+        "'arbiter.v1.AdminService', and '' for the whole server"
+    ), err
+    for service in SERVICE_NAMES:
+        code, out, err = await arbiter("health", "--target", target, "--service", service)
+        assert (code, out.strip()) == (0, "SERVING"), err
+
+
+async def test_version() -> None:
+    code, out, _ = await arbiter("--version")
+    assert code == 0
+    assert out.strip() == f"arbiter {metadata.version('arbiter-loyalty')}"
+    assert metadata.version("arbiter-loyalty") == arbiter_package.__version__
+
+
+async def test_calculate_writes_utf8_whatever_the_locale(served: App, tmp_path: Path) -> None:
+    served.programs.publish(load_demo_program())
+    demo = Path(__file__).resolve().parents[2] / "server" / "demo" / "example_order.json"
+    for encoding in ("utf-8", "latin-1", "ascii"):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arbiter.client.cli",
+            "calculate",
+            "--target",
+            f"127.0.0.1:{served.port}",
+            str(demo),
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+        assert "You had 50000 bonus points before this order 🎁".encode() in stdout
+        assert b"\\ud83c" not in stdout
+        assert json.loads(stdout.decode("utf-8"))["texts"][0].endswith("🎁")
+
+
+def test_every_folder_of_the_package_is_declared() -> None:
+    """`pip install .` installs exactly the declared packages: a folder left out warns and
+    would be dropped by a future setuptools."""
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]
+    declared = set(config["packages"])
+    found = set()
+    for name, folder in config["package-dir"].items():
+        for sub in [root / folder, *(root / folder).rglob("*")]:
+            if not sub.is_dir() or any(
+                part.startswith(("_native", "__pycache__", ".")) for part in sub.parts
+            ):
+                continue
+            if not any(f.is_file() for f in sub.iterdir()):
+                continue
+            relative = sub.relative_to(root / folder).parts
+            found.add(".".join((name, *relative)))
+    assert found - declared == set()
+    assert "arbiter.server.demo" in declared
+    assert "arbiter.server.ledger.migrations" in declared

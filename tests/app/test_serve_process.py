@@ -168,7 +168,7 @@ def _program_file(folder: Path, program: program_pb2.Program) -> Path:
     return path
 
 
-# --- start-up order: what a user got wrong fails first, and touches nothing -----------------------
+# --- start-up order: what a user got wrong fails first, and touches nothing --------------------
 
 
 def _serve_once(scratch: Path, *args: str) -> tuple[int, list[str]]:
@@ -239,7 +239,7 @@ def test_a_busy_port_is_one_clear_line_before_anything_starts(scratch: Path) -> 
     assert not (scratch / "data").exists()
 
 
-# --- signals, and the cluster that never outlives its server ---------------------------------------
+# --- signals, and the cluster that never outlives its server ------------------------------------
 
 
 @needs_postgres
