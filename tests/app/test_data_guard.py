@@ -11,23 +11,41 @@ from pathlib import Path
 import pytest
 
 from arbiter.server.app.embedded_pg import ROOT_DATA_DIR, default_data_dir
-from tests.data_guard import DataFolderGuard
+from tests.data_guard import DataFolderGuard, descends_from
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_folder_created_or_written_is_seen(tmp_path: Path) -> None:
+def test_a_holder_of_this_process_tree_is_found(tmp_path: Path) -> None:
     folder = tmp_path / "arbiter"
-    guard = DataFolderGuard.watching([folder])
-    assert guard.changed() == []
     folder.mkdir()
-    assert guard.changed() == [folder]
-    assert guard.changed() == []
-    (folder / "arbiter.lock").write_text("123\n")
-    assert guard.changed() == [folder]
-    (folder / "arbiter.lock").write_text("")  # truncated, as a server lets go of the folder
-    assert guard.changed() == [folder]
-    assert guard.changed() == []
+    guard = DataFolderGuard([folder])
+    assert guard.take() == []
+    (folder / "arbiter.lock").write_text(f"{os.getpid()}\n")  # this process
+    found = guard.take()
+    assert [(t.folder, t.pid) for t in found] == [(folder, os.getpid())]
+    assert guard.take() == []  # told once
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        (folder / "arbiter.lock").write_text(f"{child.pid}\n")  # a descendant
+        assert [t.pid for t in guard.take()] == [child.pid]
+    finally:
+        child.communicate(b"")
+
+
+def test_a_holder_outside_this_process_tree_is_not_the_sessions(tmp_path: Path) -> None:
+    folder = tmp_path / "arbiter"
+    folder.mkdir()
+    guard = DataFolderGuard([folder])
+    for holder in (os.getppid(), 1):  # an ancestor (what runs pytest), and init
+        (folder / "arbiter.lock").write_text(f"{holder}\n")
+        assert guard.take() == []
+    (folder / "arbiter.lock").write_text("")  # let go, as a server does
+    assert guard.take() == []
+    assert descends_from(os.getpid(), os.getppid())
+    assert not descends_from(os.getppid(), os.getpid())
 
 
 def test_the_real_folders_are_watched(tmp_path: Path) -> None:
@@ -56,24 +74,38 @@ def test_the_session_serves_from_a_temporary_home() -> None:
 _INNER_TESTS = textwrap.dedent(
     """
     import os
+    import subprocess
+    import sys
+    import time
     from pathlib import Path
 
-    def test_writes_into_the_real_data_folder():
-        real = Path(os.environ["REAL_DATA_DIR"])
-        real.mkdir(parents=True, exist_ok=True)
-        (real / "arbiter.lock").write_text(str(os.getpid()))
+    HOLD = (
+        "import os, sys, time; from pathlib import Path; lock = Path(sys.argv[1]);"
+        " lock.parent.mkdir(parents=True, exist_ok=True);"
+        " lock.write_text(str(os.getpid())); time.sleep(0.5); lock.write_text('')"
+    )
+
+    def test_serves_from_the_real_data_folder():
+        lock = Path(os.environ["REAL_DATA_DIR"]) / "arbiter.lock"
+        subprocess.run([sys.executable, "-c", HOLD, str(lock)], check=True)
 
     def test_stays_in_its_own_folder(tmp_path):
-        (tmp_path / "arbiter.lock").write_text(str(os.getpid()))
+        subprocess.run([sys.executable, "-c", HOLD, str(tmp_path / "arbiter.lock")], check=True)
+
+    def test_beside_a_server_of_the_user():
+        lock = Path(os.environ["REAL_DATA_DIR"]) / "arbiter.lock"
+        lock.write_text(os.environ["USER_SERVER_PID"])  # not of this session
+        time.sleep(0.2)
     """
 )
 
 
 @pytest.mark.parametrize("exists_before", [False, True])
-def test_a_test_writing_into_the_real_data_folder_fails(
+def test_a_test_serving_from_the_real_data_folder_fails(
     tmp_path: Path, exists_before: bool
 ) -> None:
-    """An inner pytest session with this suite's conftest, whose "real" home is `tmp_path`."""
+    """An inner pytest session with this suite's conftest, whose "real" data folder is in
+    `tmp_path`: the test whose child holds it fails, the others pass."""
     real_xdg = tmp_path / "xdg"
     real_data = real_xdg / "arbiter"
     if exists_before:
@@ -88,6 +120,7 @@ def test_a_test_writing_into_the_real_data_folder_fails(
         "HOME": str(tmp_path / "home"),
         "XDG_DATA_HOME": str(real_xdg),
         "REAL_DATA_DIR": str(real_data),
+        "USER_SERVER_PID": str(os.getpid()),  # the outer session: no descendant of the inner
         "PYTHONPATH": str(REPO),
     }
     done = subprocess.run(
@@ -114,7 +147,9 @@ def test_a_test_writing_into_the_real_data_folder_fails(
     )
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
-    assert "2 passed, 1 error" in out, out
-    assert "ERROR at teardown of test_writes_into_the_real_data_folder" in out, out
-    assert f"this test wrote into the user's data folder ({real_data})" in out, out
-    assert "test_stays_in_its_own_folder" not in out.split("short test summary")[-1], out
+    assert "3 passed, 1 error" in out, out
+    assert "ERROR at teardown of test_serves_from_the_real_data_folder" in out, out
+    assert f"this test served from the user's data folder ({real_data} held by pid" in out, out
+    summary = out.split("short test summary")[-1]
+    assert "test_stays_in_its_own_folder" not in summary, out
+    assert "test_beside_a_server_of_the_user" not in summary, out
