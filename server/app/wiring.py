@@ -193,6 +193,9 @@ class App:
         if compiled is None:
             compiled = await asyncio.to_thread(self._compile, program)
         if self.store is None:
+            current_applied = self.programs.get(program.id) if program.id in self.programs else None
+            if current_applied is not None and current_applied.source == program:
+                return current_applied.version  # unchanged: no new version (as with storage)
             return await asyncio.to_thread(self.programs.publish, program, compiled=compiled)
         version, changed = await self.store.apply(program, self._clock())
         current = self.programs.get(program.id).version if program.id in self.programs else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from arbiter.server.app.settings import (
     is_loopback,
     settings_from_args,
 )
-from arbiter.server.app.wiring import App
+from arbiter.server.app.wiring import App, ProgramFileError
 from arbiter.v1 import checkout_pb2, program_pb2
 
 MakeProgram = Callable[..., program_pb2.Program]
@@ -305,3 +306,55 @@ def test_every_folder_of_the_package_is_declared() -> None:
     assert found - declared == set()
     assert "arbiter.server.demo" in declared
     assert "arbiter.server.ledger.migrations" in declared
+
+
+async def test_open_reads_every_program_file_before_the_port_and_storage(
+    tmp_path: Path, make_program: MakeProgram
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    broken = make_program()
+    broken.arbitration.children.add(promotion="nope")
+    bad.write_text(json_format.MessageToJson(broken), encoding="utf-8")
+    with socket.socket() as holder:  # a busy port, which the bad file must fail before
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        settings = Settings(
+            listen=f"127.0.0.1:{holder.getsockname()[1]}",
+            programs=(good, bad),
+            embedded_postgres=True,
+            data_dir=tmp_path / "data",
+        )
+        app = App(settings)
+        with pytest.raises(ProgramFileError) as caught:
+            await app.open()
+        assert caught.value.path == bad
+        assert "nope" in str(caught.value)
+        assert len(app.programs) == 0  # the good file was not applied either
+        # The files fixed, the busy port fails next, still before any storage.
+        app = App(dataclasses.replace(settings, programs=(good,)))
+        with pytest.raises(SettingsError, match="already in use"):
+            await app.open()
+    assert not (tmp_path / "data").exists()
+
+
+async def test_reload_applies_changed_files_and_refuses_bad_ones(
+    tmp_path: Path, make_program: MakeProgram
+) -> None:
+    path = tmp_path / "demo.json"
+    path.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    app = App(Settings(listen="127.0.0.1:0", programs=(path,)))
+    await app.start()
+    try:
+        assert app.programs.get("demo").version == 1
+        assert await app.reload_programs() == [("demo", 1)]  # unchanged
+        changed = make_program(program_pb2.ARBITRATION_MODE_SEQUENTIAL, ("B", "A"))
+        path.write_text(json_format.MessageToJson(changed), encoding="utf-8")
+        assert await app.reload_programs() == [("demo", 2)]
+        path.write_text("[]", encoding="utf-8")
+        with pytest.raises(ProgramFileError):
+            await app.reload_programs()
+        assert app.programs.get("demo").version == 2
+    finally:
+        await app.stop(0)
