@@ -3,7 +3,7 @@
 `EmbeddedPostgres.start()` runs this file as a small process of its own (its own session, so
 the terminal's Ctrl-C and hang-up do not reach it):
 
-    python -I pg_watchdog.py OWNER_PID POSTMASTER_PID
+    python -I pg_watchdog.py OWNER_PID POSTMASTER_PID [STOP_TIMEOUT_S]
 
 It waits until either process ends. The postmaster ending first is the normal stop: the
 watchdog exits. The owner ending first (SIGKILL, a crash, any signal it does not handle) leaves
@@ -83,7 +83,7 @@ def wait_any(processes: list[_Process], timeout_s: float | None = None) -> None:
             time.sleep(POLL_S if left is None else min(POLL_S, left))
 
 
-def watch(owner_pid: int, postmaster_pid: int) -> bool:
+def watch(owner_pid: int, postmaster_pid: int, stop_timeout_s: float = STOP_TIMEOUT_S) -> bool:
     """Follow both; stop the postmaster if its owner goes first. False: it would not stop."""
     owner = _Process(owner_pid)
     postmaster = _Process(postmaster_pid)
@@ -92,7 +92,7 @@ def watch(owner_pid: int, postmaster_pid: int) -> bool:
         if not postmaster.alive():
             return True
         postmaster.signal(signum)
-        wait_any([postmaster], STOP_TIMEOUT_S)
+        wait_any([postmaster], stop_timeout_s)
     return not postmaster.alive()
 
 
@@ -101,7 +101,8 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     owner_pid, postmaster_pid = (int(arg) for arg in argv[1:3])
-    if not watch(owner_pid, postmaster_pid):
+    stop_timeout_s = float(argv[3]) if len(argv) > 3 else STOP_TIMEOUT_S
+    if not watch(owner_pid, postmaster_pid, stop_timeout_s):
         print(f"arbiter pg watchdog: PostgreSQL {postmaster_pid} did not stop", file=sys.stderr)
         return 1
     return 0
