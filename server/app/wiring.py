@@ -314,6 +314,9 @@ class App:
             logger.error("reload refused: still serving the programs applied before")
         except (ConfigError, SettingsError) as error:
             logger.error("reload refused: %s; still serving the programs applied before", error)
+        except Exception:
+            # The database down, say: a reload must never take the server with it.
+            logger.exception("reload failed; still serving the programs applied before")
 
 
 def issue_text(issue: ConfigIssue, path: Path | None = None) -> str:

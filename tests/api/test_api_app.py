@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ from arbiter.server.app.settings import (
     settings_from_args,
 )
 from arbiter.server.app.wiring import App, ProgramFileError
+from arbiter.server.engine import compile_program
 from arbiter.v1 import checkout_pb2, program_pb2
 
 MakeProgram = Callable[..., program_pb2.Program]
@@ -358,3 +360,36 @@ async def test_reload_applies_changed_files_and_refuses_bad_ones(
         assert app.programs.get("demo").version == 2
     finally:
         await app.stop(0)
+
+
+async def test_a_reload_that_fails_keeps_the_server_serving(
+    tmp_path: Path, make_program: MakeProgram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """serve_until_signal in this process: SIGHUP whose reload raises something unforeseen,
+    then SIGTERM."""
+    path = tmp_path / "demo.json"
+    path.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    calls = 0
+
+    def compile_once(program: program_pb2.Program) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("the compiler broke")
+        return compile_program(program)
+
+    caplog.set_level(logging.INFO, logger="arbiter.app")
+    app = App(Settings(listen="127.0.0.1:0", programs=(path,)), compile=compile_once)
+    serving = asyncio.create_task(app.serve_until_signal())
+    async with asyncio.timeout(60):  # a hang fails, not blocks
+        while "serving 1 program(s)" not in caplog.text:
+            assert not serving.done()
+            await asyncio.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGHUP)
+        while "reload failed; still serving" not in caplog.text:
+            assert not serving.done(), serving
+            await asyncio.sleep(0.01)
+        assert app.programs.get("demo").version == 1
+        os.kill(os.getpid(), signal.SIGTERM)
+        await serving
+    assert "stopping: draining calls" in caplog.text
