@@ -154,7 +154,15 @@ async def _health(args: argparse.Namespace) -> int:
         try:
             status = await client.health_status(args.service)
         except grpc.aio.AioRpcError as exc:
-            _print_rpc_error("health", exc)
+            if exc.code() == grpc.StatusCode.NOT_FOUND and not exc.details():
+                # A server that does not say more (its health service is the standard one).
+                print(
+                    f"arbiter health: NOT_FOUND: service {args.service!r} is not known to the "
+                    "server",
+                    file=sys.stderr,
+                )
+            else:
+                _print_rpc_error("health", exc)
             return _EXIT_FAILED
     print(status)
     return _EXIT_OK if status == "SERVING" else _EXIT_FAILED

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2_grpc
 
 import arbiter as arbiter_package
 from arbiter.server.api.program_file import load_demo_program
@@ -393,3 +395,19 @@ async def test_a_reload_that_fails_keeps_the_server_serving(
         os.kill(os.getpid(), signal.SIGTERM)
         await serving
     assert "stopping: draining calls" in caplog.text
+
+
+async def test_health_of_an_unknown_service_on_a_terse_server() -> None:
+    """A server with the standard health service alone: NOT_FOUND with no message."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        code, out, err = await arbiter(
+            "health", "--target", f"127.0.0.1:{port}", "--service", "x.Y"
+        )
+    finally:
+        await server.stop(0)
+    assert (code, out) == (1, "")
+    assert err.strip() == "arbiter health: NOT_FOUND: service 'x.Y' is not known to the server"
