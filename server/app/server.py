@@ -36,8 +36,8 @@ class ArbiterServer:
     """One grpc.aio server. Build it inside the running event loop.
 
     Health says NOT_SERVING (overall and per arbiter.v1 service) from `start()` until
-    `set_serving()`, which the caller invokes once the programs are loaded (SPEC 9.4); `stop()`
-    turns it NOT_SERVING again before draining calls in flight.
+    `set_serving()`, which the caller invokes once the programs are loaded (docs/contract.md);
+    `stop()` turns it NOT_SERVING again before draining calls in flight.
     """
 
     def __init__(

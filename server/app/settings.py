@@ -68,8 +68,8 @@ class Settings:
     def check(self) -> None:
         """Refuse what must not be served: raises SettingsError saying what to fix.
 
-        SPEC 9.4: serving a non-loopback address without an admin key would expose every RPC
-        to the network without auth, so it refuses to start.
+        docs/contract.md, Running it: serving a non-loopback address without an admin key would
+        expose every RPC to the network without auth, so it refuses to start.
         """
         if not is_loopback(self.listen) and not self.admin_key:
             raise SettingsError(

@@ -96,7 +96,7 @@ class App:
         await self.store.create_schema()
         if self._given_members is None:
             self.members = LedgerMemberDirectory(self.ledger, self.programs, clock=self._clock)
-        # SPEC 9.2c: a restarted server serves the last applied version of each program.
+        # A restarted server serves the last applied version of each program (docs/contract.md).
         for stored in await self.store.latest_programs():
             await asyncio.to_thread(self.programs.publish, stored.program, stored.version)
             logger.info("program %r version %d restored", stored.program.id, stored.version)

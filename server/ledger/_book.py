@@ -603,7 +603,7 @@ class Book:
         return json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
 
     async def emit(self, topic: str, payload: Mapping[str, Any]) -> None:
-        """Write an event to the outbox in this transaction (SPEC 6, end)."""
+        """Write an event to the outbox in this transaction (docs/contract.md, Events)."""
         await self.conn.execute(
             "INSERT INTO outbox (program, topic, member_id, payload, created_at)"
             " VALUES ($1, $2, $3, $4::jsonb, $5)",

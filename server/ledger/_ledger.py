@@ -76,7 +76,7 @@ def _now(now: datetime | None) -> datetime:
 
 
 class Ledger:
-    """The points ledger of SPEC 6 and 7 over one PostgreSQL database.
+    """The points ledger of docs/contract.md over one PostgreSQL database.
 
     Every method takes the applied program version (an `arbiter.v1.Program` or a `LedgerProgram`
     built once from it) and, where time matters, `now` (default: the clock, for production).

@@ -1,4 +1,4 @@
-"""The order lifecycle (SPEC 6): confirm, reserve, confirm a reservation, cancel, deliver.
+"""The order lifecycle (docs/contract.md): confirm, reserve, confirm a reservation, cancel, deliver.
 
 Confirm and reserve run the calculation *inside* the transaction, under the member's lock: the
 member state the engine sees is exactly the one the postings are checked against, so two orders
@@ -392,7 +392,7 @@ async def _post_accruals(book: Book, order_pk: int, order_id: str,
             await book.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
                                                "order_id": order_id, "transaction_id": txn.id})
         if p.accrued_pending > 0:
-            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            # Not in any balance until delivery, so no transaction yet (docs/contract.md, Balances).
             await book.add_lot(p.point_type, p.accrued_pending, pending=True, order_pk=order_pk,
                                timing="ON_DELIVERY")
 
@@ -465,7 +465,7 @@ async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
             batch.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
                                           "order_id": req.order_id}, txn)
         if p.accrued_pending > 0:
-            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            # Not in any balance until delivery, so no transaction yet (docs/contract.md, Balances).
             batch.accrue_pending(p.point_type, p.accrued_pending, "ON_DELIVERY")
     for c in result.promo_codes:
         if c.status == "APPLIED":

@@ -1,4 +1,4 @@
-"""Returns (SPEC 6): take back the returned units' accruals and refund their points paid,
+"""Returns (docs/contract.md): take back the returned units' accruals and refund their points paid,
 in proportion, under the stored result of the sale, never a recalculation."""
 
 from __future__ import annotations

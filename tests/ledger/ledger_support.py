@@ -1,7 +1,7 @@
 """Test helpers for the ledger: small programs, a fake calculator, the ledger's invariants.
 
 The fake calculator is a test double of the engine: it turns a requested redemption and
-requested accruals into a CalculationResult shaped like the engine's (SPEC 9.2, rule 17),
+requested accruals into a CalculationResult shaped like the engine's (rule 17, docs/rules.md),
 with 1 point = 1 minor unit.
 """
 
