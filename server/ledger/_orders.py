@@ -553,6 +553,8 @@ async def _post_held_codes(conn: asyncpg.Connection, program: LedgerProgram, ord
     lapsed, took the code. So the uses are counted again under the locks (this order's own
     held use included): a code over its limit refuses the posting, and nothing is written.
     """
+    if not any(c.status == "APPLIED" for c in order.result.promo_codes):
+        return  # no code was held: nothing to read
     uses = await conn.fetch(
         "SELECT code, state FROM promo_code_uses WHERE order_pk = $1 ORDER BY code", order.pk
     )
@@ -563,10 +565,12 @@ async def _post_held_codes(conn: asyncpg.Connection, program: LedgerProgram, ord
         code = u["code"]
         pool = program.pools.get(program.code_pools.get(code, ""))
         max_uses = pool.codes.get(code, 0) if pool is not None else 0
-        if max_uses and counts.get(code, 0) > max_uses:
+        live = counts.get(code, 0)
+        if max_uses and live > max_uses:
             raise FailedPrecondition(
-                f"order {order.order_id!r}: promo code {code!r} was taken by another order"
-                " once the hold had lapsed; nothing was written"
+                f"order {order.order_id!r}: promo code {code!r} is used up ({live} live uses with"
+                f" this hold, at most {max_uses}): another order took it once the hold had lapsed,"
+                " or its limit was lowered; nothing was written"
             )
     await conn.execute(
         "UPDATE promo_code_uses SET state = 'CONFIRMED', hold_until = NULL"
