@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from arbiter.server.ledger import Ledger
+from arbiter.server.state import LedgerMemberDirectory
 from arbiter.v1 import checkout_pb2, program_pb2
 from tests.e2e.conftest import (
     E2E,
@@ -205,6 +206,11 @@ async def test_a_lapsed_guest_hold_cannot_be_confirmed(shop: E2E) -> None:
 
 async def test_a_guest_order_is_delivered_and_returned_without_points(shop: E2E) -> None:
     await shop.checkout.ConfirmOrder(guest_order("g-1", ONCE, quantity=2))
+    # A quote caches the member; the guest order's steps leave it cached.
+    await shop.checkout.CalculateOrder(as_calculate(order_request("q", "m-1")))
+    directory = shop.app.members
+    assert isinstance(directory, LedgerMemberDirectory)
+    assert directory.cached(PROGRAM) == 1
     delivered = await shop.checkout.DeliverOrder(
         checkout_pb2.DeliverOrderRequest(program=PROGRAM, order_id="g-1"))
     assert list(delivered.activated) == []
@@ -221,7 +227,9 @@ async def test_a_guest_order_is_delivered_and_returned_without_points(shop: E2E)
     # The code stays used after a return; a cancel releases it.
     again = await shop.checkout.ConfirmOrder(guest_order("g-2", ONCE))
     assert code_status(again.result, ONCE) == EXHAUSTED
+    assert directory.cached(PROGRAM) == 1
     await _cancel(shop, "g-1")
+    assert directory.cached(PROGRAM) == 1
     quote = await shop.checkout.CalculateOrder(as_calculate(guest_order("q", ONCE)))
     assert code_status(quote, ONCE) == APPLIED
 
