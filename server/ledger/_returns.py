@@ -1,6 +1,5 @@
 """Returns (SPEC 6): take back the returned units' accruals and refund their points paid,
-in proportion, under the stored result of the sale, never a recalculation. A guest order's
-return is recorded (idempotent by `return_id` like any) and moves no points."""
+in proportion, under the stored result of the sale, never a recalculation."""
 
 from __future__ import annotations
 
@@ -116,6 +115,8 @@ def _validate(result: CalculationResult, return_id: str,
 async def return_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
                        return_id: str, lines: Sequence[tuple[str, int]], now: datetime
                        ) -> list[PointsMovement]:
+    """Record a return and move its points. A guest order's return is recorded, validated and
+    idempotent like any, and moves no points (its order moved none)."""
     book, order = await lock_order(conn, program, order_id, now)
     validate_id(return_id, "return_id")
     request_hash = hashlib.sha256(
