@@ -26,9 +26,6 @@ OUTSIDE_CITATION = re.compile(
     r"|/work/" + "shared"
 )
 
-# Applied migrations are checksummed (server/ledger/_migrate.py): editing even a comment would
-# make every existing database refuse to start, so an old migration keeps its first text.
-FROZEN = frozenset({"server/ledger/migrations/0001_ledger.sql"})
 
 # "rule 6", "rules 6, 7, 11 and 23", "rules 8-10", "rule 6(b)", "Rule 16".
 RULE_CITATION = re.compile(
@@ -113,7 +110,6 @@ def test_no_file_cites_a_document_outside_the_repository() -> None:
     offenders = [
         f"{name}:{number}: {line.strip()}"
         for name, text in sorted(texts.items())
-        if name not in FROZEN
         for number, line in enumerate(text.splitlines(), 1)
         if OUTSIDE_CITATION.search(line)
     ]
@@ -121,10 +117,6 @@ def test_no_file_cites_a_document_outside_the_repository() -> None:
         "\n".join(offenders)
     )
 
-
-def test_frozen_files_are_still_tracked() -> None:
-    # An entry that names no tracked file would silently widen nothing, but would be stale.
-    assert set(text_files()) >= FROZEN
 
 
 def test_rules_md_defines_rules_1_to_23_in_order() -> None:
