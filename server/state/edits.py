@@ -636,7 +636,7 @@ def _upsert_group(draft: pb.Program, request: admin_pb2.UpsertGroupRequest) -> E
             "(leave parent empty to keep it where it is)",
         )
     changes = _changes(existing, group, _GROUP_SETTINGS)
-    children = list(existing.children)
+    children = [_copy(child) for child in existing.children]
     existing.CopyFrom(group)
     _replace_all(existing.children, children)
     kind, object_id = ("program", new.id) if is_root else ("group", group.id)
@@ -790,7 +790,7 @@ def _update_program(draft: pb.Program, request: admin_pb2.UpdateProgramRequest) 
                 raise AlreadyExists("promotion", root.id, _SHARED_TREE)
         for name, change in _changes(draft.arbitration, root, _GROUP_SETTINGS).items():
             changes[f"arbitration.{name}"] = change
-        children = list(new.arbitration.children)
+        children = [_copy(child) for child in new.arbitration.children]
         new.arbitration.CopyFrom(root)
         _replace_all(new.arbitration.children, children)
     return _edit(draft, new, UPDATE, "program", draft.id, {"changed": changes})

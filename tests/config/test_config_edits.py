@@ -278,9 +278,8 @@ def test_upsert_replaces_in_place(rpc: str, field: str, section: str, obj: Messa
     assert result.action == "update"
     changed = result.detail["changed"]
     assert changed["name"] == {"before": first.name or None, "after": "Renamed"}
-    assert set(changed) == {
-        f.name for f in first.DESCRIPTOR.fields if f.name != "id" and f.name in changed
-    }
+    # Every field the old object set (but its id) is cleared or changed, and nothing else.
+    assert set(changed) == {f.name for f, _ in first.ListFields() if f.name != "id"} | {"name"}
     assert result.changed
 
 
@@ -421,6 +420,16 @@ def test_delete_a_referenced_object_is_allowed_and_apply_names_the_dangling_refe
     assert ("tier_group", "levels", "point_type") in [
         (i.object_kind, i.object_id, i.field) for i in info.value.issues
     ]
+
+
+def test_delete_a_dangling_listing() -> None:
+    draft = draft_program()
+    draft.arbitration.children[1].group.children.add(promotion="ghost")  # listed, not defined
+    result = edit(
+        draft, "DeleteObject", apb.DeleteObjectRequest(object_kind="promotion", id="ghost")
+    )
+    assert shape(result.draft.arbitration) == shape(draft_program().arbitration)
+    assert result.detail == {"object": None, "group": "g1", "position": 2}
 
 
 def test_delete_an_empty_group() -> None:
@@ -644,6 +653,9 @@ def test_upsert_group_creates_an_empty_group_last_in_its_parent() -> None:
         ("g3", []),
     ]
     assert (result.action, result.object_kind, result.object_id) == ("create", "group", "g3")
+    draft.arbitration.id = "main"  # the main arbitration's own id names it too
+    by_root_id = edit(draft, "UpsertGroup", apb.UpsertGroupRequest(group=new_group, parent="main"))
+    assert shape(by_root_id.draft.arbitration)[-1] == ("g3", [])
     nested = edit(draft, "UpsertGroup", apb.UpsertGroupRequest(group=new_group, parent="g2"))
     assert shape(nested.draft.arbitration)[1] == ("g1", ["b", ("g2", ["c", ("g3", [])])])
     assert (nested.detail["group"], nested.detail["position"]) == ("g2", 1)
