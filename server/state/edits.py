@@ -175,6 +175,44 @@ def _differing_fields(
     return out
 
 
+# A list whose elements differ in more places than this is reported by its name alone.
+MAX_PATHS_PER_LIST: Final = 16
+
+
+def _differing_paths(
+    before: Message, after: Message, names: Sequence[str] | None = None, prefix: str = ""
+) -> list[str]:
+    """The field paths (proto names, list indices) down to each difference, in proto order.
+
+    A message field present on both sides is descended into; a list of messages of one length
+    is compared element by element (`product_rules[0].benefits[1].discount.percent_bp`); a
+    field set on one side only, a list of scalars, or a list whose length changed is named whole.
+    """
+    out: list[str] = []
+    for field in before.DESCRIPTOR.fields:
+        name = field.name
+        if names is not None and name not in names:
+            continue
+        path = prefix + name
+        old, new = getattr(before, name), getattr(after, name)
+        if field.has_presence and before.HasField(name) != after.HasField(name):
+            out.append(path)
+        elif old == new:
+            continue
+        elif field.message_type is None:
+            out.append(path)
+        elif not field.is_repeated:
+            out.extend(_differing_paths(old, new, prefix=f"{path}."))
+        elif len(old) != len(new):
+            out.append(path)
+        else:
+            inner: list[str] = []
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                inner.extend(_differing_paths(a, b, prefix=f"{path}[{i}]."))
+            out.extend(inner if len(inner) <= MAX_PATHS_PER_LIST else [path])
+    return out
+
+
 def _changes(
     before: Message, after: Message, names: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -929,8 +967,8 @@ def _diff_program(
 ) -> list[admin_pb2.DiffEntry]:
     if applied is None:
         return [_entry("program", draft.id, "added")]
-    fields = _differing_fields(applied, draft, _PROGRAM_FIELDS)
-    settings = _differing_fields(applied.arbitration, draft.arbitration, _GROUP_SETTINGS)
+    fields = _differing_paths(applied, draft, _PROGRAM_FIELDS)
+    settings = _differing_paths(applied.arbitration, draft.arbitration, _GROUP_SETTINGS)
     fields.extend(f"arbitration.{name}" for name in settings)
     if old.root_shape != new.root_shape:
         fields.append("arbitration.children")
@@ -962,11 +1000,14 @@ def diff(applied: pb.Program | None, draft: pb.Program) -> list[admin_pb2.DiffEn
     """What `draft` changes against `applied` (None: nothing applied yet, everything is added).
 
     One entry per object added, removed or changed, by kind in OBJECT_KINDS order, then by id.
-    A "changed" entry lists the top-level fields that differ, in proto order. The tree: a group's
-    `children` (the main arbitration's: the program's `arbitration.children`) differ when the
-    list of its children's ids, in order, does; a promotion or named group that now sits in
-    another group also has the pseudo-field PLACEMENT. A promotion no group lists counts as the
-    last child of the main arbitration, so listing it there explicitly is no change.
+    A "changed" entry lists the paths of the fields that differ, in proto order, each starting
+    with a top-level field of the object (`name`, `ratio.money`,
+    `product_rules[0].benefits[0].discount.percent_bp`; see `_differing_paths`). The tree: a
+    group's `children` (the main arbitration's: the program's `arbitration.children`) differ
+    when the list of its children's ids, in order, does; a promotion or named group that now
+    sits in another group also has the pseudo-field PLACEMENT, last. A promotion no group lists
+    counts as the last child of the main arbitration, so listing it there explicitly is no
+    change.
     """
     old, new = _Tree.of(applied), _Tree.of(draft)
     entries = _diff_program(applied, draft, old, new)
@@ -983,14 +1024,14 @@ def diff(applied: pb.Program | None, draft: pb.Program) -> list[admin_pb2.DiffEn
         def fields(
             object_id: str, a: Message, b: Message, is_promotion: bool = is_promotion
         ) -> list[str]:
-            out = _differing_fields(a, b)
+            out = _differing_paths(a, b)
             return out + placement(object_id) if is_promotion else out
 
         entries.extend(e for _, e in _diff_objects(section.kind, items_before, items_after, fields))
 
     def group_fields(object_id: str, a: Message, b: Message) -> list[str]:
         ga, gb = cast(pb.Group, a), cast(pb.Group, b)
-        out = _differing_fields(ga, gb, _GROUP_SETTINGS)
+        out = _differing_paths(ga, gb, _GROUP_SETTINGS)
         if _shape(ga) != _shape(gb):
             out.append("children")
         return out + placement(object_id)

@@ -920,6 +920,42 @@ def test_diff_lists_the_changed_fields_in_proto_order() -> None:
     ]
 
 
+def test_diff_names_the_path_down_to_each_difference() -> None:
+    applied = draft_program()
+    applied.promo_code_pools[0].codes.extend(pb.PromoCode(code=f"C{i}") for i in range(20))
+    draft = pb.Program()
+    draft.CopyFrom(applied)
+    draft.point_types[0].ratio.money = 50
+    benefits = by_id(draft, "a").product_rules[0].benefits
+    benefits[0].discount.percent_bp = 700
+    by_id(draft, "b").product_rules[0].benefits[0].CopyFrom(
+        pb.Benefit(accrue_points=pb.AccruePoints(point_type="bonus", points=10))
+    )
+    by_id(draft, "c").product_rules.add()  # a list that grew is named whole
+    for code in draft.promo_code_pools[0].codes:  # 21 codes changed: more than a list reports
+        code.max_uses = 1
+    draft.member_segments[0].members.append("m2")  # a list of scalars is named whole
+    draft.arbitration.limits.max_discount_bp = 100
+    applied.arbitration.limits.max_discount_bp = 200
+    assert entries(applied, draft) == [
+        ("program", P, "changed", ["arbitration.limits.max_discount_bp"]),
+        ("point_type", "bonus", "changed", ["ratio.money"]),
+        ("member_segment", "vip", "changed", ["members"]),
+        ("promo_code_pool", "codes", "changed", ["codes"]),
+        ("promotion", "a", "changed", ["product_rules[0].benefits[0].discount.percent_bp"]),
+        (
+            "promotion",
+            "b",
+            "changed",
+            ["product_rules[0].benefits[0].discount", "product_rules[0].benefits[0].accrue_points"],
+        ),
+        ("promotion", "c", "changed", ["product_rules"]),
+    ]
+    draft.promo_code_pools[0].CopyFrom(applied.promo_code_pools[0])
+    draft.promo_code_pools[0].codes[3].max_uses = 2
+    assert ("promo_code_pool", "codes", "changed", ["codes[3].max_uses"]) in entries(applied, draft)
+
+
 def test_diff_of_a_moved_promotion() -> None:
     applied = draft_program()
     moved = edit(applied, "MoveNode", apb.MoveNodeRequest(node="a", to_group="g2")).draft
