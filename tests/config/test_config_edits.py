@@ -1034,6 +1034,18 @@ def test_diff_is_deterministic_and_sorted_by_id() -> None:
     assert found == entries(applied, draft)
 
 
+def test_diff_matches_an_id_defined_twice_occurrence_by_occurrence() -> None:
+    applied = draft_program()
+    draft = draft_program()
+    draft.partners.add(id="acme", name="Second")  # an invalid draft: Apply will refuse it
+    assert entries(applied, draft) == [("partner", "acme", "added", [])]
+    draft.partners[0].name = "First"
+    assert entries(applied, draft) == [
+        ("partner", "acme", "changed", ["name"]),
+        ("partner", "acme", "added", []),
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Random sequences of edits keep one place per promotion
 
