@@ -6,7 +6,11 @@
     │                                                      per bad field (`order.lines[2].id`)
     ├── ConfigError                    INVALID_ARGUMENT    google.rpc.BadRequest, field
     │                                                      "<object_kind> <id>: <field>"
-    ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member)
+    ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member, edited object)
+    ├── AlreadyExists (state.errors)   ALREADY_EXISTS      (a draft edit reusing an id)
+    ├── EditRefused (state.errors)     FAILED_PRECONDITION (the draft refuses the edit)
+    ├── InvalidEdit (state.errors)     INVALID_ARGUMENT    google.rpc.BadRequest, one violation
+    │                                                      per bad request field (`promotion.id`)
     └── LedgerError (ledger.errors)
         ├── NotFound                   NOT_FOUND
         ├── Conflict                   ALREADY_EXISTS
@@ -20,7 +24,8 @@ How a later error gets its status: one line in `STATUS_BY_ERROR`, keyed by its c
 lookup walks the raised exception's MRO, so a subclass inherits its base's status (every
 FailedPrecondition subclass is FAILED_PRECONDITION) and a more specific entry wins. An error
 that carries `violations: tuple[FieldViolation, ...]` (InvalidOrder, the ledger's
-InvalidArgument) gets them as BadRequest field violations. Domain rooms never import grpc.
+InvalidArgument, the state room's InvalidEdit) gets them as BadRequest field violations. Domain
+rooms never import grpc.
 
 Their message (str(exc)) becomes the status message, so they must say what to fix and never
 carry secrets. The status and its details travel as `google.rpc.Status` in the trailing metadata
@@ -43,7 +48,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
-from arbiter.server.state import NotFound
+from arbiter.server.state import AlreadyExists, EditRefused, InvalidEdit, NotFound
 
 __all__ = [
     "MAX_REPORTED_VIOLATIONS",
@@ -59,6 +64,9 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     InvalidOrder: grpc.StatusCode.INVALID_ARGUMENT,
     ConfigError: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    EditRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    InvalidEdit: grpc.StatusCode.INVALID_ARGUMENT,
     ledger_errors.NotFound: grpc.StatusCode.NOT_FOUND,
     ledger_errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     ledger_errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
@@ -121,7 +129,7 @@ def _bad_request(pairs: Iterable[tuple[str, str]], total: int) -> error_details_
 
 
 def _field_violations(exc: BaseException) -> tuple[FieldViolation, ...] | None:
-    if isinstance(exc, InvalidOrder | ledger_errors.InvalidArgument):
+    if isinstance(exc, InvalidOrder | ledger_errors.InvalidArgument | InvalidEdit):
         return exc.violations
     return None
 
