@@ -1,12 +1,15 @@
 """Bursts of concurrent quotes against a whole server: throughput and the mix of answers.
 
     python bench/bench_overload.py [--levels 100,500,1000,2000,5000] [--channels 1]
-                                   [--deadline 30] [--serve-arg=--max-concurrent-rpcs=500]
+                                   [--quote context|enrolled] [--deadline 30]
+                                   [--serve-arg=--max-concurrent-rpcs=500]
 
 Starts `arbiter serve` as a separate process on loopback (the demo program, the embedded
 PostgreSQL in a fresh temporary folder), then for each level N sends N CalculateOrder calls at
-once (the demo order, which carries its member context, so no call waits on the database),
-spread round-robin over `--channels` connections, and waits for every answer. Meanwhile a probe
+once, spread round-robin over `--channels` connections, and waits for every answer. The calls
+quote the demo order: with `--quote context` (the default) it carries its member context, so no
+call waits on anything; with `--quote enrolled` each call names a member enrolled beforehand and
+not yet cached, so the server reads PostgreSQL and the calls wait in flight. Meanwhile a probe
 on a connection of its own sends a health Check every 50 ms with a 1 s deadline, as a load
 balancer would. For each level it prints the wall time, the answers per second, the latency
 (p50/p99/max) of the successful calls, each status code with its count and first message, and
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from arbiter.server.app.runtime import EVENT_LOOPS, run
-from arbiter.v1 import checkout_pb2, checkout_pb2_grpc
+from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, member_pb2, member_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "server" / "demo"
@@ -75,6 +79,35 @@ async def _wait_serving(target: str, timeout_s: float = 180) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise SystemExit("the server did not report SERVING")
+
+
+async def _enroll(target: str, program: str, ids: list[str]) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = member_pb2_grpc.MemberServiceStub(channel)
+
+        async def requests() -> AsyncIterator[member_pb2.EnrollMemberRequest]:
+            for member_id in ids:
+                yield member_pb2.EnrollMemberRequest(program=program, member_id=member_id)
+
+        await stub.EnrollMembers(requests())
+
+
+def _member_ids(calls: int, round_: int) -> list[str]:
+    return [f"m-{round_}-{i}" for i in range(calls)]
+
+
+def _requests(quote: str, calls: int, round_: int) -> list[checkout_pb2.CalculateOrderRequest]:
+    example = _example()
+    if quote == "context":
+        return [example] * calls
+    example.ClearField("member_context")
+    requests = []
+    for member_id in _member_ids(calls, round_):
+        request = checkout_pb2.CalculateOrderRequest()
+        request.CopyFrom(example)
+        request.member_id = member_id
+        requests.append(request)
+    return requests
 
 
 @dataclass
@@ -124,17 +157,23 @@ async def _probe(target: str, stop: asyncio.Event, level: _Level) -> None:
 
 
 async def _burst(
-    channels: list[grpc.aio.Channel], target: str, calls: int, deadline_s: float
+    channels: list[grpc.aio.Channel],
+    target: str,
+    requests: list[checkout_pb2.CalculateOrderRequest],
+    deadline_s: float,
 ) -> _Level:
+    calls = len(requests)
     level = _Level(calls)
     stubs = [checkout_pb2_grpc.CheckoutServiceStub(c) for c in channels]
-    request = _example()
     stop = asyncio.Event()
     probe = asyncio.create_task(_probe(target, stop, level))
     await asyncio.sleep(HEALTH_EVERY_S)
     started = time.perf_counter()
     await asyncio.gather(
-        *(_one(stubs[i % len(stubs)], request, deadline_s, level) for i in range(calls))
+        *(
+            _one(stubs[i % len(stubs)], request, deadline_s, level)
+            for i, request in enumerate(requests)
+        )
     )
     level.wall_s = time.perf_counter() - started
     stop.set()
@@ -201,11 +240,18 @@ async def _run(args: argparse.Namespace, workdir: Path) -> None:
             except SystemExit:
                 print(log_path.read_text(errors="replace")[-2000:], file=sys.stderr)
                 raise
+            program = _example().program
+            rounds = [200, *args.levels]  # the warm-up, then each level
+            if args.quote == "enrolled":
+                for round_, calls in enumerate(rounds):
+                    await _enroll(target, program, _member_ids(calls, round_))
             channels = [grpc.aio.insecure_channel(target) for _ in range(args.channels)]
             try:
-                await _burst(channels, target, 200, args.deadline)  # warm-up
-                for calls in args.levels:
-                    print(_report(await _burst(channels, target, calls, args.deadline)), flush=True)
+                for round_, calls in enumerate(rounds):
+                    requests = _requests(args.quote, calls, round_)
+                    level = await _burst(channels, target, requests, args.deadline)
+                    if round_:  # round 0 warms up
+                        print(_report(level), flush=True)
                     await asyncio.sleep(1.0)
             finally:
                 for channel in channels:
@@ -229,6 +275,12 @@ def main() -> None:
         help="concurrent calls per burst, comma-separated",
     )
     parser.add_argument("--channels", type=int, default=1, help="connections the calls share")
+    parser.add_argument(
+        "--quote",
+        choices=("context", "enrolled"),
+        default="context",
+        help="context: the member travels with the call; enrolled: read from PostgreSQL",
+    )
     parser.add_argument("--deadline", type=float, default=30.0, help="each call's deadline, s")
     parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto")
     parser.add_argument(
