@@ -9,11 +9,12 @@ PostgreSQL in a fresh temporary folder), then for each level N sends N Calculate
 once, spread round-robin over `--channels` connections, and waits for every answer. The calls
 quote the demo order: with `--quote context` (the default) it carries its member context, so no
 call waits on anything; with `--quote enrolled` each call names a member enrolled beforehand and
-not yet cached, so the server reads PostgreSQL and the calls wait in flight. Meanwhile a probe
-on a connection of its own sends a health Check every 50 ms with a 1 s deadline, as a load
-balancer would. For each level it prints the wall time, the answers per second, the latency
-(p50/p99/max) of the successful calls, each status code with its count and first message, and
-the health probe's failures. At the end it prints the server's log lines about overload.
+not yet cached, so the server reads PostgreSQL and the calls wait in flight. Meanwhile two
+probes send a health Check every 50 ms with a 1 s deadline: one on a connection of its own, as a
+load balancer would ("own"), one on the burst's first connection ("shared"). For each level it
+prints the wall time, the answers per second, the latency (p50/p99/max) of the successful calls,
+each status code with its count and first message, and each probe's answers and failures. At
+the end it prints the server's log lines about overload.
 
 Bounded: every call has a deadline (`--deadline`, seconds) and the whole run stops after the last
 level. Nothing is asserted: this is a measurement (docs/api.md, "Overload").
@@ -117,8 +118,12 @@ class _Level:
     latencies: list[float] = field(default_factory=list)
     codes: collections.Counter[str] = field(default_factory=collections.Counter)
     first_message: dict[str, str] = field(default_factory=dict)
-    health_ok: int = 0
-    health_failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Per probe ("own": a connection of its own, as a load balancer's; "shared": the first
+    # connection of the burst): SERVING answers, and the failures by status.
+    health_ok: collections.Counter[str] = field(default_factory=collections.Counter)
+    health_failed: dict[str, collections.Counter[str]] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter)
+    )
 
 
 async def _one(
@@ -139,21 +144,20 @@ async def _one(
     level.codes["OK"] += 1
 
 
-async def _probe(target: str, stop: asyncio.Event, level: _Level) -> None:
-    async with grpc.aio.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        ping = health_pb2.HealthCheckRequest()
-        while not stop.is_set():
-            try:
-                reply = await health.Check(ping, timeout=HEALTH_DEADLINE_S)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    level.health_ok += 1
-                else:
-                    level.health_failed["NOT_SERVING"] += 1
-            except grpc.aio.AioRpcError as exc:
-                level.health_failed[exc.code().name] += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), HEALTH_EVERY_S)
+async def _probe(channel: grpc.aio.Channel, name: str, stop: asyncio.Event, level: _Level) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    ping = health_pb2.HealthCheckRequest()
+    while not stop.is_set():
+        try:
+            reply = await health.Check(ping, timeout=HEALTH_DEADLINE_S)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                level.health_ok[name] += 1
+            else:
+                level.health_failed[name]["NOT_SERVING"] += 1
+        except grpc.aio.AioRpcError as exc:
+            level.health_failed[name][exc.code().name] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_EVERY_S)
 
 
 async def _burst(
@@ -166,7 +170,11 @@ async def _burst(
     level = _Level(calls)
     stubs = [checkout_pb2_grpc.CheckoutServiceStub(c) for c in channels]
     stop = asyncio.Event()
-    probe = asyncio.create_task(_probe(target, stop, level))
+    own = grpc.aio.insecure_channel(target)
+    probes = [
+        asyncio.create_task(_probe(own, "own", stop, level)),
+        asyncio.create_task(_probe(channels[0], "shared", stop, level)),
+    ]
     await asyncio.sleep(HEALTH_EVERY_S)
     started = time.perf_counter()
     await asyncio.gather(
@@ -177,7 +185,8 @@ async def _burst(
     )
     level.wall_s = time.perf_counter() - started
     stop.set()
-    await probe
+    await asyncio.gather(*probes)
+    await own.close()
     return level
 
 
@@ -196,12 +205,16 @@ def _report(level: _Level) -> str:
         for name, count in level.codes.most_common()
         if name != "OK"
     )
-    health = ", ".join(f"{n} {c}" for n, c in level.health_failed.most_common()) or "none"
+    health = " ".join(
+        f"{probe}: ok={level.health_ok[probe]} failed="
+        + (",".join(f"{n} {c}" for n, c in level.health_failed[probe].most_common()) or "none")
+        for probe in ("own", "shared")
+    )
     return (
         f"N={level.calls:5d} wall={level.wall_s:6.2f}s ok={ok:5d} ok/s={ok / level.wall_s:7.0f}"
         f" p50={_percentile(ms, 0.5):7.1f}ms p99={_percentile(ms, 0.99):7.1f}ms"
         f" max={max(ms, default=float('nan')):7.1f}ms"
-        f" | health ok={level.health_ok} failed: {health}"
+        f" | health {health}"
         f" | errors: {errors or 'none'}"
     )
 
