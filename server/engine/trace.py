@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from arbiter.server.engine.arbitrate import NO_RUNNER_UP
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
     MAX_BENEFIT,
@@ -240,62 +241,42 @@ class Tracer:
                     order_winner = name
 
     def _max_benefit(self, node: CNode, s: State, rec: _Record, outranked: str) -> list[Entry]:
-        """Every candidate of SPEC 4 valued in tie-break order, as `Single._enumerated_best`
-        does for small groups; then the children walked on the states the winner used."""
+        """The group's candidates all valued by the batched search (nothing pruned), then its
+        children walked on the states the winner evaluated them on: on `s` for a summation, on
+        the state the earlier chosen children left for a sequence; the others on `s`, left
+        out."""
         single = self.single
         gid = node.group_id
-        children: list[tuple[int, CNode, list[Entry]]] = []
-        for position, child in enumerate(node.children):
-            if single.live(child):
-                effect = single.evaluate(child, s)
-                if effect:
-                    children.append((position, child, effect))
-        if not children:
+        live = [child for child in node.children if single.live(child)]
+        arb = single.arb
+        arb.valuations = {}
+        try:
+            arb.evaluate(node, s.summary())
+            valuation = arb.valuations.get(id(node))
+        finally:
+            arb.valuations = None
+        if valuation is None:  # no live child, or none with an effect on `s`
             for child in node.children:
                 self.walk(child, s, gid, outranked)
             rec.detail.append("no child has an effect: no candidate")
             return []
-        plan = candidate_plan(len(children))
-        after: dict[int, list[Entry]] = {}
-        values: list[int] = []
-        results: list[list[Entry]] = []
-        for mask, sequential in zip(plan.masks.tolist(), plan.sequential.tolist(), strict=True):
-            members = [i for i in range(len(children)) if mask >> i & 1]
-            if sequential:
-                entries = after[mask & ~(1 << members[-1])]
-                step = single.evaluate(children[members[-1]][1], single.apply(s, entries))
-                candidate = entries + step
-                after[mask] = candidate
-            elif len(members) == 1:
-                candidate = children[members[0]][2]
-                after[mask] = candidate
-            else:
-                summed = [x for i in members for x in children[i][2]]
-                candidate = single.valid(summed, s, node.lo, node.hi)
-            if node.has_limits and candidate:
-                candidate = single.limits(node, candidate, s)
-            values.append(single._benefit_of(candidate))
-            results.append(candidate)
-        best = max(range(len(values)), key=lambda i: (values[i], -i))
-        others = [v for i, v in enumerate(values) if i != best]
+        count, runner_up, best = valuation
+        plan = candidate_plan(len(live))
         chosen_mask = int(plan.masks[best])
         sequential = bool(plan.sequential[best])
-        chosen = [children[i] for i in range(len(children)) if chosen_mask >> i & 1]
-        chosen_names = ", ".join(self.name(c) for _, c, _ in chosen)
+        chosen = {id(live[i]) for i in range(len(live)) if chosen_mask >> i & 1}
+        names = ", ".join(self.name(c) for c in live if id(c) in chosen)
         mode = "SINGLE" if len(chosen) == 1 else "SEQUENTIAL" if sequential else "SUMMATION"
-        runner_up = str(max(others)) if others else "none"
+        second = "none" if runner_up == NO_RUNNER_UP else str(runner_up)
         rec.detail.append(
-            f"chosen: {chosen_names}; mode: {mode}; candidates valued: {len(values)};"
-            f" runner-up benefit: {runner_up}"
+            f"chosen: {names}; mode: {mode}; candidates valued: {count};"
+            f" runner-up benefit: {second}"
         )
-        # Walk every child: the chosen ones on the states the winning candidate evaluated
-        # them on, the others on `s`, left out.
-        left_out = outranked or f"MAX_BENEFIT group {gid!r} chose {chosen_names}"
-        positions = {position for position, _, _ in chosen}
+        left_out = outranked or f"MAX_BENEFIT group {gid!r} chose {names}"
         cur = s
         raw: list[Entry] = []
-        for position, child in enumerate(node.children):
-            if position in positions:
+        for child in node.children:
+            if id(child) in chosen:
                 ce = self.walk(child, cur if sequential else s, gid, outranked)
                 raw += ce
                 if sequential and ce:
@@ -303,7 +284,12 @@ class Tracer:
             else:
                 self.walk(child, s, gid, left_out)
         rec.effect = raw
-        return self._cut(gid, "its candidate made valid and limited", raw, results[best])
+        out = raw
+        if not sequential and len(chosen) > 1:
+            out = self._cut(gid, "its sum made valid", out, single.valid(out, s, node.lo, node.hi))
+        if node.has_limits and out:
+            out = self._cut(gid, "its limits", out, single.limits(node, out, s))
+        return out
 
     # --- verdicts ---------------------------------------------------------------------------
 
@@ -313,11 +299,14 @@ class Tracer:
         """One TraceEntry per recorded node, in tree order, judged against the result's
         entries `final`; `reasons` holds each promotion's failed selection check ("": none)."""
         line_ids = [line.id for line in order.lines]
+        by_benefit: dict[int, list[Entry]] = {}
+        for y in final:
+            by_benefit.setdefault(y[0], []).append(y)
         out: list[TraceEntry] = []
         for rec in self.records:
             node = rec.node
             verdict, reason, benefit, cut, lines, detail = self._judge(
-                rec, final, line_ids, reasons
+                rec, by_benefit, line_ids, reasons
             )
             out.append(
                 TraceEntry(
@@ -335,7 +324,11 @@ class Tracer:
         return tuple(out)
 
     def _judge(
-        self, rec: _Record, final: list[Entry], line_ids: list[str], reasons: list[str]
+        self,
+        rec: _Record,
+        final: dict[int, list[Entry]],
+        line_ids: list[str],
+        reasons: list[str],
     ) -> tuple[str, str, int, int, tuple[str, ...], list[str]]:
         """(verdict, reason, benefit, cut, line ids, detail) of one recorded node."""
         node = rec.node
@@ -380,7 +373,7 @@ class Tracer:
                 ],
             )
         lo, hi = node.lo, node.hi
-        result = {_key(y): y for y in final if lo <= y[0] < hi}
+        result = {_key(y): y for k in range(lo, hi) for y in final.get(k, ())}
         cut = 0
         cutters: list[str] = []
         for x in kept:
