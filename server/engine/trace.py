@@ -241,10 +241,10 @@ class Tracer:
                     order_winner = name
 
     def _max_benefit(self, node: CNode, s: State, rec: _Record, outranked: str) -> list[Entry]:
-        """The group's candidates all valued by the batched search (nothing pruned), then its
-        children walked on the states the winner evaluated them on: on `s` for a summation, on
-        the state the earlier chosen children left for a sequence; the others on `s`, left
-        out."""
+        """The group's candidates valued by the batched search (`Arbiter.valuations`: their
+        number, the winner, the exact runner-up), then its children walked on the states the
+        winner evaluated them on: on `s` for a summation, on the state the earlier chosen
+        children left for a sequence; the others on `s`, left out."""
         single = self.single
         gid = node.group_id
         live = [child for child in node.children if single.live(child)]
