@@ -74,7 +74,7 @@ class ArbiterServer:
             self._server,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(), _ADMIN, self.admission), self._server
+            guard(AdminService(programs, members, clock), _ADMIN, self.admission), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
