@@ -7,12 +7,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
+import arbiter
 from arbiter.client._client import DEFAULT_TARGET, ArbiterClient
 from arbiter.server.app.settings import SettingsError, add_serve_arguments, settings_from_args
 from arbiter.v1 import checkout_pb2
@@ -25,12 +27,22 @@ _EXIT_FAILED = 1
 _EXIT_USAGE = 2
 
 _DETAILS_KEY = "grpc-status-details-bin"
+_DISTRIBUTION = "arbiter-loyalty"
+
+
+def _version() -> str:
+    """The installed distribution's version (the package's own when run from a checkout)."""
+    try:
+        return metadata.version(_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return arbiter.__version__
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arbiter", description="Arbiter: a loyalty and promotion calculation server"
     )
+    parser.add_argument("--version", action="version", version=f"arbiter {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gRPC server")
@@ -60,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
     from arbiter.server.app.embedded_pg import EmbeddedPostgresError
     from arbiter.server.app.runtime import run, tune_allocator
-    from arbiter.server.app.wiring import App
+    from arbiter.server.app.wiring import App, ProgramFileError, issue_text
     from arbiter.server.engine import ConfigError
     from arbiter.server.ledger import StorageUnavailable
 
@@ -74,10 +86,19 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)
         return _EXIT_USAGE
+    except ProgramFileError as exc:
+        texts = [issue_text(issue, exc.path) for issue in exc.issues]
+        if len(texts) == 1:
+            print(f"arbiter serve: {exc.path}: {texts[0]}", file=sys.stderr)
+        else:
+            print(f"arbiter serve: {exc.path}: {len(texts)} issues:", file=sys.stderr)
+            for text in texts:
+                print(f"  {text}", file=sys.stderr)
+        return _EXIT_FAILED
     except ConfigError as exc:
         print("arbiter serve: a program cannot be applied:", file=sys.stderr)
         for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
+            print(f"  {issue_text(issue)}", file=sys.stderr)
         return _EXIT_FAILED
     except (OSError, EmbeddedPostgresError, StorageUnavailable) as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)
@@ -105,12 +126,27 @@ async def _calculate(args: argparse.Namespace) -> int:
         except grpc.aio.AioRpcError as exc:
             _print_rpc_error("calculate", exc)
             return _EXIT_FAILED
-    print(
+    _write_utf8(
         json_format.MessageToJson(
-            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            response,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            ensure_ascii=False,
         )
+        + "\n"
     )
     return _EXIT_OK
+
+
+def _write_utf8(text: str) -> None:
+    """Write `text` to stdout as UTF-8 (texts hold emoji and Cyrillic), whatever the locale."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a replaced stdout (a test's capture): it takes text
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 async def _health(args: argparse.Namespace) -> int:
@@ -118,7 +154,15 @@ async def _health(args: argparse.Namespace) -> int:
         try:
             status = await client.health_status(args.service)
         except grpc.aio.AioRpcError as exc:
-            _print_rpc_error("health", exc)
+            if exc.code() == grpc.StatusCode.NOT_FOUND and not exc.details():
+                # A server that does not say more (its health service is the standard one).
+                print(
+                    f"arbiter health: NOT_FOUND: service {args.service!r} is not known to the "
+                    "server",
+                    file=sys.stderr,
+                )
+            else:
+                _print_rpc_error("health", exc)
             return _EXIT_FAILED
     print(status)
     return _EXIT_OK if status == "SERVING" else _EXIT_FAILED

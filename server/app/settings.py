@@ -138,7 +138,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="FILE",
-        help="a program file (protobuf JSON of arbiter.v1.Program); may be repeated",
+        help="a program file (protobuf JSON of arbiter.v1.Program); may be repeated; SIGHUP"
+        " reads them again and applies those that changed",
     )
     parser.add_argument(
         "--listen", metavar="HOST:PORT", help=f"env ARBITER_LISTEN, default {DEFAULT_LISTEN}"
@@ -155,9 +156,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="env ARBITER_POSTGRES_BIN: PostgreSQL server binaries for the embedded cluster",
     )
     parser.add_argument(
-        "--redis", metavar="URL", help="env ARBITER_REDIS_URL; default: a single replica"
+        "--redis",
+        metavar="URL",
+        help="env ARBITER_REDIS_URL: the Redis (redis://HOST:PORT/DB) the ledger's events"
+        " (member.enrolled, order.confirmed, points.accrued, ...) are published to, as the streams"
+        " arbiter:events:PROGRAM; default: none, the events are only logged (DEBUG) and dropped",
     )
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="env ARBITER_DATA_DIR")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="env ARBITER_DATA_DIR: the embedded PostgreSQL's folder (unused with --postgres);"
+        " default $XDG_DATA_HOME/arbiter when XDG_DATA_HOME is set, else /var/lib/arbiter for"
+        " root and ~/.local/share/arbiter for other users",
+    )
     parser.add_argument(
         "--jobs-interval",
         type=float,

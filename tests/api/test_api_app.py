@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import sys
-from collections.abc import Callable
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2_grpc
 
+import arbiter as arbiter_package
+from arbiter.server.api.program_file import load_demo_program
+from arbiter.server.app.server import SERVICE_NAMES
 from arbiter.server.app.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -21,7 +32,8 @@ from arbiter.server.app.settings import (
     is_loopback,
     settings_from_args,
 )
-from arbiter.server.app.wiring import App
+from arbiter.server.app.wiring import App, ProgramFileError
+from arbiter.server.engine import compile_program
 from arbiter.v1 import checkout_pb2, program_pb2
 
 MakeProgram = Callable[..., program_pb2.Program]
@@ -136,6 +148,18 @@ def free_port() -> int:
         return port
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder of the test's own, not under pytest's 0700 base folder: under root the
+    account PostgreSQL runs as must traverse it."""
+    path = Path(tempfile.mkdtemp(prefix="arbiter-test-serve-"))
+    path.chmod(0o711)
+    try:
+        yield path / "data"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def arbiter(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -151,7 +175,7 @@ async def arbiter(*args: str) -> tuple[int, str, str]:
 
 
 async def test_serve_calculate_health_and_graceful_stop(
-    tmp_path: Path, make_program: MakeProgram, make_request: MakeRequest
+    tmp_path: Path, data_dir: Path, make_program: MakeProgram, make_request: MakeRequest
 ) -> None:
     program_file = tmp_path / "demo.json"
     program_file.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
@@ -161,6 +185,7 @@ async def test_serve_calculate_health_and_graceful_stop(
     request_file.write_text(json_format.MessageToJson(request), encoding="utf-8")
     target = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
+    env["ARBITER_DATA_DIR"] = str(data_dir)
 
     server = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -217,3 +242,172 @@ async def test_health_of_nothing_listening_fails() -> None:
     code, _, err = await arbiter("health", "--target", f"127.0.0.1:{free_port()}")
     assert code == 1
     assert "UNAVAILABLE" in err
+
+
+async def test_health_of_an_unknown_service_says_what_is_known(served: App) -> None:
+    target = f"127.0.0.1:{served.port}"
+    code, out, err = await arbiter("health", "--target", target, "--service", "arbiter.v1.Nope")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        "arbiter health: NOT_FOUND: service 'arbiter.v1.Nope' is not known to this server; "
+        "known: 'arbiter.v1.CheckoutService', 'arbiter.v1.MemberService', "
+        "'arbiter.v1.AdminService', and '' for the whole server"
+    ), err
+    for service in SERVICE_NAMES:
+        code, out, err = await arbiter("health", "--target", target, "--service", service)
+        assert (code, out.strip()) == (0, "SERVING"), err
+
+
+async def test_version() -> None:
+    code, out, _ = await arbiter("--version")
+    assert code == 0
+    assert out.strip() == f"arbiter {metadata.version('arbiter-loyalty')}"
+    assert metadata.version("arbiter-loyalty") == arbiter_package.__version__
+
+
+async def test_calculate_writes_utf8_whatever_the_locale(served: App, tmp_path: Path) -> None:
+    served.programs.publish(load_demo_program())
+    demo = Path(__file__).resolve().parents[2] / "server" / "demo" / "example_order.json"
+    for encoding in ("utf-8", "latin-1", "ascii"):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arbiter.client.cli",
+            "calculate",
+            "--target",
+            f"127.0.0.1:{served.port}",
+            str(demo),
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+        assert "You had 50000 bonus points before this order 🎁".encode() in stdout
+        assert b"\\ud83c" not in stdout
+        assert json.loads(stdout.decode("utf-8"))["texts"][0].endswith("🎁")
+
+
+def test_every_folder_of_the_package_is_declared() -> None:
+    """`pip install .` installs exactly the declared packages: a folder left out warns and
+    would be dropped by a future setuptools."""
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]
+    declared = set(config["packages"])
+    found = set()
+    for name, folder in config["package-dir"].items():
+        for sub in [root / folder, *(root / folder).rglob("*")]:
+            if not sub.is_dir() or any(
+                part.startswith(("_native", "__pycache__", ".")) for part in sub.parts
+            ):
+                continue
+            if not any(f.is_file() for f in sub.iterdir()):
+                continue
+            relative = sub.relative_to(root / folder).parts
+            found.add(".".join((name, *relative)))
+    assert found - declared == set()
+    assert "arbiter.server.demo" in declared
+    assert "arbiter.server.ledger.migrations" in declared
+
+
+async def test_open_reads_every_program_file_before_the_port_and_storage(
+    tmp_path: Path, make_program: MakeProgram
+) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    broken = make_program()
+    broken.arbitration.children.add(promotion="nope")
+    bad.write_text(json_format.MessageToJson(broken), encoding="utf-8")
+    with socket.socket() as holder:  # a busy port, which the bad file must fail before
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        settings = Settings(
+            listen=f"127.0.0.1:{holder.getsockname()[1]}",
+            programs=(good, bad),
+            embedded_postgres=True,
+            data_dir=tmp_path / "data",
+        )
+        app = App(settings)
+        with pytest.raises(ProgramFileError) as caught:
+            await app.open()
+        assert caught.value.path == bad
+        assert "nope" in str(caught.value)
+        assert len(app.programs) == 0  # the good file was not applied either
+        # The files fixed, the busy port fails next, still before any storage.
+        app = App(dataclasses.replace(settings, programs=(good,)))
+        with pytest.raises(SettingsError, match="already in use"):
+            await app.open()
+    assert not (tmp_path / "data").exists()
+
+
+async def test_reload_applies_changed_files_and_refuses_bad_ones(
+    tmp_path: Path, make_program: MakeProgram
+) -> None:
+    path = tmp_path / "demo.json"
+    path.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    app = App(Settings(listen="127.0.0.1:0", programs=(path,)))
+    await app.start()
+    try:
+        assert app.programs.get("demo").version == 1
+        assert await app.reload_programs() == [("demo", 1)]  # unchanged
+        changed = make_program(program_pb2.ARBITRATION_MODE_SEQUENTIAL, ("B", "A"))
+        path.write_text(json_format.MessageToJson(changed), encoding="utf-8")
+        assert await app.reload_programs() == [("demo", 2)]
+        path.write_text("[]", encoding="utf-8")
+        with pytest.raises(ProgramFileError):
+            await app.reload_programs()
+        assert app.programs.get("demo").version == 2
+    finally:
+        await app.stop(0)
+
+
+async def test_a_reload_that_fails_keeps_the_server_serving(
+    tmp_path: Path, make_program: MakeProgram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """serve_until_signal in this process: SIGHUP whose reload raises something unforeseen,
+    then SIGTERM."""
+    path = tmp_path / "demo.json"
+    path.write_text(json_format.MessageToJson(make_program()), encoding="utf-8")
+    calls = 0
+
+    def compile_once(program: program_pb2.Program) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("the compiler broke")
+        return compile_program(program)
+
+    caplog.set_level(logging.INFO, logger="arbiter.app")
+    app = App(Settings(listen="127.0.0.1:0", programs=(path,)), compile=compile_once)
+    serving = asyncio.create_task(app.serve_until_signal())
+    async with asyncio.timeout(60):  # a hang fails, not blocks
+        while "serving 1 program(s)" not in caplog.text:
+            assert not serving.done()
+            await asyncio.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGHUP)
+        while "reload failed; still serving" not in caplog.text:
+            assert not serving.done(), serving
+            await asyncio.sleep(0.01)
+        assert app.programs.get("demo").version == 1
+        os.kill(os.getpid(), signal.SIGTERM)
+        await serving
+    assert "stopping: draining calls" in caplog.text
+
+
+async def test_health_of_an_unknown_service_on_a_terse_server() -> None:
+    """A server with the standard health service alone: NOT_FOUND with no message."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        code, out, err = await arbiter(
+            "health", "--target", f"127.0.0.1:{port}", "--service", "x.Y"
+        )
+    finally:
+        await server.stop(0)
+    assert (code, out) == (1, "")
+    assert err.strip() == "arbiter health: NOT_FOUND: service 'x.Y' is not known to the server"

@@ -188,3 +188,30 @@ def _describe_with(how: str) -> str:
         check=True,
         timeout=120,
     ).stdout
+
+
+def test_the_build_hint_fits_the_installation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert native.from_checkout()  # this suite runs from the project's folder
+    assert native.build_hint() == "`make native` compiles it"
+    # An installed copy (site-packages/arbiter/server): no Makefile beside it.
+    installed = tmp_path / "site-packages" / "arbiter" / "server"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(native, "_SERVER", installed)
+    assert not native.from_checkout()
+    hint = native.build_hint()
+    assert "make" not in hint
+    assert "pip install 'arbiter-loyalty[native]'" in hint
+    assert "python -m arbiter.server.native build" in hint
+    if not any(native.compiled(m) for m in native.NATIVE_MODULES):
+        assert hint in native.describe()
+
+
+def test_the_native_extra_names_the_build_tools() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extra = {r.split("=")[0].split(">")[0] for r in project["optional-dependencies"]["native"]}
+    assert extra == {"mypy", "setuptools"}
