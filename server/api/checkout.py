@@ -11,6 +11,7 @@ from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_
 from arbiter.server.engine import (
     CalculationResult,
     CodeUsage,
+    CompiledProgram,
     FieldViolation,
     InvalidOrder,
     MemberState,
@@ -33,7 +34,7 @@ from arbiter.server.state import (
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "payload_hash", "utc_now"]
+__all__ = ["CheckoutService", "Clock", "payload_hash", "quote", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +73,30 @@ def _movements_to_proto(movements: Sequence[PointsMovement], out: Any) -> None:
         item.shortfall = m.shortfall
 
 
+async def quote(
+    request: checkout_pb2.CalculateOrderRequest | Any,
+    compiled: CompiledProgram,
+    version: int,
+    members: MemberDirectory,
+    clock: Clock,
+) -> checkout_pb2.CalculateOrderResponse:
+    """A calculation of `request` (CalculateOrder's fields: TestCalculateOrder's too) on
+    `compiled`, answered as `version`; the member from its context, or enrolled in `members`."""
+    program_id = request.program
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    enrolled = member is None and bool(request.member_id)
+    if enrolled:
+        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
+    # Uses matter only to promo codes: an order without any awaits nothing for them.
+    usage = (
+        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
+        if order.promo_codes
+        else None
+    )
+    result = calculate(compiled, order, member, now=clock(), usage=usage)
+    return result_to_proto(result, version)
+
+
 class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     """Thin servicer: take the applied program, translate, calculate or call the ledger, translate
     back. Without a ledger (a server built for quotes only) the lifecycle RPCs are UNIMPLEMENTED.
@@ -98,23 +123,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             raise InvalidOrder([FieldViolation("program", "required")])
         # Taken once: a version published meanwhile does not change this request's answer.
         applied = self._programs.get(program_id)
-        compiled = applied.compiled
-        order, member = order_from_proto(request, compiled.point_type_ids)
-        enrolled = member is None and bool(request.member_id)
-        if enrolled:
-            member = with_static_segments(
-                compiled, await self._members.get(program_id, request.member_id)
-            )
-        # Uses matter only to promo codes: an order without any awaits nothing for them.
-        usage = (
-            await self._members.usage(
-                program_id, request.member_id if enrolled else None, order.promo_codes
-            )
-            if order.promo_codes
-            else None
-        )
-        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
-        return result_to_proto(result, applied.version)
+        return await quote(request, applied.compiled, applied.version, self._members, self._clock)
 
     # -- the order lifecycle -------------------------------------------------------------------
 

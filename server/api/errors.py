@@ -6,7 +6,10 @@
     │                                                      per bad field (`order.lines[2].id`)
     ├── ConfigError                    INVALID_ARGUMENT    google.rpc.BadRequest, field
     │                                                      "<object_kind> <id>: <field>"
+    │   └── InvalidDraft (state)       FAILED_PRECONDITION google.rpc.BadRequest, as above (Apply)
     ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member)
+    ├── ProgramExists (state)          ALREADY_EXISTS
+    ├── ConfigurationRefused (state)   FAILED_PRECONDITION
     └── LedgerError (ledger.errors)
         ├── NotFound                   NOT_FOUND
         ├── Conflict                   ALREADY_EXISTS
@@ -44,6 +47,7 @@ from google.rpc import error_details_pb2, status_pb2
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
 from arbiter.server.state import NotFound
+from arbiter.server.state.errors import ConfigurationRefused, InvalidDraft, ProgramExists
 
 __all__ = [
     "MAX_REPORTED_VIOLATIONS",
@@ -58,7 +62,10 @@ logger = logging.getLogger("arbiter.api")
 STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     InvalidOrder: grpc.StatusCode.INVALID_ARGUMENT,
     ConfigError: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidDraft: grpc.StatusCode.FAILED_PRECONDITION,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    ProgramExists: grpc.StatusCode.ALREADY_EXISTS,
+    ConfigurationRefused: grpc.StatusCode.FAILED_PRECONDITION,
     ledger_errors.NotFound: grpc.StatusCode.NOT_FOUND,
     ledger_errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     ledger_errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
@@ -150,7 +157,8 @@ def _message(exc: BaseException, code: grpc.StatusCode) -> str:
     if isinstance(exc, ConfigError):
         count = len(exc.issues)
         more = f" (and {count - 1} more)" if count > 1 else ""
-        return _clip(f"invalid program: {exc.issues[0]}{more}", _MAX_MESSAGE_CHARS)
+        what = "the draft cannot be applied" if isinstance(exc, InvalidDraft) else "invalid program"
+        return _clip(f"{what}: {exc.issues[0]}{more}", _MAX_MESSAGE_CHARS)
     if code is grpc.StatusCode.UNIMPLEMENTED:
         return "not implemented"
     return _clip(str(exc) or type(exc).__name__, _MAX_MESSAGE_CHARS)

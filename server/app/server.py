@@ -10,6 +10,7 @@ from arbiter.server.api import AdminService, CheckoutService, Clock, MemberServi
 from arbiter.server.app.settings import Settings, SettingsError
 from arbiter.server.ledger import Ledger
 from arbiter.server.state import MemberDirectory, ProgramRegistry
+from arbiter.server.state.config import Configuration
 from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -48,6 +49,7 @@ class ArbiterServer:
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
+        config: Configuration | None = None,
     ) -> None:
         self._settings = settings
         self._server = grpc.aio.server(
@@ -68,7 +70,7 @@ class ArbiterServer:
             guard(MemberService(programs, members, clock, ledger), _MEMBER), self._server
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(), _ADMIN), self._server
+            guard(AdminService(programs, members, clock, config=config), _ADMIN), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

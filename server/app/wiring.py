@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from arbiter.server import native
+from arbiter.server.api.actor import LOCAL_ACTOR
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
@@ -26,6 +27,8 @@ from arbiter.server.state import (
     ProgramRegistry,
     StateStore,
 )
+from arbiter.server.state.config import Configuration
+from arbiter.server.state.errors import InvalidDraft
 from arbiter.server.state.programs import Compiler
 
 __all__ = ["App"]
@@ -61,6 +64,7 @@ class App:
         self.members: MemberDirectory = InMemoryMemberDirectory() if members is None else members
         self.ledger: Ledger | None = None
         self.store: StateStore | None = None
+        self.config: Configuration | None = None
         self.jobs: JobRunner | None = None
         self.cluster: EmbeddedPostgres | None = None
         self._redis: Any = None
@@ -93,13 +97,13 @@ class App:
         if applied:
             logger.info("ledger migrations applied: %s", ", ".join(applied))
         self.store = StateStore(self.ledger.pool)
-        await self.store.create_schema()
+        await self.store.open()
+        self.config = Configuration(self.store, self.programs, self._compile, self._clock)
         if self._given_members is None:
             self.members = LedgerMemberDirectory(self.ledger, self.programs, clock=self._clock)
-        # SPEC 9.2c: a restarted server serves the last applied version of each program.
-        for stored in await self.store.latest_programs():
-            await asyncio.to_thread(self.programs.publish, stored.program, stored.version)
-            logger.info("program %r version %d restored", stored.program.id, stored.version)
+        # A restarted server serves the applied version of every program in storage.
+        for program_id, version in await self.config.restore():
+            logger.info("program %r version %d restored", program_id, version)
         send: Send = log_sender
         if settings.redis_url:
             import redis.asyncio as aioredis
@@ -127,6 +131,7 @@ class App:
                 self.members,
                 self._clock,
                 ledger=self.ledger,
+                config=self.config,
             )
             await server.start()
         except BaseException:
@@ -136,18 +141,19 @@ class App:
         logger.info("listening on %s (port %d)", self.settings.listen, server.port)
         logger.info("%s", native.describe())
 
-    async def apply_program(self, program: Any) -> int:
-        """Compile, store (when it differs from the applied version) and publish a program."""
+    async def apply_program(self, program: Any, *, source: str = "program") -> int:
+        """Compile, store (when it differs from the applied version) and publish a program:
+        configuration as code, an import and an Apply in one (docs/admin.md)."""
         if not program.id:
             raise ConfigError([ConfigIssue("program", "", "id", "required")])
-        compiled = await asyncio.to_thread(self._compile, program)
-        if self.store is None:
+        if self.config is None:
+            compiled = await asyncio.to_thread(self._compile, program)
             return await asyncio.to_thread(self.programs.publish, program, compiled=compiled)
-        version, changed = await self.store.apply(program, self._clock())
-        current = self.programs.get(program.id).version if program.id in self.programs else None
-        if changed or current != version:
-            await asyncio.to_thread(self.programs.publish, program, version, compiled=compiled)
-        return version
+        try:
+            return await self.config.import_and_apply(program, LOCAL_ACTOR, source=source)
+        except InvalidDraft as exc:
+            # At start-up an invalid file is a bad argument of the command, as before storage.
+            raise ConfigError(exc.issues) from None
 
     async def load_programs(self, paths: tuple[Path, ...] | None = None) -> list[tuple[str, int]]:
         """Load and apply each program file (default: the settings' `--program` files).
@@ -158,7 +164,7 @@ class App:
         published: list[tuple[str, int]] = []
         for path in self.settings.programs if paths is None else paths:
             program = await asyncio.to_thread(load_program_file, path)
-            version = await self.apply_program(program)
+            version = await self.apply_program(program, source=str(path))
             logger.info("program %r version %d applied from %s", program.id, version, path)
             published.append((program.id, version))
         return published
@@ -190,6 +196,7 @@ class App:
             await client.aclose()
         ledger, self.ledger = self.ledger, None
         self.store = None
+        self.config = None
         if ledger is not None:
             await ledger.close()
         cluster, self.cluster = self.cluster, None
