@@ -140,9 +140,19 @@ def _record(row: asyncpg.Record) -> ProgramRecord:
 
 
 async def _lock(conn: asyncpg.Connection, program_id: str) -> ProgramRecord | None:
+    """Lock the program's row, then read it and its applied version.
+
+    Two statements: a locking read that had to wait re-reads only the locked row, not the rows
+    joined to it (a version committed by the transaction it waited for would be missed); the
+    second statement's snapshot, taken once the lock is held, sees everything committed.
+    """
+    locked = await conn.fetchval(
+        "SELECT true FROM programs WHERE id = $1 FOR UPDATE", program_id
+    )
+    if locked is None:
+        return None
     row = await conn.fetchrow(
-        f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} WHERE p.id = $1 FOR UPDATE OF p",
-        program_id,
+        f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} WHERE p.id = $1", program_id
     )
     return None if row is None else _record(row)
 
