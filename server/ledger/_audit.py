@@ -1,6 +1,6 @@
 """The audit journal: who changed what, when (configuration edits and manual transactions).
 
-One table, `audit_entries` (migration 0006). A writer records its entry on the connection of
+One table, `audit_entries` (migration 0007). A writer records its entry on the connection of
 its own transaction, so an entry exists exactly when the change it describes was committed.
 """
 

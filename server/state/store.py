@@ -1,6 +1,6 @@
 """What the state room keeps in PostgreSQL: drafts, versions, the applied version, the journal.
 
-The tables are created by the ledger's migration 0006 (the one migration path):
+The tables are created by the ledger's migration 0007 (the one migration path):
 
     programs (id, database, draft_pb, draft_revision, applied_version, ...)   one row a program
     program_versions (program, version, program_pb, applied_at)              every version, kept
@@ -273,7 +273,7 @@ class StateStore:
         raise AssertionError("unreachable")
 
     async def open(self) -> None:
-        """Complete what migration 0006 could not: the database of programs adopted from the
+        """Complete what migration 0007 could not: the database of programs adopted from the
         versions of before drafts existed (read from their applied version)."""
         with storage_errors("reading the stored programs"):
             rows = await self._pool.fetch(

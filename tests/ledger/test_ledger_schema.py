@@ -104,16 +104,16 @@ async def test_migration_0002_carries_the_old_order_versions_into_the_orders(
         assert await lg.migrate() == []
 
 
-async def test_migration_0006_adopts_the_program_versions_of_before_drafts(
+async def test_migration_0007_adopts_the_program_versions_of_before_drafts(
     empty_dsn: str,
 ) -> None:
-    """A database from before 0006: the state room had created `program_versions` itself and
+    """A database from before 0007: the state room had created `program_versions` itself and
     stored versions 1 and 2 of `p`. The migration keeps the table and its rows, and makes `p`
     a program whose draft and applied version are its last version; the state store then reads
     its database from that version."""
     from arbiter.server.state.store import StateStore
 
-    before = [m for m in load_migrations() if m.version < 6]
+    before = [m for m in load_migrations() if m.version < 7]
     v1 = program_pb2.Program(id="p", name="one", database="crm")
     v2 = program_pb2.Program(id="p", name="two", database="crm")
     async with await Ledger.connect(empty_dsn) as lg:
@@ -133,7 +133,7 @@ async def test_migration_0006_adopts_the_program_versions_of_before_drafts(
             for version, program in ((1, v1), (2, v2)):
                 await conn.execute("INSERT INTO program_versions VALUES ('p', $1, $2, $3)",
                                    version, program.SerializeToString(deterministic=True), T0)
-        assert "0006_configuration.sql" in await lg.migrate()
+        assert "0007_configuration.sql" in await lg.migrate()
         store = StateStore(lg.pool)
         await store.open()
         record = await store.record("p")
