@@ -18,7 +18,13 @@ from typing import Final
 from arbiter.server.engine import CompiledProgram, ConfigError, ConfigIssue
 from arbiter.server.state.errors import ConfigurationRefused, InvalidDraft
 from arbiter.server.state.programs import MAX_PROGRAMS, Compiler, ProgramRegistry
-from arbiter.server.state.store import ApplyOutcome, DraftMoved, ProgramRecord, StateStore
+from arbiter.server.state.store import (
+    ApplyOutcome,
+    DraftMoved,
+    ProgramRecord,
+    StateStore,
+    program_bytes,
+)
 from arbiter.v1 import program_pb2
 
 __all__ = ["Configuration"]
@@ -101,7 +107,9 @@ class Configuration:
                 )
             except DraftMoved:
                 continue
-            if outcome.changed:
+            if outcome.changed or program_bytes(outcome.program) == program_bytes(draft):
+                # Made by this Apply, or by a concurrent one of the same draft: what was
+                # compiled here is that version.
                 self._publish(outcome.version, draft, compiled)
             else:
                 await self._serve(await self.store.record(program_id))
