@@ -10,6 +10,7 @@ compiled again (the commit checks the revision it compiled).
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -35,6 +36,31 @@ _APPLY_ATTEMPTS: Final = 5
 
 Clock = Callable[[], datetime]
 
+# While a compile runs in its thread, the interpreter hands the GIL to a waiting thread after
+# this long instead of CPython's 5 ms: the event loop takes the GIL back at every I/O wake-up,
+# and waiting 5 ms each time stretched quotes during an Apply (docs/admin.md, "Figures").
+_COMPILE_SWITCH_INTERVAL_S: Final = 0.0005
+_switch_lock = threading.Lock()
+_compiling = 0
+_normal_interval = sys.getswitchinterval()
+
+
+def _yielding(compile: Compiler, program: program_pb2.Program) -> CompiledProgram:
+    """`compile(program)` with the short switch interval while any compile runs."""
+    global _compiling, _normal_interval
+    with _switch_lock:
+        if _compiling == 0:
+            _normal_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_normal_interval, _COMPILE_SWITCH_INTERVAL_S))
+        _compiling += 1
+    try:
+        return compile(program)
+    finally:
+        with _switch_lock:
+            _compiling -= 1
+            if _compiling == 0:
+                sys.setswitchinterval(_normal_interval)
+
 
 class Configuration:
     """The stored drafts and versions of every program, and the versions served."""
@@ -55,7 +81,7 @@ class Configuration:
         if not program.id:
             raise InvalidDraft([ConfigIssue("program", "", "id", "required")])
         try:
-            return await asyncio.to_thread(self._compile, program)
+            return await asyncio.to_thread(_yielding, self._compile, program)
         except InvalidDraft:
             raise
         except ConfigError as exc:
