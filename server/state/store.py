@@ -21,6 +21,7 @@ edge), translated by the ledger's own `storage_errors`, so both rooms agree on w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,8 @@ from arbiter.server.ledger import (
 )
 from arbiter.server.state.errors import ConfigurationRefused, NotFound, ProgramExists
 from arbiter.v1 import program_pb2
+
+logger = logging.getLogger("arbiter.state")
 
 __all__ = [
     "ApplyOutcome",
@@ -278,14 +281,26 @@ class StateStore:
         with storage_errors("reading the stored programs"):
             rows = await self._pool.fetch(
                 f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM}"
-                " WHERE p.database = '' AND p.applied_version IS NOT NULL"
+                " WHERE p.database = '' AND p.applied_version IS NOT NULL ORDER BY p.id"
             )
             for row in rows:
                 record = _record(row)
                 applied = record.applied
-                if applied is not None and applied.database:
+                if applied is None or not applied.database:
+                    continue
+                try:
                     await self._pool.execute(
                         "UPDATE programs SET database = $2 WHERE id = $1 AND database = ''",
+                        record.id,
+                        applied.database,
+                    )
+                except asyncpg.UniqueViolationError:
+                    # Two programs of one database were both applied before the rule existed:
+                    # the first by id keeps the database; the others stay bound to none (their
+                    # drafts must then leave `database` empty).
+                    logger.warning(
+                        "program %r: database %r already has an active program; left bound to"
+                        " no database",
                         record.id,
                         applied.database,
                     )

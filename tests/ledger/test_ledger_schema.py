@@ -108,14 +108,16 @@ async def test_migration_0007_adopts_the_program_versions_of_before_drafts(
     empty_dsn: str,
 ) -> None:
     """A database from before 0007: the state room had created `program_versions` itself and
-    stored versions 1 and 2 of `p`. The migration keeps the table and its rows, and makes `p`
-    a program whose draft and applied version are its last version; the state store then reads
-    its database from that version."""
+    stored versions 1 and 2 of `p`, and version 1 of `q`, of the same database. The migration
+    keeps the table and its rows, and makes each a program whose draft and applied version are
+    its last version; the state store then reads their database from that version (the first
+    only: one active program per database)."""
     from arbiter.server.state.store import StateStore
 
     before = [m for m in load_migrations() if m.version < 7]
     v1 = program_pb2.Program(id="p", name="one", database="crm")
     v2 = program_pb2.Program(id="p", name="two", database="crm")
+    q = program_pb2.Program(id="q", database="crm")
     async with await Ledger.connect(empty_dsn) as lg:
         conn: asyncpg.Connection
         async with lg.pool.acquire() as conn:
@@ -133,6 +135,9 @@ async def test_migration_0007_adopts_the_program_versions_of_before_drafts(
             for version, program in ((1, v1), (2, v2)):
                 await conn.execute("INSERT INTO program_versions VALUES ('p', $1, $2, $3)",
                                    version, program.SerializeToString(deterministic=True), T0)
+            # Another program of the same database, applied before the rule existed.
+            await conn.execute("INSERT INTO program_versions VALUES ('q', 1, $1, $2)",
+                               q.SerializeToString(deterministic=True), T0)
         assert "0007_configuration.sql" in await lg.migrate()
         store = StateStore(lg.pool)
         await store.open()
@@ -140,7 +145,10 @@ async def test_migration_0007_adopts_the_program_versions_of_before_drafts(
         assert (record.applied_version, record.draft, record.has_draft_changes) == (2, v2, False)
         assert record.database == "crm"
         assert await store.version("p", 1) == v1
-        assert [(s.version, s.program) for s in await store.latest_programs()] == [(2, v2)]
+        assert [(s.version, s.program) for s in await store.latest_programs()] == [
+            (2, v2), (1, q)]
+        # Only one active program per database: the other one is left bound to none.
+        assert (await store.record("q")).database == ""
 
 
 async def test_transactions_are_append_only(ledger: Ledger, program: program_pb2.Program) -> None:
