@@ -10,6 +10,7 @@ compiled again (the commit checks the revision it compiled).
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 from collections.abc import Callable
@@ -36,22 +37,31 @@ _APPLY_ATTEMPTS: Final = 5
 
 Clock = Callable[[], datetime]
 
-# While a compile runs in its thread, the interpreter hands the GIL to a waiting thread after
-# this long instead of CPython's 5 ms: the event loop takes the GIL back at every I/O wake-up,
-# and waiting 5 ms each time stretched quotes during an Apply (docs/admin.md, "Figures").
+# A compile runs in a thread, but holds the GIL while it computes; two things would make the
+# event loop wait for it (docs/admin.md, "Compiling without a pause"):
+# - CPython hands the GIL to a waiting thread only after the switch interval (5 ms), and the
+#   loop waits that long at each I/O wake-up: while compiles run, the interval is this;
+# - the compile's allocations trigger full collections of the cyclic GC, which traverse the
+#   whole heap (20-60 ms measured) with the GIL held: the collector is paused while compiles
+#   run, and once the last ends, its young garbage is collected and what is alive is frozen
+#   (`gc.freeze`), so later collections skip the compiled programs (which hold no reference
+#   cycles: reference counting frees a replaced one, frozen or not).
 _COMPILE_SWITCH_INTERVAL_S: Final = 0.0005
 _switch_lock = threading.Lock()
 _compiling = 0
 _normal_interval = sys.getswitchinterval()
+_gc_was_enabled = True
 
 
 def _yielding(compile: Compiler, program: program_pb2.Program) -> CompiledProgram:
-    """`compile(program)` with the short switch interval while any compile runs."""
-    global _compiling, _normal_interval
+    """`compile(program)` with the short switch interval and no GC while any compile runs."""
+    global _compiling, _normal_interval, _gc_was_enabled
     with _switch_lock:
         if _compiling == 0:
             _normal_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(_normal_interval, _COMPILE_SWITCH_INTERVAL_S))
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
         _compiling += 1
     try:
         return compile(program)
@@ -60,6 +70,12 @@ def _yielding(compile: Compiler, program: program_pb2.Program) -> CompiledProgra
             _compiling -= 1
             if _compiling == 0:
                 sys.setswitchinterval(_normal_interval)
+                if _gc_was_enabled:
+                    # The compile's own young garbage first (a few objects, ~2 ms): frozen
+                    # garbage is never collected.
+                    gc.collect(0)
+                    gc.freeze()
+                    gc.enable()
 
 
 class Configuration:
@@ -96,7 +112,7 @@ class Configuration:
         """Serve every program's applied version from storage (a restart)."""
         restored: list[tuple[str, int]] = []
         for stored in await self.store.latest_programs():
-            compiled = await asyncio.to_thread(self._compile, stored.program)
+            compiled = await asyncio.to_thread(_yielding, self._compile, stored.program)
             self._publish(stored.version, stored.program, compiled)
             restored.append((stored.program.id, stored.version))
         return restored

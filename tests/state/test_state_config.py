@@ -1,7 +1,9 @@
-"""The compile of an Apply: the GIL switch interval it shortens comes back, whatever happens."""
+"""The compile of an Apply: the GIL switch interval it shortens and the cyclic GC it pauses come
+back, whatever happens; what was alive when it ended is frozen."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 
@@ -20,9 +22,20 @@ def test_the_switch_interval_is_short_while_compiling_and_restored_after() -> No
         seen.append(sys.getswitchinterval())
         return compile_program(program)
 
-    config._yielding(compile, program_pb2.Program(id="p"))
+    gc_during: list[bool] = []
+
+    def compile_and_look(program: program_pb2.Program) -> CompiledProgram:
+        gc_during.append(gc.isenabled())
+        return compile(program)
+
+    frozen = gc.get_freeze_count()
+    compiled = config._yielding(compile_and_look, program_pb2.Program(id="p"))
     assert seen == [config._COMPILE_SWITCH_INTERVAL_S]
+    assert gc_during == [False]
     assert sys.getswitchinterval() == normal
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen
+    assert compiled is not None
 
 
 def test_the_switch_interval_is_restored_after_a_failed_compile() -> None:
@@ -34,6 +47,7 @@ def test_the_switch_interval_is_restored_after_a_failed_compile() -> None:
     with pytest.raises(ConfigError):
         config._yielding(failing, program_pb2.Program(id="p"))
     assert sys.getswitchinterval() == normal
+    assert gc.isenabled()
 
 
 def test_overlapping_compiles_restore_the_interval_when_the_last_ends() -> None:
@@ -59,3 +73,16 @@ def test_overlapping_compiles_restore_the_interval_when_the_last_ends() -> None:
     thread.join(10)
     assert during_second == [config._COMPILE_SWITCH_INTERVAL_S]
     assert sys.getswitchinterval() == normal
+
+
+def test_a_compiled_program_holds_no_reference_cycles() -> None:
+    """What makes freezing it safe: a replaced version is freed by reference counting alone."""
+    from bench.workloads import sized_workload
+
+    program, _ = sized_workload(300)
+    compiled = compile_program(program)
+    gc.collect()  # the compile's own garbage
+    assert compiled.point_type_ids
+    del compiled
+    assert gc.collect() == 0
+
