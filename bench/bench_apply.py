@@ -1,7 +1,7 @@
 """Apply latency, and quote latency while Applies run, over gRPC on a real PostgreSQL (not a test).
 
     python bench/bench_apply.py [--promotions 200,2000] [--clients 8] [--applies 5]
-                                [--seconds 5] [--postgres DSN]
+                                [--seconds 5] [--loop-lag] [--postgres DSN]
 
 Starts `arbiter serve` with no program as a separate process (the load generator does not share
 its event loop) on the embedded PostgreSQL in a fresh temporary folder, or on `--postgres DSN`.
@@ -16,6 +16,10 @@ For each size it imports and applies a program of that many promotions (bench/wo
 Prints, per size, the Apply latency (p50, max, in ms, as the admin client sees it: compile,
 commit, swap), the quote p50/p99/max of both phases, the failed quotes (there must be none),
 and the versions the quotes answered on (each answer names one).
+
+`--loop-lag` measures instead, in this process, how late the event loop wakes from a 1 ms sleep
+while Applies run, with the compile as served (`state.config._yielding`: a short GIL switch
+interval, the cyclic GC paused) and as a plain call, alternating.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -131,7 +136,70 @@ async def _measure(target: str, size: int, args: argparse.Namespace) -> None:
     print(_summary("during applies", during, during_s))
 
 
+async def _loop_lag(dsn: str, size: int, applies: int, *, plain: bool) -> None:
+    """In this process: an App on `dsn`, and the event loop's lag (a 1 ms sleep's overshoot)
+    while `applies` Applies of a `size`-promotion program run; `plain` compiles without the
+    GIL switch interval and GC pause of `state.config._yielding` (for comparison)."""
+    from arbiter.server.app.settings import Settings
+    from arbiter.server.app.wiring import App
+    from arbiter.server.state import config as config_module
+    from arbiter.server.state.store import EditOutcome
+
+    saved = config_module._yielding
+    if plain:
+        config_module._yielding = lambda compile, program: compile(program)
+    app = App(Settings(listen="127.0.0.1:0", postgres_url=dsn, jobs_interval_s=0))
+    await app.open()
+    try:
+        await app.ready()
+        configuration = app.config
+        assert configuration is not None
+        program_id = f"lag{size}{'plain' if plain else ''}"
+        variants = [sized_workload(size, variant=v, program_id=program_id)[0]
+                    for v in range(applies)]
+        lags: list[float] = []
+        worst: list[float] = []
+        for variant in variants:
+            await configuration.store.edit(
+                program_id,
+                lambda _draft, p=variant: EditOutcome(p, "import", "program", program_id),
+                "bench",
+                datetime.now(UTC),
+                create_missing=True,
+            )
+            window: list[float] = []
+            done = asyncio.Event()
+
+            async def monitor(window: list[float] = window, done: asyncio.Event = done) -> None:
+                while not done.is_set():
+                    t0 = time.perf_counter()
+                    await asyncio.sleep(0.001)
+                    window.append(time.perf_counter() - t0 - 0.001)
+
+            watcher = asyncio.ensure_future(monitor())
+            await configuration.apply(program_id, "bench")
+            done.set()
+            await watcher
+            lags.extend(window)
+            worst.append(max(window))
+        lags.sort()
+        worst.sort()
+        print(
+            f"promotions={size} compile={'plain' if plain else 'yielding'} applies={applies}"
+            f" loop_lag_ms p50={_ms(lags, 0.5)} p99={_ms(lags, 0.99)}"
+            f" worst_per_apply={[round(w * 1e3, 1) for w in worst]}"
+        )
+    finally:
+        config_module._yielding = saved
+        await app.stop(0)
+
+
 async def _run(args: argparse.Namespace, dsn: str, workdir: Path) -> None:
+    if args.loop_lag:
+        for size in (int(s) for s in args.promotions.split(",")):
+            for plain in (True, False, True, False):
+                await _loop_lag(dsn, size, args.applies, plain=plain)
+        return
     listen = f"127.0.0.1:{_free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
     log = (workdir / "serve.log").open("ab")
@@ -158,6 +226,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--applies", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0, help="the baseline's length")
+    parser.add_argument(
+        "--loop-lag",
+        action="store_true",
+        help="instead: the event loop's lag during Applies, in this process, with the compile"
+        " as served and plain (twice each, alternating)",
+    )
     parser.add_argument("--postgres", metavar="DSN", help="default: embedded, in a temp folder")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
