@@ -36,6 +36,7 @@ from tests.e2e.admin_support import (
     discount_program,
     journal,
     promotions_of,
+    rpc_error,
     status_of,
 )
 from tests.e2e.conftest import (
@@ -47,6 +48,7 @@ from tests.e2e.conftest import (
     order_request,
     shop_program,
 )
+from tests.e2e.test_e2e_quote_cache import Stoppable, stoppable_pg  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.asyncio
 
@@ -617,3 +619,52 @@ async def test_a_quote_storm_across_an_apply_sees_one_whole_version_at_a_time(
         assert promotions == expected[answered_version]
     last = await admin.checkout.CalculateOrder(anonymous_quote("s"))
     assert last.program_version == 2
+
+
+# --- Storage down. -----------------------------------------------------------------------------
+
+
+async def test_configuration_is_unavailable_while_the_database_is_down_and_nothing_is_lost(
+    stoppable_pg: Stoppable, clock: MovableClock  # noqa: F811
+) -> None:
+    async with served(stoppable_pg.cluster.dsn, clock) as down:
+        await down.import_(discount_program("u", {"D": 10}))
+        assert await down.apply("u") == 1
+        await down.import_(discount_program("u", {"D": 20}))
+        stoppable_pg.stop()
+        a = down.admin
+        other = discount_program("u", {"D": 5})
+        calls = [
+            a.ImportProgram(admin_pb2.ImportProgramRequest(program=other)),
+            a.Apply(admin_pb2.ApplyRequest(program="u")),
+            a.Revert(admin_pb2.RevertRequest(program="u")),
+            a.GetProgram(admin_pb2.GetProgramRequest(program="u")),
+            a.ListPrograms(admin_pb2.ListProgramsRequest()),
+            a.CreateProgram(admin_pb2.CreateProgramRequest(program=program_pb2.Program(id="v"))),
+            a.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(program="u")),
+        ]
+        for call in calls:
+            error = await rpc_error(call)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert "database is unavailable" in (error.details() or "")
+        # Quotes of the applied version need no database.
+        quoted = await down.checkout.CalculateOrder(anonymous_quote("u"))
+        assert (quoted.program_version, quoted.totals.discount) == (1, 1_000)
+
+        stoppable_pg.start()
+        got = None
+        for _ in range(20):  # a pooled connection that died with the server may fail once more
+            try:
+                got = await down.get("u", draft=True)
+                break
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE
+        assert got is not None
+        assert (got.program, got.version) == (discount_program("u", {"D": 20}), 1)
+        assert await down.versions("u") == [1]
+        assert actions(await journal(down.admin, "u")) == [
+            ("import", "program", "u"),
+            ("apply", "program", "u"),
+            ("import", "program", "u"),
+        ]
+        assert await down.apply("u") == 2
