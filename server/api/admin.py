@@ -5,9 +5,9 @@ translate back. Every edit changes the draft only and answers it; the rules (wha
 answers for a program never applied, Revert without a version, ...) are in docs/admin.md.
 
 The draft edits themselves (`apply_edit`, `diff`) are the pure functions of
-`arbiter.server.state.edits`, and the decision trace of test mode is
-`arbiter.server.api.testmode.test_calculation`; each is looked up where it is called, so a build
-without one answers that RPC UNIMPLEMENTED (the edits) or a plain calculation (test mode).
+`arbiter.server.state.edits`; the decision trace of test mode is
+`arbiter.server.api.testmode.test_calculation`, looked up where it is called, so a build
+without it answers a plain calculation.
 GetProgramReport, BacktestDraft, CreateApiKey and RevokeApiKey are not here yet: UNIMPLEMENTED.
 """
 
@@ -23,7 +23,7 @@ from arbiter.server.api.actor import actor_of
 from arbiter.server.api.checkout import Clock, quote, utc_now
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import AuditEntry, InvalidArgument
-from arbiter.server.state import MemberDirectory, NotFound, ProgramRegistry
+from arbiter.server.state import MemberDirectory, NotFound, ProgramRegistry, edits
 from arbiter.server.state.config import Configuration
 from arbiter.server.state.store import EditOutcome, ProgramRecord
 from arbiter.v1 import admin_pb2, admin_pb2_grpc, program_pb2
@@ -33,7 +33,6 @@ __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AdminService"]
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 _TOKEN_PREFIX: Final = "audit:"
-_EDITS_MODULE: Final = "arbiter.server.state.edits"
 _TESTMODE_MODULE: Final = "arbiter.server.api.testmode"
 
 
@@ -44,13 +43,6 @@ def _optional_module(name: str) -> ModuleType | None:
         if exc.name != name:
             raise
         return None
-
-
-def _edits() -> Any:
-    module = _optional_module(_EDITS_MODULE)
-    if module is None:
-        raise NotImplementedError("draft edits are not part of this build")
-    return module
 
 
 def _required(program_id: str, field: str = "program") -> str:
@@ -169,7 +161,6 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             program_id = _required(request.program.id, "program.id")
         else:
             program_id = _required(request.program)
-        edits = _edits()
 
         def change(draft: program_pb2.Program | None) -> EditOutcome:
             assert draft is not None, "an edit never creates a program"
@@ -296,7 +287,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.GetDraftDiffRequest, context: Any
     ) -> admin_pb2.GetDraftDiffResponse:
         record = await self._configuration().store.record(_required(request.program))
-        entries = _edits().diff(record.applied, record.draft)
+        entries = edits.diff(record.applied, record.draft)
         return admin_pb2.GetDraftDiffResponse(entries=entries)
 
     # -- test mode -----------------------------------------------------------------------------

@@ -144,11 +144,10 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             bad.append(
                 FieldViolation(
                     "member_context",
-                    "not accepted here: the order is committed for the enrolled member_id",
+                    "not accepted here: the order is committed for the enrolled member_id,"
+                    " or for a guest when member_id is empty",
                 )
             )
-        if not request.member_id:
-            bad.append(FieldViolation("member_id", "required: an enrolled member"))
         if not request.order.id:
             bad.append(FieldViolation("order.id", "required: the order's idempotency key"))
         if hold_seconds is not None and not 0 <= hold_seconds <= MAX_HOLD_SECONDS:
@@ -179,12 +178,14 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
 
     def _compute(
         self, applied: AppliedProgram, order: OrderInput, now: datetime
-    ) -> Callable[[MemberState, CodeUsage], CalculationResult]:
+    ) -> Callable[[MemberState | None, CodeUsage], CalculationResult]:
         compiled = applied.compiled
 
-        def compute(member: MemberState, usage: CodeUsage) -> CalculationResult:
+        def compute(member: MemberState | None, usage: CodeUsage) -> CalculationResult:
             # The ledger's member is enrolled: the program's static segments listing it count.
-            member = with_static_segments(compiled, member)
+            # None is a guest order: an anonymous buyer.
+            if member is not None:
+                member = with_static_segments(compiled, member)
             return calculate(compiled, order, member, now=now, usage=usage)
 
         return compute
@@ -201,11 +202,12 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     def _forget_order(
         self, program_id: str, member_id: str, codes: Sequence[str]
     ) -> Callable[[], Awaitable[None]]:
-        """What a confirm or reserve outdates: the member (balances, pool uses) and the uses of
-        the order's codes by everyone."""
+        """What a confirm or reserve outdates: the member (balances, pool uses; a guest has
+        none) and the uses of the order's codes by everyone."""
 
         async def forget() -> None:
-            self._members.invalidate(program_id, member_id)
+            if member_id:
+                self._members.invalidate(program_id, member_id)
             self._members.invalidate_codes(program_id, codes)
 
         return forget
@@ -286,6 +288,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
                 member_id = await ledger.order_member(program_id, order_id)
             except Exception:
                 member_id = None
+            if member_id == "":
+                return  # a guest order: no member's state changed
             # An order the ledger does not know (or cannot tell now): forget the whole program
             # rather than guess.
             self._members.invalidate(program_id, member_id)

@@ -7,6 +7,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
+from arbiter.server.api.admission import Admission, pending_call_options
 from arbiter.server.app.settings import Settings, SettingsError
 from arbiter.server.ledger import Ledger
 from arbiter.server.state import MemberDirectory, ProgramRegistry
@@ -37,8 +38,8 @@ class ArbiterServer:
     """One grpc.aio server. Build it inside the running event loop.
 
     Health says NOT_SERVING (overall and per arbiter.v1 service) from `start()` until
-    `set_serving()`, which the caller invokes once the programs are loaded (SPEC 9.4); `stop()`
-    turns it NOT_SERVING again before draining calls in flight.
+    `set_serving()`, which the caller invokes once the programs are loaded (docs/contract.md);
+    `stop()` turns it NOT_SERVING again before draining calls in flight.
     """
 
     def __init__(
@@ -52,25 +53,31 @@ class ArbiterServer:
         config: Configuration | None = None,
     ) -> None:
         self._settings = settings
+        # Overload (api/admission.py): the arbiter.v1 calls being served are bounded here, with a
+        # clear RESOURCE_EXHAUSTED; grpc's own `maximum_concurrent_rpcs` only queued them in the
+        # core, which drops calls past its pending limit as bare CANCELLED.
+        self.admission = Admission(settings.max_concurrent_rpcs)
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
                 ("grpc.max_send_message_length", settings.max_send_message_bytes),
                 # Without this, a second server on a busy port would share it silently on Linux.
                 ("grpc.so_reuseport", 0),
+                *pending_call_options(settings.max_pending_rpcs),
             ],
-            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
         # The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(checkout, _CHECKOUT), self._server
+            guard(checkout, _CHECKOUT, self.admission), self._server
         )
         member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(MemberService(programs, members, clock, ledger), _MEMBER), self._server
+            guard(MemberService(programs, members, clock, ledger), _MEMBER, self.admission),
+            self._server,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(programs, members, clock, config=config), _ADMIN), self._server
+            guard(AdminService(programs, members, clock, config=config), _ADMIN, self.admission),
+            self._server,
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

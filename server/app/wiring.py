@@ -10,6 +10,7 @@ from typing import Any
 
 from arbiter.server import native
 from arbiter.server.api.actor import LOCAL_ACTOR
+from arbiter.server.api.admission import Admission
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
@@ -78,6 +79,13 @@ class App:
         if self._server is None:
             raise RuntimeError("App.open() has not run")
         return self._server.port
+
+    @property
+    def admission(self) -> Admission:
+        """The server's count of calls in flight and of refusals (server/api/admission.py)."""
+        if self._server is None:
+            raise RuntimeError("App.open() has not run")
+        return self._server.admission
 
     async def _open_storage(self) -> None:
         settings = self.settings

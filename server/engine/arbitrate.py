@@ -1,4 +1,5 @@
-"""The arbitration tree (SPEC 4): promotions, SEQUENTIAL, INCOMPATIBLE, SUMMATION, MAX_BENEFIT.
+"""The arbitration tree (docs/rules.md): promotions, SEQUENTIAL, INCOMPATIBLE, SUMMATION,
+MAX_BENEFIT.
 
 A node maps a batch of states to its effect on each of them. MAX_BENEFIT is vectorised: the
 sequential candidates are built child by child, child k evaluated once on the batch of states
@@ -409,7 +410,7 @@ class Arbiter:
         return e
 
     def _value(self, node: CNode, e: Effect) -> IntArray:
-        """Benefit of each candidate for the whole order (SPEC 4, rule 12)."""
+        """Benefit of each candidate for the whole order (rule 12, docs/rules.md)."""
         money = e.disc.sum(axis=(1, 2)) + e.pmon.sum(axis=(1, 2)) + e.ship.sum(axis=1)
         acc = e.acc.sum(axis=2) @ self.st.acc_onehot[node.lo : node.hi]  # [m, T]
         rp = self.st.ratio_points[None, :]

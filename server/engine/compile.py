@@ -1,8 +1,8 @@
 """Program -> CompiledProgram: everything order-independent, computed once at apply time.
 
 The tree becomes nodes with contiguous benefit ranges in tree order (promotions in tree order;
-within one, product rules then order rules, each rule's benefits in list order: SPEC 11 rule
-13), so that a node's effect is a slice [lo, hi) of the benefit axis.
+within one, product rules then order rules, each rule's benefits in list order: rule 13,
+docs/rules.md), so that a node's effect is a slice [lo, hi) of the benefit axis.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class CNode:
 
 @dataclass(frozen=True, slots=True)
 class CandidatePlan:
-    """The MAX_BENEFIT candidates of an n-child group in tie-break order (SPEC 4)."""
+    """The MAX_BENEFIT candidates of an n-child group in tie-break order (docs/rules.md)."""
 
     masks: npt.NDArray[np.int64]  # subset bitmask per candidate
     sequential: npt.NDArray[np.bool_]  # False: summation candidate
@@ -375,7 +375,7 @@ def _ts(msg: Any, has: bool) -> datetime | None:
 
 
 def add_period(start: datetime, count: int, unit: int, zone: ZoneInfo) -> datetime:
-    """`start` plus `count` units; months and years are calendar ones in `zone` (SPEC 2)."""
+    """`start` plus `count` units; months and years are calendar ones in `zone` (docs/rules.md)."""
     if unit in (pb.PERIOD_UNIT_DAY, pb.PERIOD_UNIT_UNSPECIFIED):
         return start + timedelta(days=count)
     if unit == pb.PERIOD_UNIT_WEEK:
@@ -617,7 +617,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         else builder.promotion_node(builder.by_id[g.promotion])
         for g in program.arbitration.children
     ]
-    # Promotions that no group lists sit at the end of the main arbitration (SPEC 2).
+    # Promotions that no group lists sit at the end of the main arbitration (docs/rules.md).
     for p in program.promotions:
         if p.id not in listed:
             children.append(builder.promotion_node(p))

@@ -1,4 +1,4 @@
-"""One calculation (SPEC 3): select, evaluate the tree on the initial state, report."""
+"""One calculation (docs/rules.md): select, evaluate the tree on the initial state, report."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def portions(quantity: int, final_price: int) -> tuple[tuple[int, int], ...]:
-    """Receipt portions (SPEC 3): r units at final // q + 1, then q - r at final // q."""
+    """Receipt portions (docs/rules.md): r units at final // q + 1, then q - r at final // q."""
     if quantity <= 0:
         return ()
     unit, r = divmod(final_price, quantity)
@@ -49,7 +49,7 @@ def calculate(
     now: datetime,
     usage: CodeUsage | None = None,
 ) -> CalculationResult:
-    """The whole calculation of SPEC sections 3-5 and 11 for one (validated) order."""
+    """The whole calculation of docs/rules.md for one (validated) order."""
     at = order.created_at or now
     zone = _zone(order.time_zone) if order.time_zone else program.zone
     sel = select(program, order, member, at, zone, usage)

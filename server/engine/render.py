@@ -1,4 +1,4 @@
-"""Text templates (SPEC 5.1, rule 16): placeholders rendered with the calculation's final values."""
+"""Text templates (rule 16): placeholders rendered with the calculation's final values."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
 def format_money(minor: int) -> str:
-    """1234.50 for 123450 minor units (two decimals: SPEC 1)."""
+    """1234.50 for 123450 minor units (two decimals: docs/rules.md)."""
     sign = "-" if minor < 0 else ""
     minor = abs(minor)
     return f"{sign}{minor // 100}.{minor % 100:02d}"

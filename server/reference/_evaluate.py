@@ -1,4 +1,4 @@
-"""``evaluate``: one CalculateOrder quote by the reference evaluator (SPEC 3, 9.2, rules 16-19)."""
+"""``evaluate``: one CalculateOrder quote by the reference evaluator (docs/rules.md)."""
 
 import re
 from collections.abc import Mapping
@@ -91,7 +91,7 @@ def _build_calc(
         ):
             eligible.add(promotion.index)
 
-    # Scopes and min_quantity on the order as received, once (SPEC 2).
+    # Scopes and min_quantity on the order as received, once (docs/rules.md, The program model).
     product_rule_lines: dict[tuple[int, int], tuple[int, ...]] = {}
     order_rule_ok: dict[tuple[int, int], bool] = {}
     for index in sorted(eligible):
@@ -173,7 +173,7 @@ def evaluate(
     member_pool_uses: Mapping[str, int] | None = None,
     program_version: int = 0,
 ) -> checkout_pb2.CalculateOrderResponse:
-    """Quote ``request`` against ``prog`` the plain way (SPEC 3, 4, 5, 11)."""
+    """Quote ``request`` against ``prog`` the plain way (docs/rules.md)."""
     order = request.order
     has_time = order.HasField("created_at")
     now_ns = timestamp_ns(order.created_at) if has_time else datetime_to_ns(now)

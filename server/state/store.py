@@ -36,7 +36,7 @@ from arbiter.server.ledger import (
     record_audit,
     storage_errors,
 )
-from arbiter.server.state.errors import ConfigurationRefused, NotFound, ProgramExists
+from arbiter.server.state.errors import AlreadyExists, ConfigurationRefused, NotFound
 from arbiter.v1 import program_pb2
 
 logger = logging.getLogger("arbiter.state")
@@ -359,11 +359,11 @@ class StateStore:
     async def create(
         self, program: program_pb2.Program, actor: str, now: datetime
     ) -> ProgramRecord:
-        """A new program whose draft is `program`, never applied; ProgramExists if it is one."""
+        """A new program whose draft is `program`, never applied; AlreadyExists if it is one."""
 
         async def op(conn: asyncpg.Connection) -> ProgramRecord:
             if await _lock(conn, program.id) is not None:
-                raise ProgramExists(program.id)
+                raise AlreadyExists("program", program.id)
             record = await _insert_program(conn, program, now)
             await record_audit(
                 conn,

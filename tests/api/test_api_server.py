@@ -318,3 +318,14 @@ async def test_test_mode_on_the_applied_version_needs_no_storage(
     assert tested.result.totals == calculated.totals
     assert list(tested.result.benefits) == list(calculated.benefits)
     assert tested.result.totals.discount > 0
+
+
+def test_every_draft_edit_rpc_has_the_admin_service_s_own_handler() -> None:
+    from arbiter.server.api import AdminService
+    from arbiter.server.state.edits import EDIT_RPCS
+
+    base = admin_pb2_grpc.AdminServiceServicer
+    admin_rpcs = set(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
+    assert EDIT_RPCS <= admin_rpcs
+    for rpc in EDIT_RPCS:
+        assert getattr(AdminService, rpc) is not getattr(base, rpc), rpc
