@@ -326,6 +326,6 @@ def test_every_draft_edit_rpc_has_the_admin_service_s_own_handler() -> None:
 
     base = admin_pb2_grpc.AdminServiceServicer
     admin_rpcs = set(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
-    assert EDIT_RPCS <= admin_rpcs
+    assert admin_rpcs >= EDIT_RPCS
     for rpc in EDIT_RPCS:
         assert getattr(AdminService, rpc) is not getattr(base, rpc), rpc
