@@ -668,3 +668,15 @@ async def test_configuration_is_unavailable_while_the_database_is_down_and_nothi
             ("import", "program", "u"),
         ]
         assert await down.apply("u") == 2
+
+
+async def test_concurrent_first_imports_of_one_id_create_one_program(admin: Admin) -> None:
+    drafts = [discount_program("twin", {f"D{i}": i + 1}) for i in range(10)]
+    await asyncio.gather(*(admin.import_(d) for d in drafts))
+    listed = await admin.admin.ListPrograms(admin_pb2.ListProgramsRequest())
+    assert [p.id for p in listed.programs].count("twin") == 1
+    entries = await journal(admin.admin, "twin")
+    assert [detail(e)["created"] for e in entries].count(True) == 1
+    assert len(entries) == 10
+    assert (await admin.get("twin", draft=True)).program in drafts
+    assert [detail(e)["revision"] for e in entries] == list(range(1, 11))
