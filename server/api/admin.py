@@ -5,9 +5,8 @@ translate back. Every edit changes the draft only and answers it; the rules (wha
 answers for a program never applied, Revert without a version, ...) are in docs/admin.md.
 
 The draft edits themselves (`apply_edit`, `diff`) are the pure functions of
-`arbiter.server.state.edits`; the decision trace of test mode is
-`arbiter.server.api.testmode.test_calculation`, looked up where it is called, so a build
-without it answers a plain calculation.
+`arbiter.server.state.edits`; test mode's response (the result, the balances, the decision
+trace) is `arbiter.server.api.testmode.test_calculation`, on the compiled program picked here.
 GetProgramReport, BacktestDraft, CreateApiKey and RevokeApiKey are not here yet: UNIMPLEMENTED.
 """
 
@@ -15,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
-from types import ModuleType
 from typing import Any, Final
 
 from arbiter.server.api.actor import actor_of
-from arbiter.server.api.checkout import Clock, quote, utc_now
+from arbiter.server.api.checkout import Clock, utc_now
+from arbiter.server.api.testmode import test_calculation
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import AuditEntry, InvalidArgument
 from arbiter.server.state import MemberDirectory, NotFound, ProgramRegistry, edits
@@ -33,16 +31,6 @@ __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AdminService"]
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 _TOKEN_PREFIX: Final = "audit:"
-_TESTMODE_MODULE: Final = "arbiter.server.api.testmode"
-
-
-def _optional_module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
 
 
 def _required(program_id: str, field: str = "program") -> str:
@@ -303,14 +291,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         else:
             applied = self._programs.get(program_id)
             compiled, version = applied.compiled, applied.version
-        testmode = _optional_module(_TESTMODE_MODULE)
-        if testmode is not None:
-            response: admin_pb2.TestCalculateOrderResponse = await testmode.test_calculation(
-                request, compiled, version, self._members, self._clock
-            )
-            return response
-        result = await quote(request, compiled, version, self._members, self._clock)
-        return admin_pb2.TestCalculateOrderResponse(result=result)
+        return await test_calculation(request, compiled, version, self._members, self._clock)
 
     # -- the audit journal ---------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from arbiter.server.state import (
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "payload_hash", "quote", "utc_now"]
+__all__ = ["CheckoutService", "Clock", "payload_hash", "quote_inputs", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -44,6 +44,29 @@ OrderMessage = checkout_pb2.ConfirmOrderRequest | checkout_pb2.ReserveOrderReque
 def utc_now() -> datetime:
     """The server's clock: an aware UTC instant."""
     return datetime.now(UTC)
+
+
+async def quote_inputs(
+    request: checkout_pb2.CalculateOrderRequest,
+    compiled: CompiledProgram,
+    members: MemberDirectory,
+) -> tuple[OrderInput, MemberState | None, CodeUsage | None]:
+    """What a quote calculates on (CalculateOrder, and TestCalculateOrder in api/testmode.py):
+    the validated order (InvalidOrder naming every bad field), the member (the inline
+    `member_context`; else the enrolled `member_id` through `members`, NOT_FOUND when it is not
+    enrolled; else an anonymous buyer) and the uses of the order's promo codes."""
+    program_id = request.program
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    enrolled = member is None and bool(request.member_id)
+    if enrolled:
+        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
+    # Uses matter only to promo codes: an order without any awaits nothing for them.
+    usage = (
+        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
+        if order.promo_codes
+        else None
+    )
+    return order, member, usage
 
 
 def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
@@ -73,30 +96,6 @@ def _movements_to_proto(movements: Sequence[PointsMovement], out: Any) -> None:
         item.shortfall = m.shortfall
 
 
-async def quote(
-    request: checkout_pb2.CalculateOrderRequest | Any,
-    compiled: CompiledProgram,
-    version: int,
-    members: MemberDirectory,
-    clock: Clock,
-) -> checkout_pb2.CalculateOrderResponse:
-    """A calculation of `request` (CalculateOrder's fields: TestCalculateOrder's too) on
-    `compiled`, answered as `version`; the member from its context, or enrolled in `members`."""
-    program_id = request.program
-    order, member = order_from_proto(request, compiled.point_type_ids)
-    enrolled = member is None and bool(request.member_id)
-    if enrolled:
-        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
-    # Uses matter only to promo codes: an order without any awaits nothing for them.
-    usage = (
-        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
-        if order.promo_codes
-        else None
-    )
-    result = calculate(compiled, order, member, now=clock(), usage=usage)
-    return result_to_proto(result, version)
-
-
 class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     """Thin servicer: take the applied program, translate, calculate or call the ledger, translate
     back. Without a ledger (a server built for quotes only) the lifecycle RPCs are UNIMPLEMENTED.
@@ -123,7 +122,10 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             raise InvalidOrder([FieldViolation("program", "required")])
         # Taken once: a version published meanwhile does not change this request's answer.
         applied = self._programs.get(program_id)
-        return await quote(request, applied.compiled, applied.version, self._members, self._clock)
+        compiled = applied.compiled
+        order, member, usage = await quote_inputs(request, compiled, self._members)
+        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
+        return result_to_proto(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.render import template_parts
 from arbiter.server.engine.segments import (
     RuleTable,
     SegmentIndex,
@@ -125,7 +126,7 @@ class CBenefit:
     factor_bp: int = 0
     per_amount: int = 0
     round_mode: int = 0
-    template: str = ""
+    template_parts: tuple[str, ...] = ()  # render.template_parts of the text's template
     partners: frozenset[str] = frozenset()
 
     @property
@@ -560,7 +561,7 @@ class _Builder:
         elif kind == "round_price":
             common["round_mode"] = int(msg.mode) or pb.ROUND_MODE_ROUND_INTEGER
         elif kind == "text":
-            common["template"] = msg.template
+            common["template_parts"] = template_parts(msg.template)
         elif kind in ("partner_discount", "partner_points"):
             common["partners"] = frozenset(msg.partners)
         return CBenefit(**common)

@@ -20,12 +20,13 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.render import TemplatePart, split_template  # the one grammar
 from arbiter.v1 import program_pb2
 
 __all__ = [
@@ -305,53 +306,6 @@ def _check_active_period(at: FieldPath, period: program_pb2.ActivePeriod) -> Non
 
 # --------------------------------------------------------------------------------------------
 # Text templates (rule 16, docs/rules.md)
-
-
-class TemplatePart(NamedTuple):
-    """A piece of a text template: literal text, or a placeholder's name (without braces)."""
-
-    text: str
-    placeholder: bool
-
-
-def split_template(template: str) -> list[TemplatePart]:
-    """Split a template into literal text and placeholders; ValueError on unbalanced braces.
-
-    `{name}` is a placeholder; `{{` and `}}` are a literal brace; a lone brace is an error.
-    """
-    parts: list[TemplatePart] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(template):
-        ch = template[i]
-        if ch == "{":
-            if template.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            close = template.find("}", i + 1)
-            opened_again = template.find("{", i + 1)
-            if close < 0 or 0 <= opened_again < close:
-                raise ValueError(
-                    f"the '{{' at position {i} is never closed (write '{{{{' for a brace)"
-                )
-            if literal:
-                parts.append(TemplatePart("".join(literal), False))
-                literal = []
-            parts.append(TemplatePart(template[i + 1 : close], True))
-            i = close + 1
-        elif ch == "}":
-            if template.startswith("}}", i):
-                literal.append("}")
-                i += 2
-                continue
-            raise ValueError(f"the '}}' at position {i} closes nothing (write '}}}}' for a brace)")
-        else:
-            literal.append(ch)
-            i += 1
-    if literal:
-        parts.append(TemplatePart("".join(literal), False))
-    return parts
 
 
 def template_placeholder_error(name: str, point_types: Mapping[str, object]) -> str | None:

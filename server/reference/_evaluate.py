@@ -26,7 +26,8 @@ from ._select import (
 )
 from ._state import ORDER_WIDE, Calc, Effect, initial_state
 
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# Templates: `{{` and `}}` are literal braces, `{name}` a placeholder (checked valid before).
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 # A distinct promo code of the order: (as first written, upper-case, pool or "", reason or None).
 _Code = tuple[str, str, str, "checkout_pb2.PromoCodeReason | None"]
@@ -153,6 +154,8 @@ def _render(
     prefixed: dict[str, dict[str, int]],
 ) -> str:
     def substitute(match: re.Match[str]) -> str:
+        if match.group(0) in ("{{", "}}"):
+            return match.group(0)[0]
         key = match.group(1)
         if key in values:
             return values[key]
@@ -161,7 +164,7 @@ def _render(
                 return str(per_type.get(key[len(prefix) :], 0))
         return match.group(0)
 
-    return _PLACEHOLDER.sub(substitute, template)
+    return _TEMPLATE_TOKEN.sub(substitute, template)
 
 
 def evaluate(

@@ -281,6 +281,7 @@ async def test_member_and_admin_services_are_registered_and_unimplemented(
             admin_pb2.TestCalculateOrderRequest(program="demo", use_draft=True)
         ),
         admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(role="pos")),
+        admin.Revert(admin_pb2.RevertRequest(program="demo")),
     ]
     for call in unary:
         assert (await rpc_error(call)).code() == grpc.StatusCode.UNIMPLEMENTED
