@@ -385,6 +385,12 @@ async def test_test_mode_follows_the_draft_as_it_changes(admin: Admin) -> None:
     await admin.import_(discount_program("t", {"D": 30}))
     second = await admin.admin.TestCalculateOrder(_test_request("t", quote, use_draft=True))
     assert (first.result.totals.discount, second.result.totals.discount) == (1_000, 3_000)
+    # The decision trace is the draft's: its promotion, applied.
+    await admin.import_(discount_program("t", {"E": 30}))
+    third = await admin.admin.TestCalculateOrder(_test_request("t", quote, use_draft=True))
+    promotions = [e.node for e in third.trace if e.kind == admin_pb2.TRACE_NODE_KIND_PROMOTION]
+    assert promotions == ["E"]
+    assert third.result.program_version == 0
     # Never applied: the applied version does not exist.
     on_applied = admin.admin.TestCalculateOrder(_test_request("t", quote, use_draft=False))
     assert await status_of(on_applied) == NOT_FOUND
