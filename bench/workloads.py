@@ -144,3 +144,43 @@ def _order(rng: random.Random, program: str, lines: int) -> cpb.CalculateOrderRe
         line.categories.append(CATEGORIES[rng.randrange(20)])
     o.redeem.add(point_type="bonus", points=15000)
     return r
+
+
+def sized_workload(
+    promotions: int, *, variant: int = 0, seed: int = 7, program_id: str = "sized"
+) -> tuple[pb.Program, cpb.CalculateOrderRequest]:
+    """`promotions` promotions over 40 product segments, as `reference_workload` builds them
+    (every third for another channel), the first 40 in a SUMMATION group under a 50 % limit, the
+    rest at the end of the main SEQUENTIAL arbitration; and its 20-line order. `variant` changes
+    one promotion's name only, so that each variant is a new version of one program whose
+    calculation is the same."""
+    rng = random.Random(seed)
+    p = _base_program(program_id)
+    for i in range(40):
+        p.product_segments.add(
+            id=f"seg{i}", categories=[CATEGORIES[i % 20]], min_unit_price=0 if i < 20 else 50000
+        )
+    for i in range(promotions):
+        promo = p.promotions.add(
+            id=f"promo{i}",
+            name=f"Promotion {i}",
+            status=pb.PROMOTION_STATUS_ACTIVE,
+            kind=pb.PROMOTION_KIND_DISCOUNT,
+        )
+        rule = promo.product_rules.add()
+        rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
+        rule.scope.segments.append(f"seg{rng.randrange(40)}")
+        rule.benefits.append(_benefit(rng, "product"))
+        if i % 10 == 0:
+            promo.order_rules.add().benefits.append(_benefit(rng, "order"))
+        if i % 3 == 0:
+            promo.channels.add(channel="web")
+    p.promotions[0].name = f"Promotion 0 (variant {variant})"
+    root = p.arbitration
+    root.id, root.mode = "main", pb.ARBITRATION_MODE_SEQUENTIAL
+    group = root.children.add().group
+    group.id, group.mode = "first", pb.ARBITRATION_MODE_SUMMATION
+    group.limits.max_discount_bp = 5000
+    for i in range(min(40, promotions)):
+        group.children.add(promotion=f"promo{i}")
+    return p, _order(rng, program_id, 20)

@@ -6,9 +6,11 @@
     │                                                      per bad field (`order.lines[2].id`)
     ├── ConfigError                    INVALID_ARGUMENT    google.rpc.BadRequest, field
     │                                                      "<object_kind> <id>: <field>"
+    │   └── InvalidDraft (state)       FAILED_PRECONDITION google.rpc.BadRequest, as above (Apply)
     ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member, edited object)
     ├── AlreadyExists (state.errors)   ALREADY_EXISTS      (a draft edit reusing an id)
-    ├── EditRefused (state.errors)     FAILED_PRECONDITION (the draft refuses the edit)
+    ├── EditRefused (state.errors)     FAILED_PRECONDITION (the draft refuses the edit; and its
+    │                                                      ConfigurationRefused: Apply, Revert)
     ├── InvalidEdit (state.errors)     INVALID_ARGUMENT    google.rpc.BadRequest, one violation
     │                                                      per bad request field (`promotion.id`)
     └── LedgerError (ledger.errors)
@@ -54,6 +56,7 @@ from arbiter.server.api.admission import Admission, Overloaded
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
 from arbiter.server.state import AlreadyExists, EditRefused, InvalidEdit, NotFound
+from arbiter.server.state.errors import InvalidDraft
 
 __all__ = [
     "MAX_REPORTED_VIOLATIONS",
@@ -68,6 +71,7 @@ logger = logging.getLogger("arbiter.api")
 STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     InvalidOrder: grpc.StatusCode.INVALID_ARGUMENT,
     ConfigError: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidDraft: grpc.StatusCode.FAILED_PRECONDITION,
     NotFound: grpc.StatusCode.NOT_FOUND,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     EditRefused: grpc.StatusCode.FAILED_PRECONDITION,
@@ -165,7 +169,8 @@ def _message(exc: BaseException, code: grpc.StatusCode) -> str:
     if isinstance(exc, ConfigError):
         count = len(exc.issues)
         more = f" (and {count - 1} more)" if count > 1 else ""
-        return _clip(f"invalid program: {exc.issues[0]}{more}", _MAX_MESSAGE_CHARS)
+        what = "the draft cannot be applied" if isinstance(exc, InvalidDraft) else "invalid program"
+        return _clip(f"{what}: {exc.issues[0]}{more}", _MAX_MESSAGE_CHARS)
     if code is grpc.StatusCode.UNIMPLEMENTED:
         return "not implemented"
     return _clip(str(exc) or type(exc).__name__, _MAX_MESSAGE_CHARS)

@@ -6,8 +6,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from arbiter.server.api.actor import actor_of
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import (
+    AuditRecord,
     BalanceInfo,
     InvalidArgument,
     Ledger,
@@ -369,6 +371,20 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                 comment=request.comment,
                 extra=request.extra,
                 now=self._clock(),
+                audit=AuditRecord(
+                    request.program,
+                    actor_of(context),
+                    "create_transaction",
+                    "transaction",
+                    request.external_id,
+                    {
+                        "member_id": request.member_id,
+                        "point_type": request.point_type,
+                        "operation": operation,
+                        "points": request.points,
+                        "comment": request.comment,
+                    },
+                ),
             ),
             self._forget(request.program, request.member_id),
         )

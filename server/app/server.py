@@ -14,6 +14,7 @@ from arbiter.server.api.admission import Admission, pending_call_options
 from arbiter.server.app.settings import Settings, SettingsError, split_listen
 from arbiter.server.ledger import Ledger
 from arbiter.server.state import MemberDirectory, ProgramRegistry
+from arbiter.server.state.config import Configuration
 from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -112,6 +113,7 @@ class ArbiterServer:
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
+        config: Configuration | None = None,
     ) -> None:
         self._settings = settings
         # Overload (api/admission.py): the arbiter.v1 calls being served are bounded here, with a
@@ -141,7 +143,7 @@ class ArbiterServer:
         if self.port == 0 and not settings.listen.startswith(("unix:", "unix-abstract:")):
             raise SettingsError(f"cannot listen on {settings.listen!r}")
         if programs is not None and members is not None:
-            self.add_services(programs, members, clock, ledger=ledger)
+            self.add_services(programs, members, clock, ledger=ledger, config=config)
 
     def add_services(
         self,
@@ -150,6 +152,7 @@ class ArbiterServer:
         clock: Clock = utc_now,
         *,
         ledger: Ledger | None = None,
+        config: Configuration | None = None,
     ) -> None:
         """The three arbiter.v1 services (before `start()`)."""
         # The generated registration functions are untyped.
@@ -162,7 +165,8 @@ class ArbiterServer:
             self._server,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(programs, members, clock), _ADMIN, self.admission), self._server
+            guard(AdminService(programs, members, clock, config=config), _ADMIN, self.admission),
+            self._server,
         )
 
     async def discard(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arbiter.server import native
+from arbiter.server.api.actor import LOCAL_ACTOR
 from arbiter.server.api.admission import Admission
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
@@ -34,6 +35,8 @@ from arbiter.server.state import (
     ProgramRegistry,
     StateStore,
 )
+from arbiter.server.state.config import Configuration
+from arbiter.server.state.errors import InvalidDraft
 from arbiter.server.state.programs import Compiler
 
 __all__ = ["App", "ProgramFile", "ProgramFileError", "issue_text"]
@@ -91,6 +94,7 @@ class App:
         self.members: MemberDirectory = InMemoryMemberDirectory() if members is None else members
         self.ledger: Ledger | None = None
         self.store: StateStore | None = None
+        self.config: Configuration | None = None
         self.jobs: JobRunner | None = None
         self.cluster: EmbeddedPostgres | None = None
         self._redis: Any = None
@@ -132,13 +136,13 @@ class App:
         if applied:
             logger.info("ledger migrations applied: %s", ", ".join(applied))
         self.store = StateStore(self.ledger.pool)
-        await self.store.create_schema()
+        await self.store.open()
+        self.config = Configuration(self.store, self.programs, self._compile, self._clock)
         if self._given_members is None:
             self.members = LedgerMemberDirectory(self.ledger, self.programs, clock=self._clock)
-        # A restarted server serves the last applied version of each program (docs/contract.md).
-        for stored in await self.store.latest_programs():
-            await asyncio.to_thread(self.programs.publish, stored.program, stored.version)
-            logger.info("program %r version %d restored", stored.program.id, stored.version)
+        # A restarted server serves the applied version of every program in storage.
+        for program_id, version in await self.config.restore():
+            logger.info("program %r version %d restored", program_id, version)
         send: Send = log_sender
         if settings.redis_url:
             import redis.asyncio as aioredis
@@ -164,7 +168,9 @@ class App:
         server = ArbiterServer(self.settings)  # binds the port: a busy one fails here
         try:
             await self._open_storage()
-            server.add_services(self.programs, self.members, self._clock, ledger=self.ledger)
+            server.add_services(
+                self.programs, self.members, self._clock, ledger=self.ledger, config=self.config
+            )
             await server.start()
         except BaseException:
             await server.discard()
@@ -193,23 +199,28 @@ class App:
             files.append(ProgramFile(path, program, compiled))
         return files
 
-    async def apply_program(self, program: Any, *, compiled: Any = None) -> int:
+    async def apply_program(
+        self, program: Any, *, compiled: Any = None, source: str = "program"
+    ) -> int:
         """Compile (unless given `compiled`), store (when it differs from the applied version)
-        and publish a program."""
+        and publish a program: configuration as code, an import and an Apply in one
+        (docs/admin.md)."""
         if not program.id:
             raise ConfigError([ConfigIssue("program", "", "id", "required")])
-        if compiled is None:
-            compiled = await asyncio.to_thread(self._compile, program)
-        if self.store is None:
+        if self.config is None:
             current_applied = self.programs.get(program.id) if program.id in self.programs else None
             if current_applied is not None and current_applied.source == program:
                 return current_applied.version  # unchanged: no new version (as with storage)
+            if compiled is None:
+                compiled = await asyncio.to_thread(self._compile, program)
             return await asyncio.to_thread(self.programs.publish, program, compiled=compiled)
-        version, changed = await self.store.apply(program, self._clock())
-        current = self.programs.get(program.id).version if program.id in self.programs else None
-        if changed or current != version:
-            await asyncio.to_thread(self.programs.publish, program, version, compiled=compiled)
-        return version
+        try:
+            return await self.config.import_and_apply(
+                program, LOCAL_ACTOR, source=source, compiled=compiled
+            )
+        except InvalidDraft as exc:
+            # At start-up an invalid file is a bad argument of the command, as before storage.
+            raise ConfigError(exc.issues) from None
 
     async def load_programs(self, paths: tuple[Path, ...] | None = None) -> list[tuple[str, int]]:
         """Load and apply each program file (default: the settings' `--program` files, as
@@ -232,7 +243,9 @@ class App:
     async def _apply_file(self, file: ProgramFile) -> tuple[str, int]:
         program_id: str = file.program.id
         before = self.programs.get(program_id).version if program_id in self.programs else None
-        version = await self.apply_program(file.program, compiled=file.compiled)
+        version = await self.apply_program(
+            file.program, compiled=file.compiled, source=str(file.path)
+        )
         if version == before:
             logger.info("program %r version %d unchanged in %s", program_id, version, file.path)
         else:
@@ -266,6 +279,7 @@ class App:
             await client.aclose()
         ledger, self.ledger = self.ledger, None
         self.store = None
+        self.config = None
         if ledger is not None:
             await ledger.close()
         cluster, self.cluster = self.cluster, None

@@ -6,6 +6,7 @@ lifecycle, tiers and the outbox. asyncpg only; it knows no gRPC.
     await ledger.enroll(program, "m-1")
 """
 
+from arbiter.server.ledger._audit import AuditEntry, AuditRecord, read_audit, record_audit
 from arbiter.server.ledger._codec import result_from_json, result_to_json
 from arbiter.server.ledger._codes import CodeUses
 from arbiter.server.ledger._config import LedgerProgram
@@ -51,6 +52,8 @@ from arbiter.server.ledger.errors import (
 __all__ = [
     "DEFAULT_HOLD_SECONDS",
     "MAX_HOLD_SECONDS",
+    "AuditEntry",
+    "AuditRecord",
     "BalanceInfo",
     "CodeUses",
     "Compute",
@@ -83,6 +86,8 @@ __all__ = [
     "Transaction",
     "TransactionPage",
     "line_points",
+    "read_audit",
+    "record_audit",
     "result_from_json",
     "result_to_json",
     "storage_errors",

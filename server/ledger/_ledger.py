@@ -12,6 +12,7 @@ import asyncpg
 
 from arbiter.server.engine.types import CodeUsage, MemberState
 from arbiter.server.ledger import _jobs, _members, _orders, _outbox, _returns, _tiers
+from arbiter.server.ledger._audit import AuditRecord
 from arbiter.server.ledger._book import Book
 from arbiter.server.ledger._calendar import require_aware
 from arbiter.server.ledger._callback import CallbackFailed
@@ -433,13 +434,17 @@ class Ledger:
     async def create_transaction(self, program: ProgramLike, *, member_id: str, point_type: str,
                                  operation: str, points: int, external_id: str,
                                  comment: str = "", extra: str = "",
-                                 now: datetime | None = None) -> Transaction:
-        """ACCRUAL -> an ACCRUAL transaction, DEDUCTION -> a REDEMPTION; source MANUAL."""
+                                 now: datetime | None = None,
+                                 audit: AuditRecord | None = None) -> Transaction:
+        """ACCRUAL -> an ACCRUAL transaction, DEDUCTION -> a REDEMPTION; source MANUAL.
+
+        `audit`: the journal entry to record in the posting's own transaction (none on a
+        replay)."""
         cfg, at = self.program(program), _now(now)
         return await self._write(lambda conn: post_manual(
             conn, cfg, member_id=member_id, point_type=point_type, operation=operation,
             points=points, external_id=external_id, comment=comment, extra=extra, trigger=None,
-            now=at))
+            now=at, audit=audit))
 
     async def apply_trigger(self, program: ProgramLike, *, member_id: str,
                             trigger_promotion: str, point_type: str, operation: str, points: int,

@@ -11,6 +11,7 @@ import asyncpg
 
 from arbiter.server.engine.errors import FieldViolation
 from arbiter.server.ledger import _tiers
+from arbiter.server.ledger._audit import AuditRecord, record_audit
 from arbiter.server.ledger._book import TXN_COLUMNS, Book, row_to_transaction
 from arbiter.server.ledger._config import AmountRule, LedgerProgram
 from arbiter.server.ledger._members import MAX_ID_CHARS
@@ -125,8 +126,13 @@ async def post_manual(
     extra: str,
     trigger: str | None,
     now: datetime,
+    audit: AuditRecord | None = None,
 ) -> Transaction:
-    """CreateTransaction (trigger None, source MANUAL) or ApplyTrigger (TRIGGER_PROMOTION)."""
+    """CreateTransaction (trigger None, source MANUAL) or ApplyTrigger (TRIGGER_PROMOTION).
+
+    `audit` given: recorded in the same transaction as the posting, with the transaction's id
+    added to its detail; a replay of an `external_id` posts nothing and records nothing.
+    """
     points, parsed = _validate(
         program, member_id=member_id, point_type=point_type, operation=operation, points=points,
         external_id=external_id, comment=comment, extra=extra, trigger=trigger, now=now,
@@ -176,4 +182,8 @@ async def post_manual(
         await book.emit("points.redeemed", {"point_type": point_type, "points": points,
                                             "source_type": source_type, "transaction_id": txn.id})
     await _tiers.refresh(book)
+    if audit is not None:
+        detail = {**audit.detail, "transaction_id": txn.id}
+        await record_audit(conn, AuditRecord(audit.program, audit.actor, audit.action,
+                                             audit.object_kind, audit.object_id, detail), now)
     return txn

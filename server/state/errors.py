@@ -6,8 +6,13 @@
     ├── AlreadyExists   a draft edit creating an id its kind already uses (ALREADY_EXISTS)
     ├── EditRefused     the draft's state refuses the edit: an ENDED promotion, a non-empty
     │                   group to delete, a changed database (FAILED_PRECONDITION)
+    │   └── ConfigurationRefused  stored drafts and versions refuse a change: a revert with
+    │                   nothing applied, a second active program of one database (Apply)
     └── InvalidEdit     a malformed edit request; names every bad request field
                         (INVALID_ARGUMENT with google.rpc.BadRequest)
+    ConfigError (engine.errors)
+    └── InvalidDraft    Apply or test mode of a draft that does not compile (FAILED_PRECONDITION
+                        with google.rpc.BadRequest naming every issue)
 
 The ledger's own "no such member" can raise this same class (or subclass it), so that the api
 room's one mapping covers both.
@@ -15,9 +20,17 @@ room's one mapping covers both.
 
 from __future__ import annotations
 
-from arbiter.server.engine.errors import ArbiterError, FieldViolation
+from arbiter.server.engine.errors import ArbiterError, ConfigError, FieldViolation
 
-__all__ = ["AlreadyExists", "EditRefused", "InvalidEdit", "NotFound", "shown_id"]
+__all__ = [
+    "AlreadyExists",
+    "ConfigurationRefused",
+    "EditRefused",
+    "InvalidDraft",
+    "InvalidEdit",
+    "NotFound",
+    "shown_id",
+]
 
 # Ids come from callers: an error echoes at most this many characters of one, so that a
 # megabyte-long id cannot turn into a megabyte-long status message.
@@ -61,3 +74,14 @@ class InvalidEdit(ArbiterError):
             raise ValueError("InvalidEdit needs at least one violation")
         self.violations: tuple[FieldViolation, ...] = tuple(violations)
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+
+
+class ConfigurationRefused(EditRefused):
+    """The stored drafts and versions refuse a change as asked (FAILED_PRECONDITION, as every
+    EditRefused): a revert with nothing applied, a second active program of one database, a
+    program id or database that would change."""
+
+
+class InvalidDraft(ConfigError):
+    """Apply of a draft that does not compile: FAILED_PRECONDITION (the draft is the state that
+    is wrong, not the request), with the BadRequest of every issue, as a ConfigError carries."""

@@ -53,7 +53,8 @@ class ProgramRegistry:
     ) -> int:
         """Compile `program` and make it the applied version of its id; returns that version.
 
-        `version` given (a version numbered by storage, shared by every replica): that number;
+        `version` given (a version numbered by storage, shared by every replica): that number,
+        unless a later one is applied already (then nothing changes and that one is answered);
         otherwise the previous one plus one. `compiled`: the program compiled already (by a
         caller that had to know it compiles before storing it). Raises ConfigError (nothing
         changes) when the program does not compile.
@@ -70,6 +71,10 @@ class ProgramRegistry:
                 )
             if version is None:
                 version = 1 if previous is None else previous.version + 1
+            elif previous is not None and previous.version > version:
+                # Two applies committed n and n + 1 and published in the other order: the
+                # registry never goes back to an older version.
+                return previous.version
             self._applied[program.id] = AppliedProgram(version, compiled, program)
         return version
 

@@ -273,7 +273,14 @@ async def test_member_and_admin_services_are_registered_and_unimplemented(
     unary = [
         members.GetMember(member_pb2.GetMemberRequest(program="demo", member_id="m")),
         members.ApplyTrigger(member_pb2.ApplyTriggerRequest()),
+        # Drafts and versions need storage, which this server has not.
         admin.Apply(admin_pb2.ApplyRequest(program="demo")),
+        admin.GetProgram(admin_pb2.GetProgramRequest(program="demo")),
+        admin.ImportProgram(admin_pb2.ImportProgramRequest()),
+        admin.TestCalculateOrder(
+            admin_pb2.TestCalculateOrderRequest(program="demo", use_draft=True)
+        ),
+        admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(role="pos")),
         admin.Revert(admin_pb2.RevertRequest(program="demo")),
     ]
     for call in unary:
@@ -295,3 +302,31 @@ async def test_member_and_admin_services_are_registered_and_unimplemented(
 async def test_an_unknown_method_is_unimplemented(channel: grpc.aio.Channel) -> None:
     call = channel.unary_unary("/arbiter.v1.CheckoutService/NoSuchRpc")(b"")
     assert (await rpc_error(call)).code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_test_mode_on_the_applied_version_needs_no_storage(
+    served: App, channel: grpc.aio.Channel, checkout: Any, make_request: MakeRequest
+) -> None:
+    quote = make_request()
+    request = admin_pb2.TestCalculateOrderRequest(
+        program=quote.program, member_id=quote.member_id, member_context=quote.member_context
+    )
+    request.order.CopyFrom(quote.order)
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    tested = await admin.TestCalculateOrder(request)
+    calculated = await checkout.CalculateOrder(quote)
+    assert tested.result.program_version == calculated.program_version == 1
+    assert tested.result.totals == calculated.totals
+    assert list(tested.result.benefits) == list(calculated.benefits)
+    assert tested.result.totals.discount > 0
+
+
+def test_every_draft_edit_rpc_has_the_admin_service_s_own_handler() -> None:
+    from arbiter.server.api import AdminService
+    from arbiter.server.state.edits import EDIT_RPCS
+
+    base = admin_pb2_grpc.AdminServiceServicer
+    admin_rpcs = set(admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name)
+    assert admin_rpcs >= EDIT_RPCS
+    for rpc in EDIT_RPCS:
+        assert getattr(AdminService, rpc) is not getattr(base, rpc), rpc

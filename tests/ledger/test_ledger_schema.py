@@ -122,6 +122,53 @@ async def test_migration_0002_carries_the_old_order_versions_into_the_orders(
         assert await lg.migrate() == []
 
 
+async def test_migration_0007_adopts_the_program_versions_of_before_drafts(
+    empty_dsn: str,
+) -> None:
+    """A database from before 0007: the state room had created `program_versions` itself and
+    stored versions 1 and 2 of `p`, and version 1 of `q`, of the same database. The migration
+    keeps the table and its rows, and makes each a program whose draft and applied version are
+    its last version; the state store then reads their database from that version (the first
+    only: one active program per database)."""
+    from arbiter.server.state.store import StateStore
+
+    before = [m for m in load_migrations() if m.version < 7]
+    v1 = program_pb2.Program(id="p", name="one", database="crm")
+    v2 = program_pb2.Program(id="p", name="two", database="crm")
+    q = program_pb2.Program(id="q", database="crm")
+    async with await Ledger.connect(empty_dsn) as lg:
+        conn: asyncpg.Connection
+        async with lg.pool.acquire() as conn:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            for migration in before:
+                await conn.execute(migration.sql)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                                   migration.version, migration.name, migration.checksum)
+            await conn.execute(
+                "CREATE TABLE program_versions (program text NOT NULL, version bigint NOT NULL"
+                " CHECK (version > 0), program_pb bytea NOT NULL, applied_at timestamptz NOT"
+                " NULL, PRIMARY KEY (program, version))")
+            for version, program in ((1, v1), (2, v2)):
+                await conn.execute("INSERT INTO program_versions VALUES ('p', $1, $2, $3)",
+                                   version, program.SerializeToString(deterministic=True), T0)
+            # Another program of the same database, applied before the rule existed.
+            await conn.execute("INSERT INTO program_versions VALUES ('q', 1, $1, $2)",
+                               q.SerializeToString(deterministic=True), T0)
+        assert "0007_configuration.sql" in await lg.migrate()
+        store = StateStore(lg.pool)
+        await store.open()
+        record = await store.record("p")
+        assert (record.applied_version, record.draft, record.has_draft_changes) == (2, v2, False)
+        assert record.database == "crm"
+        assert await store.version("p", 1) == v1
+        assert [(s.version, s.program) for s in await store.latest_programs()] == [
+            (2, v2), (1, q)]
+        # Only one active program per database: the other one is left bound to none.
+        assert (await store.record("q")).database == ""
+
+
 async def test_transactions_are_append_only(ledger: Ledger, program: program_pb2.Program) -> None:
     await ledger.enroll(program, "m1", now=T0)
     await ledger.create_transaction(program, member_id="m1", point_type="bonus",
@@ -146,14 +193,16 @@ def test_errors_are_arbiter_errors() -> None:
 
 def test_public_names_are_pinned() -> None:
     assert set(ledger_pkg.__all__) == {
-        "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "BalanceInfo", "CodeUses", "Compute",
+        "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "AuditEntry", "AuditRecord", "BalanceInfo",
+        "CodeUses", "Compute",
         "Conflict", "EnrollManyResult", "EnrollResult", "ExpiringLot", "ExpiryReport",
         "FailedPrecondition",
         "HoldNotActive", "InsufficientPoints", "InvalidArgument", "Ledger", "LedgerError",
         "LedgerProgram", "MemberInfo", "MemberSnapshot", "NotFound", "OrderOutcome", "OrderRequest",
         "OrderStateError", "OutboxEvent", "PointsMovement", "ProgramLike", "StorageUnavailable",
         "TierChange", "TierPeriodReport", "TierStatus", "TotalMismatch", "Transaction",
-        "TransactionPage", "line_points", "result_from_json", "result_to_json", "storage_errors",
+        "TransactionPage", "line_points", "read_audit", "record_audit", "result_from_json",
+        "result_to_json", "storage_errors",
     }
     for name in ledger_pkg.__all__:
         assert getattr(ledger_pkg, name) is not None
