@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,17 +58,17 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
     from arbiter.server.app.embedded_pg import EmbeddedPostgresError
+    from arbiter.server.app.logs import configure_logging
     from arbiter.server.app.runtime import run, tune_allocator
     from arbiter.server.app.wiring import App
     from arbiter.server.engine import ConfigError
     from arbiter.server.ledger import StorageUnavailable
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     tune_allocator()
     try:
         settings = settings_from_args(args)
+        settings.check()
+        configure_logging(settings.log_format, args.log_level)
         run(App(settings).serve_until_signal(), settings.event_loop)
     except SettingsError as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
@@ -89,6 +90,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         self._members = members
         self._clock = clock
         self._ledger = ledger
+        # Set by the server when metrics are on: gets each calculation's duration in seconds.
+        self.observe_calculation: Callable[[float], None] | None = None
 
     async def CalculateOrder(
         self, request: checkout_pb2.CalculateOrderRequest, context: Any
@@ -113,7 +116,14 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             if order.promo_codes
             else None
         )
-        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
+        now = self._clock()
+        observe = self.observe_calculation
+        if observe is None:
+            result = calculate(compiled, order, member, now=now, usage=usage)
+        else:
+            start = perf_counter()
+            result = calculate(compiled, order, member, now=now, usage=usage)
+            observe(perf_counter() - start)
         return result_to_proto(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------
@@ -176,7 +186,13 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         def compute(member: MemberState, usage: CodeUsage) -> CalculationResult:
             # The ledger's member is enrolled: the program's static segments listing it count.
             member = with_static_segments(compiled, member)
-            return calculate(compiled, order, member, now=now, usage=usage)
+            observe = self.observe_calculation
+            if observe is None:
+                return calculate(compiled, order, member, now=now, usage=usage)
+            start = perf_counter()
+            result = calculate(compiled, order, member, now=now, usage=usage)
+            observe(perf_counter() - start)
+            return result
 
         return compute
 

@@ -14,6 +14,8 @@
         ├── InvalidArgument            INVALID_ARGUMENT    google.rpc.BadRequest, as above
         └── StorageUnavailable         UNAVAILABLE
     NotImplementedError                UNIMPLEMENTED       (RPCs not written yet)
+    Unauthenticated (api.auth)         UNAUTHENTICATED     (missing, wrong or revoked key)
+    PermissionDenied (api.auth)        PERMISSION_DENIED   (the key's role may not call it)
     anything else                      INTERNAL            generic message; traceback logged
 
 How a later error gets its status: one line in `STATUS_BY_ERROR`, keyed by its class. The
@@ -41,6 +43,7 @@ import grpc
 from google.protobuf import any_pb2, descriptor
 from google.rpc import error_details_pb2, status_pb2
 
+from arbiter.server.api.auth import PermissionDenied, Unauthenticated
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
 from arbiter.server.state import NotFound
@@ -65,6 +68,8 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     ledger_errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     ledger_errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 # Status and details travel in HTTP/2 headers, which peers cap (8 KiB by default in gRPC): an

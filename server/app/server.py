@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+from google.protobuf import descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
-from arbiter.server.app.settings import Settings, SettingsError
+from arbiter.server.api.auth import ApiKeys
+from arbiter.server.api.calls import observed
+from arbiter.server.api.metrics import Metrics, MetricsServer
+from arbiter.server.app.settings import Settings, SettingsError, split_listen
+from arbiter.server.app.tls import server_credentials
 from arbiter.server.ledger import Ledger
+from arbiter.server.ledger.keys import ApiKeyStore
+from arbiter.server.ledger.stats import outbox_backlog
 from arbiter.server.state import MemberDirectory, ProgramRegistry
 from arbiter.v1 import (
     admin_pb2,
@@ -59,16 +68,34 @@ class ArbiterServer:
             ],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
+        # Keys, roles, durations and the RPC log line: docs/api.md (Authentication, Metrics).
+        self.keys = ApiKeys(
+            settings.admin_key, ApiKeyStore(ledger.pool) if ledger else None, now=clock
+        )
+        self.metrics = Metrics(enabled=settings.metrics_listen is not None)
+        self.metrics.state.members, self.metrics.state.programs = members, programs
+        if ledger is not None:
+            pool = ledger.pool
+            self.metrics.state.pool = pool
+            self.metrics.state.outbox = lambda: outbox_backlog(pool)
+        self._metrics_server: MetricsServer | None = None
+
+        def wrap(servicer: object, service: descriptor.ServiceDescriptor) -> object:
+            return observed(guard(servicer, service), service, self.keys, self.metrics.timer)
+
         # The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
+        checkout.observe_calculation = self.metrics.observe_calculation()
         checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(checkout, _CHECKOUT), self._server
+            wrap(checkout, _CHECKOUT), self._server
         )
         member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(MemberService(programs, members, clock, ledger), _MEMBER), self._server
+            wrap(MemberService(programs, members, clock, ledger), _MEMBER), self._server
         )
+        admin = AdminService()
+        admin.api_keys = self.keys
         admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(), _ADMIN), self._server
+            wrap(admin, _ADMIN), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -76,7 +103,11 @@ class ArbiterServer:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         try:
-            self.port: int = self._server.add_insecure_port(settings.listen)
+            credentials = server_credentials(settings)
+            if credentials is None:
+                self.port: int = self._server.add_insecure_port(settings.listen)
+            else:
+                self.port = self._server.add_secure_port(settings.listen, credentials)
         except RuntimeError as exc:
             raise SettingsError(f"cannot listen on {settings.listen!r}: {exc}") from exc
         if self.port == 0 and not settings.listen.startswith(("unix:", "unix-abstract:")):
@@ -86,7 +117,23 @@ class ArbiterServer:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, _NOT_SERVING)
+        if self._settings.metrics_listen is not None:
+            host, port = split_listen(self._settings.metrics_listen)
+            self.metrics.state.loop = asyncio.get_running_loop()
+            try:
+                self._metrics_server = MetricsServer(self.metrics, host, port)
+            except OSError as exc:
+                raise SettingsError(
+                    f"cannot serve metrics on {self._settings.metrics_listen!r}: {exc}"
+                ) from exc
+        await self.keys.refresh()
+        self.keys.start()
         await self._server.start()
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The metrics endpoint's bound port (None when `--metrics` is not set)."""
+        return None if self._metrics_server is None else self._metrics_server.port
 
     async def set_serving(self) -> None:
         """Health SERVING: the server can answer calculations."""
@@ -97,6 +144,10 @@ class ArbiterServer:
         """NOT_SERVING, then let calls in flight finish for `grace_s` seconds, then cancel."""
         await self._health.enter_graceful_shutdown()
         await self._server.stop(self._settings.shutdown_grace_s if grace_s is None else grace_s)
+        await self.keys.stop()
+        metrics_server, self._metrics_server = self._metrics_server, None
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.stop)
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()

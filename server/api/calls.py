@@ -1,0 +1,181 @@
+"""The per-call wrapper around each RPC: authentication, the duration metric, the RPC log line.
+
+`observed(servicer, service, ...)` wraps each RPC method of an already `guard`ed servicer once,
+at registration, like `errors.guard`: per call it costs a clock read at each end, the key check
+when auth is on (one SHA-256 and one dict lookup, `auth.ApiKeys`), one histogram observation on
+a label child bound in advance, and a log record only when the `arbiter.rpc` logger is enabled
+for INFO. Status codes still come from `errors.status_for` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+import grpc
+from google.protobuf import descriptor
+
+from arbiter.server.api.auth import (
+    ApiKeys,
+    PermissionDenied,
+    Principal,
+    Unauthenticated,
+    roles_for,
+    set_caller,
+)
+from arbiter.server.api.errors import status_for
+from arbiter.server.api.metrics import RpcTimer
+
+__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "observed"]
+
+#: Callers may name their request in this metadata key; else the server makes an id up.
+REQUEST_ID_KEY: Final = "x-request-id"
+RPC_LOGGER: Final = "arbiter.rpc"
+_MAX_REQUEST_ID_CHARS: Final = 64
+
+_rpc_log = logging.getLogger(RPC_LOGGER)
+_OK: Final = grpc.StatusCode.OK
+_INFO: Final = logging.INFO
+_perf = time.perf_counter
+
+Handler = Callable[..., Any]
+
+
+def _request_id(metadata: Any) -> str:
+    for item in metadata or ():
+        if item[0] == REQUEST_ID_KEY and isinstance(item[1], str):
+            value = item[1][:_MAX_REQUEST_ID_CHARS]
+            if value.isprintable():
+                return value
+    return secrets.token_hex(8)
+
+
+def _log(method: str, code: grpc.StatusCode, seconds: float, context: Any, who: str) -> None:
+    duration_ms = round(seconds * 1000, 3)
+    _rpc_log.info(
+        "%s %s %.3f ms",
+        method,
+        code.name,
+        duration_ms,
+        extra={
+            "rpc": {
+                "method": method,
+                "code": code.name,
+                "duration_ms": duration_ms,
+                "request_id": _request_id(context.invocation_metadata()),
+                "name": who,
+            }
+        },
+    )
+
+
+def _allow(principal: Principal, roles: frozenset[str], method: str) -> None:
+    if principal.role not in roles:
+        raise PermissionDenied(
+            f"the key {principal.name!r} (role {principal.role}) may not call {method}"
+        )
+    set_caller(principal)
+
+
+async def _refuse(context: Any, exc: Exception) -> None:
+    status = status_for(exc)
+    await context.abort(status.code, status.message, status.trailing_metadata)
+
+
+def _response(
+    inner: Handler, method: str, roles: frozenset[str], keys: ApiKeys, timer: RpcTimer
+) -> Handler:
+    enabled = keys.enabled
+    observe = timer.observe
+
+    async def call(request: Any, context: Any) -> Any:
+        start = _perf()
+        code = _OK
+        who = "" if enabled else "local"
+        try:
+            if enabled:
+                try:
+                    principal = await keys.authenticate(context.invocation_metadata())
+                    who = principal.name
+                    _allow(principal, roles, method)
+                except (Unauthenticated, PermissionDenied) as exc:
+                    await _refuse(context, exc)
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            seconds = _perf() - start
+            observe(code, seconds)
+            if _rpc_log.isEnabledFor(_INFO):
+                _log(method, code, seconds, context, who)
+
+    return call
+
+
+def _stream(
+    inner: Handler, method: str, roles: frozenset[str], keys: ApiKeys, timer: RpcTimer
+) -> Handler:
+    enabled = keys.enabled
+    observe = timer.observe
+
+    async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+        start = _perf()
+        code = _OK
+        who = "" if enabled else "local"
+        try:
+            if enabled:
+                try:
+                    principal = await keys.authenticate(context.invocation_metadata())
+                    who = principal.name
+                    _allow(principal, roles, method)
+                except (Unauthenticated, PermissionDenied) as exc:
+                    await _refuse(context, exc)
+            async for response in inner(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            seconds = _perf() - start
+            observe(code, seconds)
+            if _rpc_log.isEnabledFor(_INFO):
+                _log(method, code, seconds, context, who)
+
+    return call
+
+
+class _Observed:
+    def __init__(
+        self,
+        servicer: object,
+        service: descriptor.ServiceDescriptor,
+        keys: ApiKeys,
+        timers: Callable[[str], RpcTimer],
+    ) -> None:
+        for rpc in service.methods:
+            inner = getattr(servicer, rpc.name)
+            method = f"/{service.full_name}/{rpc.name}"
+            roles = roles_for(service.full_name, rpc.name)
+            wrap = _stream if rpc.server_streaming else _response
+            setattr(self, rpc.name, wrap(inner, method, roles, keys, timers(method)))
+
+
+def observed(
+    servicer: object,
+    service: descriptor.ServiceDescriptor,
+    keys: ApiKeys,
+    timers: Callable[[str], RpcTimer],
+) -> Any:
+    """`servicer` (already guarded) with each RPC of `service` checked, timed and logged."""
+    return _Observed(servicer, service, keys, timers)
