@@ -13,8 +13,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, Final, NamedTuple
 
 import grpc
 from google.protobuf import descriptor
@@ -29,6 +29,8 @@ from arbiter.server.api.auth import (
 )
 from arbiter.server.api.errors import status_for
 from arbiter.server.api.metrics import RpcTimer
+from arbiter.server.engine import FieldViolation
+from arbiter.server.ledger import InvalidArgument
 
 __all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "observed"]
 
@@ -73,6 +75,64 @@ def _log(method: str, code: grpc.StatusCode, seconds: float, context: Any, who: 
     )
 
 
+def _field_size(field: descriptor.FieldDescriptor, value: Any) -> int:
+    repeated = field.is_repeated
+    items = (value.values() if hasattr(value, "values") else value) if repeated else (value,)
+    total = 0
+    for item in items:
+        if hasattr(item, "ByteSize"):
+            total += item.ByteSize()
+        elif isinstance(item, str | bytes):
+            total += len(item)
+        else:
+            total += 8
+    return total
+
+
+def _largest_field(message: Any) -> str:
+    """The path to where most of an oversized message's bytes are (`order.lines`)."""
+    path: list[str] = []
+    current = message
+    while True:
+        fields = current.ListFields()
+        if not fields:
+            break
+        field, value = max(fields, key=lambda pair: _field_size(*pair))
+        path.append(field.name)
+        if field.message_type is None or field.is_repeated:
+            break
+        current = value
+    return ".".join(path)
+
+
+def oversized(message: Any, limit: int, where: str = "") -> InvalidArgument | None:
+    """An error naming the field when `message` serialises to more than `limit` bytes."""
+    size = message.ByteSize()
+    if size <= limit:
+        return None
+    field = _largest_field(message)
+    path = f"{where}.{field}" if where and field else (where or field)
+    return InvalidArgument(
+        [
+            FieldViolation(
+                path,
+                f"the message is {size} bytes, above the limit of {limit} bytes"
+                f" ({limit // (1024 * 1024)} MiB) per message",
+            )
+        ]
+    )
+
+
+async def _each_checked(requests: AsyncIterable[Any], limit: int) -> AsyncIterator[Any]:
+    index = 0
+    async for request in requests:
+        error = oversized(request, limit, f"requests[{index}]")
+        if error is not None:
+            raise error
+        yield request
+        index += 1
+
+
 def _allow(principal: Principal, roles: frozenset[str], method: str) -> None:
     if principal.role not in roles:
         raise PermissionDenied(
@@ -86,9 +146,8 @@ async def _refuse(context: Any, exc: Exception) -> None:
     await context.abort(status.code, status.message, status.trailing_metadata)
 
 
-def _response(
-    inner: Handler, method: str, roles: frozenset[str], keys: ApiKeys, timer: RpcTimer
-) -> Handler:
+def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
+    method, roles, streaming_in, max_bytes = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -104,6 +163,12 @@ def _response(
                     _allow(principal, roles, method)
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
+            if streaming_in:
+                request = _each_checked(request, max_bytes)
+            elif request.ByteSize() > max_bytes:
+                error = oversized(request, max_bytes)
+                assert error is not None
+                await _refuse(context, error)
             return await inner(request, context)
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -120,9 +185,8 @@ def _response(
     return call
 
 
-def _stream(
-    inner: Handler, method: str, roles: frozenset[str], keys: ApiKeys, timer: RpcTimer
-) -> Handler:
+def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
+    method, roles, streaming_in, max_bytes = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -138,6 +202,12 @@ def _stream(
                     _allow(principal, roles, method)
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
+            if streaming_in:
+                request = _each_checked(request, max_bytes)
+            elif request.ByteSize() > max_bytes:
+                error = oversized(request, max_bytes)
+                assert error is not None
+                await _refuse(context, error)
             async for response in inner(request, context):
                 yield response
         except grpc.aio.AbortError:
@@ -155,6 +225,13 @@ def _stream(
     return call
 
 
+class _Rpc(NamedTuple):
+    method: str
+    roles: frozenset[str]
+    streaming_in: bool
+    max_bytes: int
+
+
 class _Observed:
     def __init__(
         self,
@@ -162,13 +239,19 @@ class _Observed:
         service: descriptor.ServiceDescriptor,
         keys: ApiKeys,
         timers: Callable[[str], RpcTimer],
+        max_request_bytes: int,
     ) -> None:
         for rpc in service.methods:
             inner = getattr(servicer, rpc.name)
             method = f"/{service.full_name}/{rpc.name}"
-            roles = roles_for(service.full_name, rpc.name)
+            info = _Rpc(
+                method,
+                roles_for(service.full_name, rpc.name),
+                rpc.client_streaming,
+                max_request_bytes,
+            )
             wrap = _stream if rpc.server_streaming else _response
-            setattr(self, rpc.name, wrap(inner, method, roles, keys, timers(method)))
+            setattr(self, rpc.name, wrap(inner, info, keys, timers(method)))
 
 
 def observed(
@@ -176,6 +259,12 @@ def observed(
     service: descriptor.ServiceDescriptor,
     keys: ApiKeys,
     timers: Callable[[str], RpcTimer],
+    max_request_bytes: int,
 ) -> Any:
-    """`servicer` (already guarded) with each RPC of `service` checked, timed and logged."""
-    return _Observed(servicer, service, keys, timers)
+    """`servicer` (already guarded) with each RPC of `service` checked, timed and logged.
+
+    A request (or a message of a client stream) larger than `max_request_bytes` is
+    INVALID_ARGUMENT naming the field holding most of it; the transport's own limit, above
+    this one, refuses what is too large to read at all (RESOURCE_EXHAUSTED).
+    """
+    return _Observed(servicer, service, keys, timers, max_request_bytes)

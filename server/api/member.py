@@ -8,6 +8,8 @@ from typing import Any, Final
 
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     BalanceInfo,
     InvalidArgument,
     Ledger,
@@ -20,7 +22,6 @@ from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
 
 __all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
 
-MAX_PAGE_SIZE: Final = 1000
 # One EnrollMembers stream enrolls at most this many members (a bulk import is split into
 # several streams); the ledger commits them in chunks of a few hundred.
 MAX_ENROLL_STREAM: Final = 1_000_000
@@ -185,7 +186,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             bad.append(
                 FieldViolation(
-                    "page_size", f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, 50)"
+                    "page_size",
+                    f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, {DEFAULT_PAGE_SIZE})",
                 )
             )
         ledger, applied, program = self._begin(request.program, bad)

@@ -47,7 +47,7 @@ __all__ = [
 
 # --- Limits on what enters (docs/api.md). ---------------------------------------------------
 MAX_LINES: Final = 1000
-MAX_PROMO_CODES: Final = 100
+MAX_PROMO_CODES: Final = 30
 MAX_REDEMPTIONS: Final = 64
 MAX_CATEGORIES_PER_LINE: Final = 64
 MAX_FIELDS_PER_LINE: Final = 64

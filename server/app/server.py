@@ -81,7 +81,13 @@ class ArbiterServer:
         self._metrics_server: MetricsServer | None = None
 
         def wrap(servicer: object, service: descriptor.ServiceDescriptor) -> object:
-            return observed(guard(servicer, service), service, self.keys, self.metrics.timer)
+            return observed(
+                guard(servicer, service),
+                service,
+                self.keys,
+                self.metrics.timer,
+                settings.max_request_bytes,
+            )
 
         # The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)

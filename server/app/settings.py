@@ -28,9 +28,13 @@ __all__ = [
 
 DEFAULT_LISTEN: Final = "127.0.0.1:50051"
 LOG_FORMATS: Final = ("text", "json")
-# A request (an order of at most 1000 lines with their custom fields) fits well under 4 MiB; a
-# response (rows per benefit and line) may be larger, so sending is allowed more.
-DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+# A request (an order of at most 1000 lines with their custom fields) fits well under 4 MiB;
+# one above is INVALID_ARGUMENT naming its largest field (server/api/calls.py). The transport
+# reads up to 4 times as much, so that the error can say which field; beyond, gRPC refuses the
+# message unread (RESOURCE_EXHAUSTED). A response (rows per benefit and line) may be larger, so
+# sending is allowed more.
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * DEFAULT_MAX_REQUEST_BYTES
 DEFAULT_MAX_SEND_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 # Calls in flight beyond this get RESOURCE_EXHAUSTED instead of queueing without end.
 DEFAULT_MAX_CONCURRENT_RPCS: Final = 10_000
@@ -58,6 +62,7 @@ class Settings:
     data_dir: Path | None = None
     # Never printed: repr would put it in logs.
     admin_key: str | None = field(default=None, repr=False)
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
     max_send_message_bytes: int = DEFAULT_MAX_SEND_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
@@ -85,6 +90,8 @@ class Settings:
                 f"refusing to serve {self.listen!r} (not a loopback address) without an admin "
                 "key: set ARBITER_ADMIN_KEY, or listen on 127.0.0.1, [::1] or localhost"
             )
+        if not 0 < self.max_request_bytes <= self.max_receive_message_bytes:
+            raise SettingsError("max_request_bytes must be positive, at most the receive limit")
         if self.max_receive_message_bytes <= 0 or self.max_send_message_bytes <= 0:
             raise SettingsError("message size limits must be positive")
         if self.max_concurrent_rpcs <= 0:
