@@ -118,7 +118,7 @@ class Pki:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca, ca_key, ca_cert = make_ca("Arbiter test CA")
-    other, other_key, other_cert = make_ca("Someone else's CA")
+    _, other_key, other_cert = make_ca("Someone else's CA")
     return Pki(
         ca,
         issue(ca_key, ca_cert, "localhost", server=True),
