@@ -4,17 +4,20 @@ A caller sends `authorization: Bearer <key>`. Auth is on whenever a bootstrap ad
 configured (ARBITER_ADMIN_KEY); then every arbiter.v1 RPC needs a live key whose role allows
 it (`ROLE_RPCS`), while health and reflection stay open.
 
-Per call the cost is one SHA-256 of the presented key and one dict lookup of the digest in
-memory (`ApiKeys.authenticate`). The table is refreshed from PostgreSQL every
-`REFRESH_INTERVAL_S`, so a key revoked on another replica stops working there within 1 s, and
-one created there works here within 1 s too; a digest not in the table triggers an early refresh
-when the last one is older than `MISS_REFRESH_S` (so a flood of wrong keys costs the database at
-most a few reads a second).
+Per call the cost is one dict lookup of the presented header among those already verified;
+a header not seen yet costs one SHA-256 and one lookup of the digest in the table of live keys
+(`ApiKeys.authenticate`). The verified headers are forgotten whenever a key leaves the table.
+The table is refreshed from PostgreSQL every `REFRESH_INTERVAL_S`, so a key revoked on another
+replica stops working there within 1 s, and one created there works here within 1 s too; a
+digest not in the table triggers an early refresh when the last one is older than
+`MISS_REFRESH_S` (so a flood of wrong keys costs the database at most a few reads a second).
 
-Only digests are compared, never the key text: a timing difference in the dict's comparison
-would tell an attacker about the SHA-256 of their own guess, not about any stored key (finding a
-key from its digest's prefix is a preimage search). The bootstrap key is compared with
-`hmac.compare_digest` where it is compared directly (RevokeApiKey).
+Keys are not compared character by character: the verified-header cache is a dict, whose lookup
+compares a presented string only with one of equal SipHash (keyed per process), and the table
+compares SHA-256 digests, where a timing difference could only tell an attacker about the
+digest of their own guess, not about any stored key (finding a key from its digest's prefix is
+a preimage search). The bootstrap key is compared with `hmac.compare_digest` where it is
+compared directly (RevokeApiKey).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ MISS_REFRESH_S: Final = 0.25
 _KEY_PREFIX: Final = "arb_"
 _KEY_BYTES: Final = 32
 _BEARER: Final = "bearer "
+_MAX_VERIFIED: Final = 10_000
 
 
 class Unauthenticated(Exception):
@@ -167,6 +171,9 @@ class ApiKeys:
         if admin_key:
             self._bootstrap[hash_key(admin_key)] = Principal(BOOTSTRAP_NAME, "admin")
         self._by_digest: dict[bytes, Principal] = dict(self._bootstrap)
+        # Headers already verified against the table (emptied whenever a key leaves it): the
+        # next call with the same header costs one dict lookup, no hashing.
+        self._verified: dict[str, Principal] = {}
         self._refreshed_at = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -181,6 +188,10 @@ class ApiKeys:
     async def authenticate(self, metadata: Iterable[Any] | None) -> Principal:
         """The caller presenting `metadata`'s bearer key; Unauthenticated when none is valid."""
         value = _bearer(metadata)
+        if value is not None:
+            known = self._verified.get(value)
+            if known is not None:
+                return known
         if value is None or value[:7].lower() != _BEARER or len(value) > 1024:
             raise Unauthenticated(
                 "missing credentials: send the metadata authorization: Bearer <key>"
@@ -192,6 +203,8 @@ class ApiKeys:
             principal = self._by_digest.get(digest)
         if principal is None:
             raise Unauthenticated("the API key is not valid (unknown or revoked)")
+        if len(self._verified) < _MAX_VERIFIED:
+            self._verified[value] = principal
         return principal
 
     # -- the table -------------------------------------------------------------------------------
@@ -199,7 +212,9 @@ class ApiKeys:
     def _install(self, keys: Iterable[StoredKey]) -> None:
         table = {key.digest: Principal(key.name, key.role) for key in keys}
         table.update(self._bootstrap)
-        self._by_digest = table
+        if table != self._by_digest:
+            self._by_digest = table
+            self._verified = {}
 
     async def refresh(self) -> None:
         """Reload the live keys from the store (no-op without one)."""
@@ -293,4 +308,5 @@ class ApiKeys:
         table = dict(self._by_digest)
         table.pop(digest, None)
         self._by_digest = table
+        self._verified = {}
         return Principal(revoked.name, revoked.role)
