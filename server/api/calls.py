@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, Final, NamedTuple
 
 import grpc
-from google.protobuf import descriptor
+from google.protobuf import descriptor, message_factory
 
 from arbiter.server.api.auth import (
     ApiKeys,
@@ -32,7 +32,7 @@ from arbiter.server.api.metrics import RpcTimer
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import InvalidArgument
 
-__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "observed"]
+__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register"]
 
 #: Callers may name their request in this metadata key; else the server makes an id up.
 REQUEST_ID_KEY: Final = "x-request-id"
@@ -73,6 +73,65 @@ def _log(method: str, code: grpc.StatusCode, seconds: float, context: Any, who: 
             }
         },
     )
+
+
+class Undecodable:
+    """What the server's deserializer gives for bytes that are not a message of the RPC's type:
+    the call wrapper answers INVALID_ARGUMENT (gRPC's own deserializer would end the call with
+    UNKNOWN)."""
+
+    __slots__ = ("error", "size")
+
+    def __init__(self, size: int, error: str) -> None:
+        self.size = size
+        self.error = error
+
+    def invalid(self, where: str, type_name: str) -> InvalidArgument:
+        return InvalidArgument(
+            [
+                FieldViolation(
+                    where or "(request)",
+                    f"{self.size} bytes that are not a valid {type_name} message ({self.error})",
+                )
+            ]
+        )
+
+
+def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+    parse = cls.FromString
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything its parser raises
+            return Undecodable(len(data), str(exc)[:80] or type(exc).__name__)
+
+    return deserialize
+
+
+def register(server: Any, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+    """Register `servicer`'s RPCs of `service` on a grpc.aio server, as the generated
+    `add_*Servicer_to_server` would, with a deserializer that never fails (`Undecodable`)."""
+    handlers = {}
+    for rpc in service.methods:
+        request_class = message_factory.GetMessageClass(rpc.input_type)
+        response_class = message_factory.GetMessageClass(rpc.output_type)
+        if rpc.client_streaming and rpc.server_streaming:
+            make = grpc.stream_stream_rpc_method_handler
+        elif rpc.client_streaming:
+            make = grpc.stream_unary_rpc_method_handler
+        elif rpc.server_streaming:
+            make = grpc.unary_stream_rpc_method_handler
+        else:
+            make = grpc.unary_unary_rpc_method_handler
+        handlers[rpc.name] = make(
+            getattr(servicer, rpc.name),
+            request_deserializer=_tolerant(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
+    server.add_generic_rpc_handlers((generic,))
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def _field_size(field: descriptor.FieldDescriptor, value: Any) -> int:
@@ -123,9 +182,13 @@ def oversized(message: Any, limit: int, where: str = "") -> InvalidArgument | No
     )
 
 
-async def _each_checked(requests: AsyncIterable[Any], limit: int) -> AsyncIterator[Any]:
+async def _each_checked(
+    requests: AsyncIterable[Any], limit: int, type_name: str
+) -> AsyncIterator[Any]:
     index = 0
     async for request in requests:
+        if type(request) is Undecodable:
+            raise request.invalid(f"requests[{index}]", type_name)
         error = oversized(request, limit, f"requests[{index}]")
         if error is not None:
             raise error
@@ -147,7 +210,7 @@ async def _refuse(context: Any, exc: Exception) -> None:
 
 
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes = rpc
+    method, roles, streaming_in, max_bytes, type_name = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -164,7 +227,9 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
             if streaming_in:
-                request = _each_checked(request, max_bytes)
+                request = _each_checked(request, max_bytes, type_name)
+            elif type(request) is Undecodable:
+                await _refuse(context, request.invalid("", type_name))
             elif request.ByteSize() > max_bytes:
                 error = oversized(request, max_bytes)
                 assert error is not None
@@ -186,7 +251,7 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
 
 
 def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes = rpc
+    method, roles, streaming_in, max_bytes, type_name = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -203,7 +268,9 @@ def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handle
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
             if streaming_in:
-                request = _each_checked(request, max_bytes)
+                request = _each_checked(request, max_bytes, type_name)
+            elif type(request) is Undecodable:
+                await _refuse(context, request.invalid("", type_name))
             elif request.ByteSize() > max_bytes:
                 error = oversized(request, max_bytes)
                 assert error is not None
@@ -230,6 +297,7 @@ class _Rpc(NamedTuple):
     roles: frozenset[str]
     streaming_in: bool
     max_bytes: int
+    type_name: str
 
 
 class _Observed:
@@ -249,6 +317,7 @@ class _Observed:
                 roles_for(service.full_name, rpc.name),
                 rpc.client_streaming,
                 max_request_bytes,
+                rpc.input_type.full_name,
             )
             wrap = _stream if rpc.server_streaming else _response
             setattr(self, rpc.name, wrap(inner, info, keys, timers(method)))

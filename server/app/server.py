@@ -11,7 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
 from arbiter.server.api.auth import ApiKeys
-from arbiter.server.api.calls import observed
+from arbiter.server.api.calls import observed, register
 from arbiter.server.api.metrics import Metrics, MetricsServer
 from arbiter.server.app.settings import Settings, SettingsError, split_listen
 from arbiter.server.app.tls import server_credentials
@@ -21,11 +21,8 @@ from arbiter.server.ledger.stats import outbox_backlog
 from arbiter.server.state import MemberDirectory, ProgramRegistry
 from arbiter.v1 import (
     admin_pb2,
-    admin_pb2_grpc,
     checkout_pb2,
-    checkout_pb2_grpc,
     member_pb2,
-    member_pb2_grpc,
 )
 
 __all__ = ["SERVICE_NAMES", "ArbiterServer"]
@@ -89,20 +86,17 @@ class ArbiterServer:
                 settings.max_request_bytes,
             )
 
-        # The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout.observe_calculation = self.metrics.observe_calculation()
-        checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            wrap(checkout, _CHECKOUT), self._server
-        )
-        member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            wrap(MemberService(programs, members, clock, ledger), _MEMBER), self._server
-        )
         admin = AdminService()
         admin.api_keys = self.keys
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            wrap(admin, _ADMIN), self._server
+        # As the generated add_*Servicer_to_server would, but bytes that do not parse reach the
+        # wrapper (INVALID_ARGUMENT) instead of failing in gRPC's deserializer (UNKNOWN).
+        register(self._server, wrap(checkout, _CHECKOUT), _CHECKOUT)
+        register(
+            self._server, wrap(MemberService(programs, members, clock, ledger), _MEMBER), _MEMBER
         )
+        register(self._server, wrap(admin, _ADMIN), _ADMIN)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
