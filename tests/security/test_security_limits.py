@@ -171,3 +171,47 @@ async def test_a_cancelled_export_stops(e2e: E2E, rpc_lines: io.StringIO) -> Non
         await asyncio.sleep(0.05)
     else:
         pytest.fail(f"the export did not end as CANCELLED: {methods}")
+
+
+async def test_bytes_that_do_not_parse_are_invalid_argument(e2e: E2E) -> None:
+    calculate = e2e.channel.unary_unary(
+        "/arbiter.v1.CheckoutService/CalculateOrder",
+        request_serializer=lambda data: data,
+        response_deserializer=lambda data: data,
+    )
+    for garbage in (b"\x00", b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"):
+        assert await error_of(calculate(garbage)) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["(request)"],
+        )
+    enroll = e2e.channel.stream_unary(
+        "/arbiter.v1.MemberService/EnrollMembers",
+        request_serializer=lambda data: data,
+        response_deserializer=lambda data: data,
+    )
+    good = member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="g-1").SerializeToString()
+    assert await error_of(enroll(iter([good, b"\x00"]))) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["requests[1]"],
+    )
+
+
+async def test_nul_characters_are_invalid_argument_naming_the_field(e2e: E2E) -> None:
+    await e2e.enroll("m-1")
+    quote = _quote()
+    quote.member_id = "m\x00"
+    assert await error_of(e2e.checkout.CalculateOrder(quote)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["member_id"],
+    )
+    confirm = order_request("o-nul")
+    confirm.order.lines[0].id = "line\x00"
+    confirm.order.lines[0].sku = "\x00"
+    code, fields = await error_of(e2e.checkout.ConfirmOrder(confirm))
+    assert (code, sorted(fields)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["order.lines[0].id", "order.lines[0].sku"],
+    )
+    assert await error_of(
+        e2e.members.EnrollMember(member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="\x00"))
+    ) == (grpc.StatusCode.INVALID_ARGUMENT, ["member_id"])
