@@ -215,3 +215,21 @@ async def test_nul_characters_are_invalid_argument_naming_the_field(e2e: E2E) ->
     assert await error_of(
         e2e.members.EnrollMember(member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="\x00"))
     ) == (grpc.StatusCode.INVALID_ARGUMENT, ["member_id"])
+
+
+async def test_registration_time_outside_the_calendar(e2e: E2E) -> None:
+    request = member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="m-t")
+    request.registered_at.seconds = -(2**63)
+    assert await error_of(e2e.members.EnrollMember(request)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["registered_at"],
+    )
+
+    async def stream() -> AsyncIterator[member_pb2.EnrollMemberRequest]:
+        yield member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="m-u")
+        yield request
+
+    assert await error_of(e2e.members.EnrollMembers(stream())) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["members[1].registered_at"],
+    )
