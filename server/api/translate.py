@@ -80,6 +80,7 @@ def timestamp_in_range(seconds: int, nanos: int) -> datetime | None:
         return _EPOCH + timedelta(0, seconds, nanos // 1000)
     return None
 
+
 # A caller's value is echoed in an error at most this long (errors travel in headers).
 _MAX_ECHO_CHARS: Final = 40
 
