@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,7 +99,9 @@ async def _calculate(args: argparse.Namespace) -> int:
     except (OSError, json_format.ParseError) as exc:
         print(f"arbiter calculate: {args.file}: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    async with ArbiterClient(args.target) as client:
+    # ARBITER_API_KEY: the key to call a server with auth on (environment only, like the admin
+    # key: a flag would show in `ps`).
+    async with ArbiterClient(args.target, api_key=os.environ.get("ARBITER_API_KEY")) as client:
         try:
             response = await client.calculate(request)
         except grpc.aio.AioRpcError as exc:

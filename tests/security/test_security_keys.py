@@ -256,3 +256,32 @@ def test_serve_refuses_a_public_address_without_admin_key(tmp_path: Any) -> None
     assert done.returncode != 0
     assert "ARBITER_ADMIN_KEY" in done.stderr
     assert not any(tmp_path.iterdir()), "nothing may start before the refusal"
+
+
+async def test_the_calculate_command_sends_arbiter_api_key(secured: App, tmp_path: Any) -> None:
+    from google.protobuf import json_format
+
+    request_file = tmp_path / "order.json"
+    request_file.write_text(json_format.MessageToJson(_quote()), encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
+
+    async def calculate(env: dict[str, str]) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arbiter.client.cli",
+            "calculate",
+            "--target",
+            f"127.0.0.1:{secured.port}",
+            str(request_file),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    code, err = await calculate(base)
+    assert code == 1 and "UNAUTHENTICATED" in err
+    assert await calculate(base | {"ARBITER_API_KEY": ADMIN_KEY}) == (0, "")
