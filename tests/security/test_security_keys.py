@@ -285,3 +285,26 @@ async def test_the_calculate_command_sends_arbiter_api_key(secured: App, tmp_pat
     code, err = await calculate(base)
     assert code == 1 and "UNAUTHENTICATED" in err
     assert await calculate(base | {"ARBITER_API_KEY": ADMIN_KEY}) == (0, "")
+
+
+async def test_without_storage_only_the_bootstrap_key() -> None:
+    from tests.api.conftest import golden_program, golden_request
+
+    app = App(Settings(listen="127.0.0.1:0", admin_key=ADMIN_KEY, shutdown_grace_s=0))
+    await app.open()
+    try:
+        app.programs.publish(golden_program())
+        await app.ready()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            checkout = checkout_pb2_grpc.CheckoutServiceStub(channel)
+            assert await _code(checkout.CalculateOrder(golden_request())) == (
+                grpc.StatusCode.UNAUTHENTICATED
+            )
+            call = checkout.CalculateOrder(golden_request(), metadata=bearer(ADMIN_KEY))
+            assert await _code(call) == grpc.StatusCode.OK
+            create = admin_pb2_grpc.AdminServiceStub(channel).CreateApiKey(
+                admin_pb2.CreateApiKeyRequest(role="pos", name="till"), metadata=bearer(ADMIN_KEY)
+            )
+            assert await _code(create) == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await app.stop(0)
