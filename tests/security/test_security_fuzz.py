@@ -144,6 +144,12 @@ def _seeds() -> dict[str, bytes]:
         "ReserveOrder": as_reserve(confirm, hold_seconds=60),
         "DeliverOrder": checkout_pb2.DeliverOrderRequest(program=PROGRAM, order_id="o-seed"),
         "CancelOrder": checkout_pb2.CancelOrderRequest(program=PROGRAM, order_id="o-seed"),
+        "ReturnOrder": checkout_pb2.ReturnOrderRequest(
+            program=PROGRAM,
+            order_id="o-seed",
+            return_id="r-1",
+            lines=[checkout_pb2.ReturnLine(line_id="l1", quantity=1)],
+        ),
         "EnrollMember": member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="m-9"),
         "GetMember": member_pb2.GetMemberRequest(program=PROGRAM, member_id="m-1"),
         "ListTransactions": member_pb2.ListTransactionsRequest(
@@ -183,8 +189,12 @@ def _grounded(data: st.DataObject, method: Any) -> Any:
         base.program = PROGRAM
     if "member_id" in strings:
         base.member_id = data.draw(st.sampled_from(("m-1", "m-2", "m-3", "m-new")))
+    # Order ids from a small set: later calls deliver, cancel and return earlier orders.
+    order_id = f"o-{data.draw(st.integers(0, 40))}"
     if "order" in method.input_type.fields_by_name and base.HasField("order"):
-        base.order.id = f"o-{data.draw(st.integers(0, 10**6))}"
+        base.order.id = order_id
+    if "order_id" in strings:
+        base.order_id = order_id
     if mode == "merged":
         base.MergeFrom(noise)
     elif mode == "tweaked":
