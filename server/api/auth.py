@@ -240,6 +240,9 @@ class ApiKeys:
             # Keep the last table: keys keep working while PostgreSQL is away.
             self._refreshed_at = self._monotonic()
             logger.warning("API keys not refreshed: %s", exc)
+        except Exception:  # the refresh loop must outlive any one failure
+            self._refreshed_at = self._monotonic()
+            logger.exception("API keys not refreshed")
 
     async def _loop(self, interval_s: float) -> None:
         while True:

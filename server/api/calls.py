@@ -40,6 +40,7 @@ RPC_LOGGER: Final = "arbiter.rpc"
 _MAX_REQUEST_ID_CHARS: Final = 64
 
 _rpc_log = logging.getLogger(RPC_LOGGER)
+logger = logging.getLogger("arbiter.api")
 _OK: Final = grpc.StatusCode.OK
 _INFO: Final = logging.INFO
 _perf = time.perf_counter
@@ -209,6 +210,14 @@ async def _refuse(context: Any, exc: Exception) -> None:
     await context.abort(status.code, status.message, status.trailing_metadata)
 
 
+def _failed(exc: Exception, method: str) -> grpc.StatusCode:
+    """The status of the wrapper's own failure (errors.status_for), logged when INTERNAL."""
+    code = status_for(exc).code
+    if code is grpc.StatusCode.INTERNAL:
+        logger.error("unexpected error around %s", method, exc_info=exc)
+    return code
+
+
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
     method, roles, streaming_in, max_bytes, type_name = rpc
     enabled = keys.enabled
@@ -241,6 +250,9 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
+        except Exception as exc:  # the wrapper's own failure: still one status, one place
+            code = _failed(exc, method)
+            await _refuse(context, exc)
         finally:
             seconds = _perf() - start
             observe(code, seconds)
@@ -283,6 +295,9 @@ def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handle
         except (asyncio.CancelledError, GeneratorExit):
             code = grpc.StatusCode.CANCELLED
             raise
+        except Exception as exc:  # the wrapper's own failure: still one status, one place
+            code = _failed(exc, method)
+            await _refuse(context, exc)
         finally:
             seconds = _perf() - start
             observe(code, seconds)

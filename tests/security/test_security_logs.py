@@ -126,3 +126,20 @@ async def test_auth_off_callers_are_local(rpc_lines: io.StringIO, pg_database: s
         await app.stop(0)
     assert [line["name"] for line in _lines(rpc_lines)] == ["local"]
     assert auth.caller_name(None) == "local"
+
+
+async def test_a_failure_of_the_wrapper_itself_is_one_internal_status(
+    secured: App, channel: grpc.aio.Channel, rpc_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert secured._server is not None
+    keys = secured._server.keys
+
+    async def broken(metadata: Any) -> auth.Principal:
+        raise RuntimeError("the key table is broken")
+
+    monkeypatch.setattr(keys, "authenticate", broken)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _calculate(channel, bearer(ADMIN_KEY))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "broken" not in (caught.value.details() or "")
+    assert [line["code"] for line in _lines(rpc_lines)] == ["INTERNAL"]
