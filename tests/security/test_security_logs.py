@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -42,6 +43,17 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
+async def settled(stream: io.StringIO, count: int) -> list[dict[str, Any]]:
+    """The lines once there are `count` of them: the server logs a call just after the caller
+    has its status, so the last line may come a moment after the last await returns."""
+    for _ in range(500):
+        lines = _lines(stream)
+        if len(lines) >= count:
+            return lines
+        await asyncio.sleep(0.01)
+    return _lines(stream)
+
+
 async def test_one_json_line_per_rpc_with_the_key_name_never_the_key(
     channel: grpc.aio.Channel, rpc_lines: io.StringIO
 ) -> None:
@@ -62,8 +74,8 @@ async def test_one_json_line_per_rpc_with_the_key_name_never_the_key(
         )
     with pytest.raises(grpc.aio.AioRpcError):
         await members.GetMember(member_pb2.GetMemberRequest(program=PROGRAM, member_id="x"))
+    lines = await settled(rpc_lines, 4)
     text = rpc_lines.getvalue()
-    lines = _lines(rpc_lines)
     assert [(line["method"], line["code"], line["name"]) for line in lines] == [
         ("/arbiter.v1.CheckoutService/CalculateOrder", "OK", "till-3"),
         ("/arbiter.v1.MemberService/GetMember", "NOT_FOUND", "till-3"),
@@ -122,9 +134,10 @@ async def test_auth_off_callers_are_local(rpc_lines: io.StringIO, pg_database: s
                     member_pb2.GetMemberRequest(program="none", member_id="m")
                 )
             assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        lines = await settled(rpc_lines, 1)
     finally:
         await app.stop(0)
-    assert [line["name"] for line in _lines(rpc_lines)] == ["local"]
+    assert [line["name"] for line in lines] == ["local"]
     assert auth.caller_name(None) == "local"
 
 
@@ -142,4 +155,4 @@ async def test_a_failure_of_the_wrapper_itself_is_one_internal_status(
         await _calculate(channel, bearer(ADMIN_KEY))
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "broken" not in (caught.value.details() or "")
-    assert [line["code"] for line in _lines(rpc_lines)] == ["INTERNAL"]
+    assert [line["code"] for line in await settled(rpc_lines, 1)] == ["INTERNAL"]

@@ -64,7 +64,13 @@ async def test_metrics_endpoint_names_and_values(make_app: MakeApp) -> None:
             )
         with pytest.raises(grpc.aio.AioRpcError):
             await _calculate(channel, ())
-    samples = await asyncio.to_thread(_scrape, port)
+    # The server counts a call just after the caller has its status: scrape until all are in.
+    for _ in range(500):
+        samples = await asyncio.to_thread(_scrape, port)
+        counts = samples.get("arbiter_rpc_duration_seconds_count", [])
+        if sum(value for _, value in counts) >= 8:  # 1 enrollment, 5 + 1 quotes, 1 read
+            break
+        await asyncio.sleep(0.01)
     calculate = "/arbiter.v1.CheckoutService/CalculateOrder"
     assert _value(samples, "arbiter_rpc_duration_seconds_count", method=calculate, code="OK") == 5
     assert (
