@@ -89,7 +89,7 @@ def reference_workload(seed: int = 7) -> tuple[pb.Program, cpb.CalculateOrderReq
     inner.id, inner.mode = "inner", pb.ARBITRATION_MODE_INCOMPATIBLE
     for i in range(8, 40):
         inner.children.add(promotion=f"promo{i}")
-    # promo40..199 sit at the end of the main arbitration (SPEC 2's default placement).
+    # promo40..199 sit at the end of the main arbitration (the default placement, docs/rules.md).
     return p, _order(rng, "bench", 20)
 
 

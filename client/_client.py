@@ -27,7 +27,7 @@ class ArbiterClient:
 
     `checkout`, `members`, `admin` and `health` are the generated stubs, for every RPC;
     `calculate` and `health_status` cover the common calls. `api_key` is sent as
-    `authorization: Bearer <key>` (SPEC 9.4).
+    `authorization: Bearer <key>` (docs/contract.md, Running it).
     """
 
     def __init__(

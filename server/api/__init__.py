@@ -10,6 +10,7 @@ from arbiter.server import native as _native
 _native.activate(__name__, __path__)
 
 from arbiter.server.api.admin import AdminService
+from arbiter.server.api.admission import Admission, Overloaded
 from arbiter.server.api.checkout import CheckoutService, Clock, utc_now
 from arbiter.server.api.errors import STATUS_BY_ERROR, guard, status_for
 from arbiter.server.api.member import MemberService
@@ -18,9 +19,11 @@ from arbiter.server.api.translate import order_from_proto, result_to_proto
 __all__ = [
     "STATUS_BY_ERROR",
     "AdminService",
+    "Admission",
     "CheckoutService",
     "Clock",
     "MemberService",
+    "Overloaded",
     "guard",
     "order_from_proto",
     "result_to_proto",

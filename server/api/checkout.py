@@ -12,6 +12,7 @@ from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_
 from arbiter.server.engine import (
     CalculationResult,
     CodeUsage,
+    CompiledProgram,
     FieldViolation,
     InvalidOrder,
     MemberState,
@@ -34,7 +35,7 @@ from arbiter.server.state import (
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "payload_hash", "utc_now"]
+__all__ = ["CheckoutService", "Clock", "payload_hash", "quote_inputs", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -44,6 +45,29 @@ OrderMessage = checkout_pb2.ConfirmOrderRequest | checkout_pb2.ReserveOrderReque
 def utc_now() -> datetime:
     """The server's clock: an aware UTC instant."""
     return datetime.now(UTC)
+
+
+async def quote_inputs(
+    request: checkout_pb2.CalculateOrderRequest,
+    compiled: CompiledProgram,
+    members: MemberDirectory,
+) -> tuple[OrderInput, MemberState | None, CodeUsage | None]:
+    """What a quote calculates on (CalculateOrder, and TestCalculateOrder in api/testmode.py):
+    the validated order (InvalidOrder naming every bad field), the member (the inline
+    `member_context`; else the enrolled `member_id` through `members`, NOT_FOUND when it is not
+    enrolled; else an anonymous buyer) and the uses of the order's promo codes."""
+    program_id = request.program
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    enrolled = member is None and bool(request.member_id)
+    if enrolled:
+        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
+    # Uses matter only to promo codes: an order without any awaits nothing for them.
+    usage = (
+        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
+        if order.promo_codes
+        else None
+    )
+    return order, member, usage
 
 
 def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
@@ -102,20 +126,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         # Taken once: a version published meanwhile does not change this request's answer.
         applied = self._programs.get(program_id)
         compiled = applied.compiled
-        order, member = order_from_proto(request, compiled.point_type_ids)
-        enrolled = member is None and bool(request.member_id)
-        if enrolled:
-            member = with_static_segments(
-                compiled, await self._members.get(program_id, request.member_id)
-            )
-        # Uses matter only to promo codes: an order without any awaits nothing for them.
-        usage = (
-            await self._members.usage(
-                program_id, request.member_id if enrolled else None, order.promo_codes
-            )
-            if order.promo_codes
-            else None
-        )
+        order, member, usage = await quote_inputs(request, compiled, self._members)
         now = self._clock()
         observe = self.observe_calculation
         if observe is None:
@@ -145,11 +156,10 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             bad.append(
                 FieldViolation(
                     "member_context",
-                    "not accepted here: the order is committed for the enrolled member_id",
+                    "not accepted here: the order is committed for the enrolled member_id,"
+                    " or for a guest when member_id is empty",
                 )
             )
-        if not request.member_id:
-            bad.append(FieldViolation("member_id", "required: an enrolled member"))
         if not request.order.id:
             bad.append(FieldViolation("order.id", "required: the order's idempotency key"))
         if hold_seconds is not None and not 0 <= hold_seconds <= MAX_HOLD_SECONDS:
@@ -180,12 +190,14 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
 
     def _compute(
         self, applied: AppliedProgram, order: OrderInput, now: datetime
-    ) -> Callable[[MemberState, CodeUsage], CalculationResult]:
+    ) -> Callable[[MemberState | None, CodeUsage], CalculationResult]:
         compiled = applied.compiled
 
-        def compute(member: MemberState, usage: CodeUsage) -> CalculationResult:
+        def compute(member: MemberState | None, usage: CodeUsage) -> CalculationResult:
             # The ledger's member is enrolled: the program's static segments listing it count.
-            member = with_static_segments(compiled, member)
+            # None is a guest order: an anonymous buyer.
+            if member is not None:
+                member = with_static_segments(compiled, member)
             observe = self.observe_calculation
             if observe is None:
                 return calculate(compiled, order, member, now=now, usage=usage)
@@ -208,11 +220,12 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     def _forget_order(
         self, program_id: str, member_id: str, codes: Sequence[str]
     ) -> Callable[[], Awaitable[None]]:
-        """What a confirm or reserve outdates: the member (balances, pool uses) and the uses of
-        the order's codes by everyone."""
+        """What a confirm or reserve outdates: the member (balances, pool uses; a guest has
+        none) and the uses of the order's codes by everyone."""
 
         async def forget() -> None:
-            self._members.invalidate(program_id, member_id)
+            if member_id:
+                self._members.invalidate(program_id, member_id)
             self._members.invalidate_codes(program_id, codes)
 
         return forget
@@ -293,6 +306,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
                 member_id = await ledger.order_member(program_id, order_id)
             except Exception:
                 member_id = None
+            if member_id == "":
+                return  # a guest order: no member's state changed
             # An order the ledger does not know (or cannot tell now): forget the whole program
             # rather than guess.
             self._members.invalidate(program_id, member_id)

@@ -6,13 +6,19 @@
     │                                                      per bad field (`order.lines[2].id`)
     ├── ConfigError                    INVALID_ARGUMENT    google.rpc.BadRequest, field
     │                                                      "<object_kind> <id>: <field>"
-    ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member)
+    ├── NotFound (state.errors)        NOT_FOUND           (unknown program, member, edited object)
+    ├── AlreadyExists (state.errors)   ALREADY_EXISTS      (a draft edit reusing an id)
+    ├── EditRefused (state.errors)     FAILED_PRECONDITION (the draft refuses the edit)
+    ├── InvalidEdit (state.errors)     INVALID_ARGUMENT    google.rpc.BadRequest, one violation
+    │                                                      per bad request field (`promotion.id`)
     └── LedgerError (ledger.errors)
         ├── NotFound                   NOT_FOUND
         ├── Conflict                   ALREADY_EXISTS
         ├── FailedPrecondition         FAILED_PRECONDITION (and its subclasses)
         ├── InvalidArgument            INVALID_ARGUMENT    google.rpc.BadRequest, as above
         └── StorageUnavailable         UNAVAILABLE
+    Overloaded (api.admission)         RESOURCE_EXHAUSTED  "server overloaded: N calls in flight
+                                                       (limit M); retry with backoff"
     NotImplementedError                UNIMPLEMENTED       (RPCs not written yet)
     Unauthenticated (api.auth)         UNAUTHENTICATED     (missing, wrong or revoked key)
     PermissionDenied (api.auth)        PERMISSION_DENIED   (the key's role may not call it)
@@ -25,14 +31,17 @@ How a later error gets its status: one line in `STATUS_BY_ERROR`, keyed by its c
 lookup walks the raised exception's MRO, so a subclass inherits its base's status (every
 FailedPrecondition subclass is FAILED_PRECONDITION) and a more specific entry wins. An error
 that carries `violations: tuple[FieldViolation, ...]` (InvalidOrder, the ledger's
-InvalidArgument) gets them as BadRequest field violations. Domain rooms never import grpc.
+InvalidArgument, the state room's InvalidEdit) gets them as BadRequest field violations. Domain
+rooms never import grpc.
 
 Their message (str(exc)) becomes the status message, so they must say what to fix and never
 carry secrets. The status and its details travel as `google.rpc.Status` in the trailing metadata
 key `grpc-status-details-bin` (AIP-193), the form `grpc_status.rpc_status.from_call` reads.
 
-`guard(servicer, service)` applies the mapping: at registration time it wraps each RPC method of
-a servicer once, so the per-call cost is one extra frame and a `try`, not an interceptor chain.
+`guard(servicer, service, admission)` applies the mapping: at registration time it wraps each RPC
+method of a servicer once, so the per-call cost is one extra frame and a `try`, not an interceptor
+chain. The same frame counts the call in `admission` (api/admission.py) and refuses it with
+`Overloaded` when the server already serves as many calls as it may.
 """
 
 from __future__ import annotations
@@ -47,10 +56,11 @@ from asyncpg import CharacterNotInRepertoireError, UntranslatableCharacterError
 from google.protobuf import any_pb2, descriptor
 from google.rpc import error_details_pb2, status_pb2
 
+from arbiter.server.api.admission import Admission, Overloaded
 from arbiter.server.api.auth import PermissionDenied, Unauthenticated
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
-from arbiter.server.state import NotFound
+from arbiter.server.state import AlreadyExists, EditRefused, InvalidEdit, NotFound
 
 __all__ = [
     "MAX_REPORTED_VIOLATIONS",
@@ -66,11 +76,15 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     InvalidOrder: grpc.StatusCode.INVALID_ARGUMENT,
     ConfigError: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    EditRefused: grpc.StatusCode.FAILED_PRECONDITION,
+    InvalidEdit: grpc.StatusCode.INVALID_ARGUMENT,
     ledger_errors.NotFound: grpc.StatusCode.NOT_FOUND,
     ledger_errors.Conflict: grpc.StatusCode.ALREADY_EXISTS,
     ledger_errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     ledger_errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     ledger_errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
@@ -88,6 +102,7 @@ _MAX_TEXT_CHARS: Final = 200
 _MAX_MESSAGE_CHARS: Final = 1000
 
 _DETAILS_KEY: Final = "grpc-status-details-bin"
+_UNLIMITED: Final = 2**63 - 1
 _INTERNAL_MESSAGE: Final = "internal error"
 
 
@@ -134,7 +149,7 @@ def _bad_request(pairs: Iterable[tuple[str, str]], total: int) -> error_details_
 
 
 def _field_violations(exc: BaseException) -> tuple[FieldViolation, ...] | None:
-    if isinstance(exc, InvalidOrder | ledger_errors.InvalidArgument):
+    if isinstance(exc, InvalidOrder | ledger_errors.InvalidArgument | InvalidEdit):
         return exc.violations
     return None
 
@@ -237,34 +252,47 @@ async def _abort(
 Handler = Callable[..., Any]
 
 
-def _guard_response(method: Handler, name: str) -> Handler:
+def _guard_response(method: Handler, name: str, admission: Admission) -> Handler:
     # Unary-unary and stream-unary: one response, returned (or awaited) once.
     if inspect.iscoroutinefunction(method):
 
         async def guarded_async(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if not admission.enter():
+                await _abort(context, admission.overloaded(), name)  # raises AbortError
+                return None
             try:
                 return await method(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
                 await _abort(context, exc, name, request)
+            finally:
+                admission.leave()
 
         return guarded_async
 
     async def guarded_sync(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if not admission.enter():
+            await _abort(context, admission.overloaded(), name)  # raises AbortError
+            return None
         try:
             return method(request, context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc, name, request)
+        finally:
+            admission.leave()
 
     return guarded_sync
 
 
-def _guard_stream(method: Handler, name: str) -> Handler:
+def _guard_stream(method: Handler, name: str, admission: Admission) -> Handler:
     # Unary-stream and stream-stream: a (possibly async) iterator of responses.
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if not admission.enter():
+            await _abort(context, admission.overloaded(), name)  # raises AbortError
+            return
         try:
             responses = method(request, context)
             if inspect.isawaitable(responses):
@@ -279,6 +307,8 @@ def _guard_stream(method: Handler, name: str) -> Handler:
             raise
         except Exception as exc:
             await _abort(context, exc, name, request)
+        finally:
+            admission.leave()
 
     return guarded
 
@@ -286,20 +316,26 @@ def _guard_stream(method: Handler, name: str) -> Handler:
 class _Guarded:
     """A servicer whose RPC methods map exceptions through `status_for`."""
 
-    def __init__(self, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+    def __init__(
+        self, servicer: object, service: descriptor.ServiceDescriptor, admission: Admission
+    ) -> None:
         for rpc in service.methods:
             method = getattr(servicer, rpc.name)
             name = f"/{service.full_name}/{rpc.name}"
             if rpc.server_streaming:
-                wrapped = _guard_stream(method, name)
+                wrapped = _guard_stream(method, name, admission)
             else:
-                wrapped = _guard_response(method, name)
+                wrapped = _guard_response(method, name, admission)
             setattr(self, rpc.name, wrapped)
 
 
-def guard(servicer: object, service: descriptor.ServiceDescriptor) -> Any:
+def guard(
+    servicer: object, service: descriptor.ServiceDescriptor, admission: Admission | None = None
+) -> Any:
     """`servicer` with every RPC of `service` wrapped once; register the result instead.
 
     For example `add_CheckoutServiceServicer_to_server(guard(checkout, CHECKOUT), server)`.
+    Calls are counted in `admission` (shared by the services of one server) and refused beyond
+    its limit; without one, nothing is refused.
     """
-    return _Guarded(servicer, service)
+    return _Guarded(servicer, service, admission or Admission(_UNLIMITED))

@@ -1,4 +1,5 @@
-"""The program file: the protobuf JSON form of `arbiter.v1.Program` (SPEC 8, 9.3), read and written.
+"""The program file: the protobuf JSON form of `arbiter.v1.Program`, read and written
+(docs/contract.md, The program file).
 
 Reading is two passes. First the JSON is walked along `Program`'s descriptors: every unknown
 field, value of the wrong type, unknown enum value or doubly given oneof is collected (not just
@@ -278,7 +279,7 @@ def parse_program_json(
 
     Raises ConfigError listing every issue of the first pass that finds any (JSON syntax,
     then the field walk, then validation). `source` names the text in syntax errors.
-    `validate=False` parses only: a draft may be imported while still invalid (SPEC 8).
+    `validate=False` parses only: a draft may be imported while still invalid (docs/contract.md).
     """
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)

@@ -1,6 +1,6 @@
 """Translation between the calculation messages of arbiter.v1 and the engine's boundary types.
 
-`order_from_proto` is the boundary check of SPEC 9.5: it reads the request once and reports
+`order_from_proto` is the boundary check (docs/contract.md): it reads the request once and reports
 every bad field in one `InvalidOrder`, with paths such as `order.lines[2].quantity`.
 `result_to_proto` builds the response in place (`add()` then attribute sets: measured to be the
 cheapest way with the upb runtime, cheaper than keyword constructors and `extend`).
@@ -292,7 +292,7 @@ def _member_fast(
             # bounded.
             if not (point_type in known_point_types and -MAX_POINTS <= available <= MAX_POINTS):
                 return None
-            # SPEC 11 rule 23: a context's balances of one type are summed.
+            # Rule 23 (docs/rules.md): a context's balances of one type are summed.
             summed[point_type] = summed.get(point_type, 0) + available
         balances = summed
 
@@ -554,7 +554,7 @@ _CODE_REASON: Final = _enum_numbers(checkout_pb2.PromoCodeReason, "PROMO_CODE_RE
 def result_to_proto(
     result: CalculationResult, program_version: int
 ) -> checkout_pb2.CalculateOrderResponse:
-    """The response of SPEC 9.2 for `result`, computed on `program_version`.
+    """The response (docs/contract.md) for `result`, computed on `program_version`.
 
     Result rows are read by index (named tuples, field order checked by the tests) and an
     empty part of the result touches no repeated field of the response.

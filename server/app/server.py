@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
+from arbiter.server.api.admission import Admission, pending_call_options
 from arbiter.server.api.auth import ApiKeys
 from arbiter.server.api.calls import observed, register
 from arbiter.server.api.metrics import Metrics, MetricsServer
@@ -42,8 +43,8 @@ class ArbiterServer:
     """One grpc.aio server. Build it inside the running event loop.
 
     Health says NOT_SERVING (overall and per arbiter.v1 service) from `start()` until
-    `set_serving()`, which the caller invokes once the programs are loaded (SPEC 9.4); `stop()`
-    turns it NOT_SERVING again before draining calls in flight.
+    `set_serving()`, which the caller invokes once the programs are loaded (docs/contract.md);
+    `stop()` turns it NOT_SERVING again before draining calls in flight.
     """
 
     def __init__(
@@ -56,14 +57,18 @@ class ArbiterServer:
         ledger: Ledger | None = None,
     ) -> None:
         self._settings = settings
+        # Overload (api/admission.py): the arbiter.v1 calls being served are bounded here, with a
+        # clear RESOURCE_EXHAUSTED; grpc's own `maximum_concurrent_rpcs` only queued them in the
+        # core, which drops calls past its pending limit as bare CANCELLED.
+        self.admission = Admission(settings.max_concurrent_rpcs)
         self._server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
                 ("grpc.max_send_message_length", settings.max_send_message_bytes),
                 # Without this, a second server on a busy port would share it silently on Linux.
                 ("grpc.so_reuseport", 0),
+                *pending_call_options(settings.max_pending_rpcs),
             ],
-            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         )
         # Keys, roles, durations and the RPC log line: docs/api.md (Authentication, Metrics).
         self.keys = ApiKeys(
@@ -79,7 +84,7 @@ class ArbiterServer:
 
         def wrap(servicer: object, service: descriptor.ServiceDescriptor) -> object:
             return observed(
-                guard(servicer, service),
+                guard(servicer, service, self.admission),
                 service,
                 self.keys,
                 self.metrics.timer,
@@ -88,7 +93,7 @@ class ArbiterServer:
 
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout.observe_calculation = self.metrics.observe_calculation()
-        admin = AdminService()
+        admin = AdminService(programs, members, clock)
         admin.api_keys = self.keys
         # As the generated add_*Servicer_to_server would, but bytes that do not parse reach the
         # wrapper (INVALID_ARGUMENT) instead of failing in gRPC's deserializer (UNKNOWN).

@@ -36,8 +36,10 @@ LOG_FORMATS: Final = ("text", "json")
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * DEFAULT_MAX_REQUEST_BYTES
 DEFAULT_MAX_SEND_MESSAGE_BYTES: Final = 16 * 1024 * 1024
-# Calls in flight beyond this get RESOURCE_EXHAUSTED instead of queueing without end.
+# Calls being served beyond this get RESOURCE_EXHAUSTED at once (server/api/admission.py).
 DEFAULT_MAX_CONCURRENT_RPCS: Final = 10_000
+# Calls received but not yet picked up that gRPC's core may queue; it drops calls beyond this.
+DEFAULT_MAX_PENDING_RPCS: Final = 10_000
 DEFAULT_SHUTDOWN_GRACE_S: Final = 10.0
 # How often the periodic jobs (expiry, tier periods, outbox relay) run.
 DEFAULT_JOBS_INTERVAL_S: Final = 60.0
@@ -66,6 +68,7 @@ class Settings:
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
     max_send_message_bytes: int = DEFAULT_MAX_SEND_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
+    max_pending_rpcs: int = DEFAULT_MAX_PENDING_RPCS
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     # 0 turns the periodic jobs off (tests run them by hand).
     jobs_interval_s: float = DEFAULT_JOBS_INTERVAL_S
@@ -82,8 +85,8 @@ class Settings:
     def check(self) -> None:
         """Refuse what must not be served: raises SettingsError saying what to fix.
 
-        SPEC 9.4: serving a non-loopback address without an admin key would expose every RPC
-        to the network without auth, so it refuses to start.
+        docs/contract.md, Running it: serving a non-loopback address without an admin key would
+        expose every RPC to the network without auth, so it refuses to start.
         """
         if not is_loopback(self.listen) and not self.admin_key:
             raise SettingsError(
@@ -95,7 +98,9 @@ class Settings:
         if self.max_receive_message_bytes <= 0 or self.max_send_message_bytes <= 0:
             raise SettingsError("message size limits must be positive")
         if self.max_concurrent_rpcs <= 0:
-            raise SettingsError("max_concurrent_rpcs must be positive")
+            raise SettingsError("the limit of calls in flight must be positive")
+        if self.max_pending_rpcs <= 0:
+            raise SettingsError("max_pending_rpcs must be positive")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError(
                 "TLS needs both a certificate and its key: set --tls-cert and --tls-key"
@@ -192,6 +197,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         f" (default {DEFAULT_JOBS_INTERVAL_S:g}; 0 turns them off)",
     )
     parser.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        metavar="N",
+        help="env ARBITER_MAX_CONCURRENT_RPCS: calls served at once; more are RESOURCE_EXHAUSTED"
+        f" (default {DEFAULT_MAX_CONCURRENT_RPCS})",
+    )
+    parser.add_argument(
         "--event-loop",
         metavar="NAME",
         help=f"env ARBITER_EVENT_LOOP: {', '.join(EVENT_LOOPS)} (default auto: uvloop when"
@@ -248,6 +260,11 @@ def settings_from_args(
         jobs_interval_s = float(jobs_text) if jobs_text else DEFAULT_JOBS_INTERVAL_S
     except ValueError:
         raise SettingsError(f"jobs interval {jobs_text!r} is not a number of seconds") from None
+    limit_text = pick(getattr(args, "max_concurrent_rpcs", None), "ARBITER_MAX_CONCURRENT_RPCS")
+    try:
+        max_concurrent_rpcs = int(limit_text) if limit_text else DEFAULT_MAX_CONCURRENT_RPCS
+    except ValueError:
+        raise SettingsError(f"max concurrent RPCs {limit_text!r} is not a whole number") from None
     event_loop = pick(getattr(args, "event_loop", None), "ARBITER_EVENT_LOOP") or "auto"
     try:
         event_loop_factory(event_loop)
@@ -271,6 +288,7 @@ def settings_from_args(
         data_dir=Path(data_dir) if data_dir else default_data_dir(env),
         admin_key=env.get("ARBITER_ADMIN_KEY") or None,
         jobs_interval_s=jobs_interval_s,
+        max_concurrent_rpcs=max_concurrent_rpcs,
         event_loop=event_loop,
         log_format=pick(getattr(args, "log_format", None), "ARBITER_LOG_FORMAT") or "text",
         metrics_listen=metrics_listen,

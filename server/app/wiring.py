@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from arbiter.server import native
+from arbiter.server.api.admission import Admission
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.program_file import load_program_file
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
@@ -75,6 +76,13 @@ class App:
             raise RuntimeError("App.open() has not run")
         return self._server.port
 
+    @property
+    def admission(self) -> Admission:
+        """The server's count of calls in flight and of refusals (server/api/admission.py)."""
+        if self._server is None:
+            raise RuntimeError("App.open() has not run")
+        return self._server.admission
+
     async def _open_storage(self) -> None:
         settings = self.settings
         dsn = settings.postgres_url
@@ -96,7 +104,7 @@ class App:
         await self.store.create_schema()
         if self._given_members is None:
             self.members = LedgerMemberDirectory(self.ledger, self.programs, clock=self._clock)
-        # SPEC 9.2c: a restarted server serves the last applied version of each program.
+        # A restarted server serves the last applied version of each program (docs/contract.md).
         for stored in await self.store.latest_programs():
             await asyncio.to_thread(self.programs.publish, stored.program, stored.version)
             logger.info("program %r version %d restored", stored.program.id, stored.version)

@@ -1,4 +1,5 @@
-"""The arbitration tree (SPEC 4): promotions, SEQUENTIAL, INCOMPATIBLE, SUMMATION, MAX_BENEFIT.
+"""The arbitration tree (docs/rules.md): promotions, SEQUENTIAL, INCOMPATIBLE, SUMMATION,
+MAX_BENEFIT.
 
 A node maps a batch of states to its effect on each of them. MAX_BENEFIT is vectorised: the
 sequential candidates are built child by child, child k evaluated once on the batch of states
@@ -35,7 +36,7 @@ from arbiter.server.engine.state import (
     make_valid,
 )
 
-__all__ = ["Arbiter", "node_live"]
+__all__ = ["NO_RUNNER_UP", "Arbiter", "node_live"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -49,6 +50,7 @@ FIRST_CHUNK: Final = 16
 # Subsets whose bounds are computed at once.
 BOUND_BLOCK: Final = 256
 _NEG = np.iinfo(np.int64).min
+NO_RUNNER_UP: Final = int(_NEG)
 
 
 def node_live(node: CNode, promotion_live: list[bool], known: dict[int, bool]) -> bool:
@@ -75,6 +77,12 @@ class Arbiter:
         self.benefits = ctx.program.benefits
         self.levels = ctx.program.benefit_level
         self._live: dict[int, bool] = {}
+        # Set by the decision trace only (trace.py): each MAX_BENEFIT group (by node id) then
+        # keeps its number of candidates, the best value of a candidate other than the winner
+        # (exact: a candidate is valued while its bound could reach it; NO_RUNNER_UP when there
+        # is none) and the winner's index in `candidate_plan`. None on every calculation's path:
+        # one test per MAX_BENEFIT group.
+        self.valuations: dict[int, tuple[int, int, int]] | None = None
 
     def live(self, node: CNode) -> bool:
         return node_live(node, self.promotion_live, self._live)
@@ -237,6 +245,11 @@ class Arbiter:
             s_row = s.take(np.array([row], dtype=np.int64))
             cand_idx = np.flatnonzero(allowed)
             bounds: IntArray | None = None
+            valuations = self.valuations
+            count = cand_idx.size
+            runner_up = _NEG  # traced only: the best value of a candidate other than the best
+            valued_idx: list[IntArray] = []
+            valued_values: list[IntArray] = []
             if cand_idx.size > PRUNE_FROM and self._bounded(child_effects, row):
                 bounds = self._bounds(
                     node,
@@ -272,15 +285,25 @@ class Arbiter:
                     best = e.take(np.flatnonzero(idx == pick))
                 keep = np.ones(cand_idx.size, dtype=np.bool_)
                 keep[take] = False
+                if valuations is not None:
+                    valued_idx.append(idx)
+                    valued_values.append(values)
+                    every_idx = np.concatenate(valued_idx)
+                    others = np.concatenate(valued_values)[every_idx != best_idx]
+                    runner_up = int(others.max()) if others.size else _NEG
                 if bounds is not None:
                     # Rule 6 and the limits never raise a candidate above its bound: one whose
                     # bound ranks after the best found cannot win.
-                    keep &= (bounds > best_value) | ((bounds == best_value) & (cand_idx < best_idx))
+                    wins = (bounds > best_value) | ((bounds == best_value) & (cand_idx < best_idx))
+                    # Traced, a candidate is also valued while it could be the runner-up.
+                    keep &= wins if valuations is None else wins | (bounds > runner_up)
                     bounds = bounds[keep]
                 cand_idx = cand_idx[keep]
                 chunk = min(2 * chunk, CHUNK)
             if best is not None:
                 _scatter(result, np.array([row], dtype=np.int64), best)
+            if valuations is not None and best_idx >= 0:
+                valuations[id(node)] = (count, runner_up, best_idx)
         return result
 
     def _valued(
@@ -409,7 +432,7 @@ class Arbiter:
         return e
 
     def _value(self, node: CNode, e: Effect) -> IntArray:
-        """Benefit of each candidate for the whole order (SPEC 4, rule 12)."""
+        """Benefit of each candidate for the whole order (rule 12, docs/rules.md)."""
         money = e.disc.sum(axis=(1, 2)) + e.pmon.sum(axis=(1, 2)) + e.ship.sum(axis=1)
         acc = e.acc.sum(axis=2) @ self.st.acc_onehot[node.lo : node.hi]  # [m, T]
         rp = self.st.ratio_points[None, :]

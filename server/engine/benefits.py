@@ -1,4 +1,4 @@
-"""The benefits of SPEC section 5, each evaluated on a batch of states (rules 1, 2, 8, 10, 14, 15).
+"""The benefits (docs/rules.md), each evaluated on a batch of states (rules 1, 2, 8, 10, 14, 15).
 
 `evaluate_benefit` writes what one benefit does, in every state of the batch, into one row of
 an Effect. Product-level benefits act on their rule's matching lines, order-level ones on the

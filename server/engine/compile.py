@@ -1,8 +1,8 @@
 """Program -> CompiledProgram: everything order-independent, computed once at apply time.
 
 The tree becomes nodes with contiguous benefit ranges in tree order (promotions in tree order;
-within one, product rules then order rules, each rule's benefits in list order: SPEC 11 rule
-13), so that a node's effect is a slice [lo, hi) of the benefit axis.
+within one, product rules then order rules, each rule's benefits in list order: rule 13,
+docs/rules.md), so that a node's effect is a slice [lo, hi) of the benefit axis.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.render import template_parts
 from arbiter.server.engine.segments import (
     RuleTable,
     SegmentIndex,
@@ -125,7 +126,7 @@ class CBenefit:
     factor_bp: int = 0
     per_amount: int = 0
     round_mode: int = 0
-    template: str = ""
+    template_parts: tuple[str, ...] = ()  # render.template_parts of the text's template
     partners: frozenset[str] = frozenset()
 
     @property
@@ -194,7 +195,7 @@ class CNode:
 
 @dataclass(frozen=True, slots=True)
 class CandidatePlan:
-    """The MAX_BENEFIT candidates of an n-child group in tie-break order (SPEC 4)."""
+    """The MAX_BENEFIT candidates of an n-child group in tie-break order (docs/rules.md)."""
 
     masks: npt.NDArray[np.int64]  # subset bitmask per candidate
     sequential: npt.NDArray[np.bool_]  # False: summation candidate
@@ -375,7 +376,7 @@ def _ts(msg: Any, has: bool) -> datetime | None:
 
 
 def add_period(start: datetime, count: int, unit: int, zone: ZoneInfo) -> datetime:
-    """`start` plus `count` units; months and years are calendar ones in `zone` (SPEC 2)."""
+    """`start` plus `count` units; months and years are calendar ones in `zone` (docs/rules.md)."""
     if unit in (pb.PERIOD_UNIT_DAY, pb.PERIOD_UNIT_UNSPECIFIED):
         return start + timedelta(days=count)
     if unit == pb.PERIOD_UNIT_WEEK:
@@ -560,7 +561,7 @@ class _Builder:
         elif kind == "round_price":
             common["round_mode"] = int(msg.mode) or pb.ROUND_MODE_ROUND_INTEGER
         elif kind == "text":
-            common["template"] = msg.template
+            common["template_parts"] = template_parts(msg.template)
         elif kind in ("partner_discount", "partner_points"):
             common["partners"] = frozenset(msg.partners)
         return CBenefit(**common)
@@ -617,7 +618,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         else builder.promotion_node(builder.by_id[g.promotion])
         for g in program.arbitration.children
     ]
-    # Promotions that no group lists sit at the end of the main arbitration (SPEC 2).
+    # Promotions that no group lists sit at the end of the main arbitration (docs/rules.md).
     for p in program.promotions:
         if p.id not in listed:
             children.append(builder.promotion_node(p))

@@ -2,7 +2,7 @@
 
     ArbiterError
     ├── ConfigError    a program that cannot be compiled (object, id, field)
-    └── InvalidOrder   an order that cannot be evaluated (field paths, SPEC 9.5)
+    └── InvalidOrder   an order that cannot be evaluated (field paths, docs/contract.md)
 
 The api room maps them to gRPC status codes in one place.
 """
@@ -50,7 +50,7 @@ class FieldViolation:
 
 
 class InvalidOrder(ArbiterError):
-    """An order that breaks SPEC 9.5; lists every bad field."""
+    """An order that cannot be evaluated (docs/contract.md, Errors); lists every bad field."""
 
     def __init__(self, violations: list[FieldViolation] | tuple[FieldViolation, ...]) -> None:
         if not violations:

@@ -1,4 +1,4 @@
-"""One calculation (SPEC 3): select, evaluate the tree on the initial state, report."""
+"""One calculation (docs/rules.md): select, evaluate the tree on the initial state, report."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from arbiter.server.engine.compile import CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
-from arbiter.server.engine.select import select
-from arbiter.server.engine.single import Entry, Single
+from arbiter.server.engine.select import Selection, select
+from arbiter.server.engine.single import Entry, Single, State
 from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
@@ -25,7 +25,7 @@ from arbiter.server.engine.types import (
 )
 from arbiter.v1 import program_pb2 as pb
 
-__all__ = ["calculate", "portions"]
+__all__ = ["calculate", "portions", "report", "start"]
 
 
 @lru_cache(maxsize=256)
@@ -34,7 +34,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def portions(quantity: int, final_price: int) -> tuple[tuple[int, int], ...]:
-    """Receipt portions (SPEC 3): r units at final // q + 1, then q - r at final // q."""
+    """Receipt portions (docs/rules.md): r units at final // q + 1, then q - r at final // q."""
     if quantity <= 0:
         return ()
     unit, r = divmod(final_price, quantity)
@@ -49,7 +49,22 @@ def calculate(
     now: datetime,
     usage: CodeUsage | None = None,
 ) -> CalculationResult:
-    """The whole calculation of SPEC sections 3-5 and 11 for one (validated) order."""
+    """The whole calculation of docs/rules.md for one (validated) order."""
+    at, _zone, sel, requested, single, state = start(program, order, member, now, usage)
+    entries = single.evaluate(program.root, state)
+    return report(program, order, member, at, entries, requested, sel.codes)
+
+
+def start(
+    program: CompiledProgram,
+    order: OrderInput,
+    member: MemberState | None,
+    now: datetime,
+    usage: CodeUsage | None,
+) -> tuple[datetime, ZoneInfo, Selection, dict[str, int], Single, State]:
+    """A calculation up to its tree (shared with the traced one, `trace.calculate_traced`): the
+    instant and zone, the selection, the redemptions asked, the one-state evaluator and the
+    initial state (base prices, the points budget per type, the shipping)."""
     at = order.created_at or now
     zone = _zone(order.time_zone) if order.time_zone else program.zone
     sel = select(program, order, member, at, zone, usage)
@@ -67,9 +82,7 @@ def calculate(
         if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
             budget[t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
     single = Single(program, order, sel, tuple(accrues))
-    state = single.initial(budget, order.shipping_cost)
-    entries = single.evaluate(program.root, state)
-    return _report(program, order, member, at, entries, requested, sel.codes)
+    return at, zone, sel, requested, single, single.initial(budget, order.shipping_cost)
 
 
 # Rule 17: by line in the order's line order, order-wide rows last, then tree order.
@@ -77,7 +90,7 @@ _tree_order = itemgetter(0)
 _new_row = tuple.__new__  # AppliedBenefit without its generated __new__'s keyword handling
 
 
-def _report(
+def report(
     program: CompiledProgram,
     order: OrderInput,
     member: MemberState | None,
@@ -229,7 +242,7 @@ def _report(
 
         for b in text_benefits:
             values["promotion.name"] = promotions[b.promotion].name
-            texts.append(render_template(b.template, value_of))
+            texts.append(render_template(b.template_parts, value_of))
 
     code_results: list[PromoCodeResult] = []
     applied_pools: set[str] = set()

@@ -1,7 +1,7 @@
 """Money arithmetic, the only place that rounds: half-up rounding, ratios, largest remainder.
 
 Every amount is an integer of minor units or points. Vectorised forms work on int64 arrays and
-fall back to exact Python integers when a product could overflow int64 (SPEC section 1).
+fall back to exact Python integers when a product could overflow int64 (docs/rules.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def div_half_up(numerator: int, denominator: int) -> int:
 
 
 def round_bp(x: int, bp: int) -> int:
-    """round_bp(x, bp) = (x * bp + 5000) // 10000 (SPEC 1), for x >= 0."""
+    """round_bp(x, bp) = (x * bp + 5000) // 10000 (docs/rules.md), for x >= 0."""
     return (x * bp + 5000) // BP
 
 
@@ -53,12 +53,12 @@ def round_bp_arr(x: IntArray, bp: int) -> IntArray:
 
 
 def money_to_points_floor(money: int, ratio_points: int, ratio_money: int) -> int:
-    """Whole points that `money` buys at most: floor(money * points / money_unit) (SPEC 1)."""
+    """Whole points that `money` buys at most: floor(money * points / money_unit)."""
     return (money * ratio_points) // ratio_money
 
 
 def points_to_money(points: int, ratio_points: int, ratio_money: int) -> int:
-    """Money value of whole points, half up (SPEC 1, rules 2 and 12)."""
+    """Money value of whole points, half up (rules 2 and 12, docs/rules.md)."""
     return div_half_up(points * ratio_money, ratio_points)
 
 

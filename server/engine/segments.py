@@ -1,7 +1,7 @@
 """Product segments and rule scopes as integer bit sets, compiled once per program.
 
 A line's product segments are one integer bit set, found with a few dictionary lookups and two
-bisections (SPEC 2: every given criterion must match, within a list any). Per order these are
+bisections (docs/rules.md: every given criterion must match, within a list any). Per order these are
 turned around into each segment's lines (a bit set over lines), and a rule scope's lines are
 the union of its segments' (RuleTable).
 """
@@ -98,7 +98,7 @@ class SegmentIndex:
         if self.max_prices:
             bits &= ~self.max_fail[bisect_left(self.max_prices, price)]
         for bit, tests in self.fields:
-            # `fields` is a list like the others: any predicate matching is enough (SPEC 2).
+            # `fields` is a list like the others: any predicate matching is enough (docs/rules.md).
             if bits >> bit & 1 and not any(
                 field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in tests
             ):

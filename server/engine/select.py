@@ -1,7 +1,7 @@
 """Selection: which promotions are candidates for an order, and which lines each rule matches.
 
 Everything here is evaluated once per calculation on the order as received (base prices),
-never on an intermediate state (SPEC 2, 3 step 3).
+never on an intermediate state (docs/rules.md, The program model; The calculation, step 3).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _bits(mask: int) -> list[int]:
 
 
 def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
-    """Whether line `i` is in product segment `seg` (SPEC 2), criterion by criterion."""
+    """Whether line `i` is in product segment `seg` (docs/rules.md), criterion by criterion."""
     line = order.lines[i]
     if seg.skus and line.sku not in seg.skus:
         return False
@@ -156,7 +156,7 @@ def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
         return False
     if seg.max_unit_price and line.unit_price > seg.max_unit_price:
         return False
-    # `fields` is a list like the others: within it, any predicate matching is enough (SPEC 2).
+    # `fields` is a list like the others: within it, any predicate matching is enough.
     return not seg.fields or any(
         field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in seg.fields
     )

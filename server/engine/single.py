@@ -1,4 +1,4 @@
-"""The tree on one state: plain integers and sparse effects (SPEC 4, 5, 11).
+"""The tree on one state: plain integers and sparse effects (docs/rules.md).
 
 Outside MAX_BENEFIT the engine evaluates every node on exactly one state, where a numpy call
 per step costs more than the arithmetic it does (a call on 20 elements is about a microsecond).
@@ -265,7 +265,7 @@ class Single:
         return out
 
     def _sequence(self, children: tuple[CNode, ...], s: State) -> list[Entry]:
-        """Children one after another, each on the state the previous ones left (SPEC 4).
+        """Children one after another, each on the state the previous ones left (docs/rules.md).
 
         The running state is copied from `s` once, at the first effect, then updated in place
         (`_then`). A live promotion with one benefit (most of a real program) goes straight to
@@ -335,7 +335,7 @@ class Single:
         return lines, types, ship
 
     def _max_benefit(self, node: CNode, s: State) -> list[Entry]:
-        """MAX_BENEFIT (SPEC 4, rule 12) on one state.
+        """MAX_BENEFIT (rule 12, docs/rules.md) on one state.
 
         The children are evaluated on `s` first; a child with an empty effect takes part in
         no subset. Then, in this order: children that cannot affect one another are valued
@@ -370,7 +370,7 @@ class Single:
         return money, points
 
     def _benefit_of(self, entries: list[Entry]) -> int:
-        """A candidate's benefit (SPEC 4): money, plus each type's points valued on their sum
+        """A candidate's benefit (docs/rules.md): money, plus each type's points valued on their sum
         (rule 12)."""
         money, points = self._value(entries)
         for t, pts in points.items():
@@ -381,7 +381,7 @@ class Single:
     def _enumerated_best(
         self, node: CNode, s: State, children: list[tuple[CNode, list[Entry]]]
     ) -> list[Entry]:
-        """Every candidate of SPEC 4 in tie-break order (`candidate_plan`); the first with the
+        """Every candidate (docs/rules.md) in tie-break order (`candidate_plan`); the first with the
         greatest benefit wins."""
         # The sequential application of every subset, by mask, as it is built; the state after
         # one is made only when a larger candidate starts from it.
@@ -422,7 +422,7 @@ class Single:
         search). Accrued points are valued per type on the sum (rule 12), which adds up only
         when a point is worth whole money units, or when one child accrues the type. The
         greatest sum is then the set of children worth more than 0, and no smaller subset
-        reaches it; with none, the single child worth most, the first on a tie (SPEC 4)."""
+        reaches it; with none, the single child worth most, the first on a tie (docs/rules.md)."""
         if node.max_discount_amount:
             return None
         taken_lines: set[int] = set()
@@ -576,7 +576,7 @@ class Single:
     # --- benefits ---------------------------------------------------------------------------
 
     def benefit(self, b: CBenefit, s: State) -> list[Entry]:
-        """What benefit `b` does on `s` (SPEC 5), as non-empty entries."""
+        """What benefit `b` does on `s` (docs/rules.md), as non-empty entries."""
         if not self.selection.rule_active[b.rule_gid]:
             return []
         if b.level == PRODUCT:

@@ -1,4 +1,4 @@
-"""Batched states and effects, and the cuts that keep them valid (SPEC 4, rules 6, 7, 11, 23).
+"""Batched states and effects, and the cuts that keep them valid (rules 6, 7, 11, 23).
 
 A `Summary` is a batch of N states as the benefits see them (price to pay per line, money paid
 with points per line, points budget left per type, shipping left). An `Effect` holds what each
@@ -123,7 +123,7 @@ def apply_effect(s: Summary, e: Effect, pay_onehot: IntArray) -> Summary:
 
 
 def _revalue_points(pts: IntArray, types: IntArray, st: Statics) -> IntArray:
-    """Money of whole points at each entry's type ratio, half up (SPEC 1). types: [k]."""
+    """Money of whole points at each entry's type ratio, half up (docs/rules.md). types: [k]."""
     rp = st.ratio_points[types][None, :, None]
     rm = st.ratio_money[types][None, :, None]
     out: IntArray = (2 * pts * rm + rp) // (2 * rp)

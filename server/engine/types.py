@@ -67,8 +67,8 @@ class MemberState(NamedTuple):
     """A member as the calculation sees it: available balances, tiers, segments.
 
     `tiers` maps a tier group id to a tier id; a group missing from it is resolved from the
-    balance of its point type (SPEC 11 rule 20). `balances` holds what is available (holds and
-    expired lots already taken off). Every MemberState counts as an enrolled member for
+    balance of its point type (rule 20, docs/rules.md). `balances` holds what is available (holds
+    and expired lots already taken off). Every MemberState counts as an enrolled member for
     audiences (an inline context does too); an anonymous buyer is no MemberState at all.
     """
 
@@ -108,12 +108,12 @@ class LineResult(NamedTuple):
     discount: int
     paid_with_points: int
     final_price: int
-    # At most two (quantity, unit_price) receipt portions (SPEC 3).
+    # At most two (quantity, unit_price) receipt portions (docs/rules.md).
     portions: tuple[tuple[int, int], ...]
 
 
 class AppliedBenefit(NamedTuple):
-    """A row of the benefit table (SPEC 11 rule 17). `timing` is "" except on accrual rows."""
+    """A row of the benefit table (rule 17). `timing` is "" except on accrual rows."""
 
     line_id: str
     promotion: str
@@ -142,7 +142,7 @@ class PromoCodeResult(NamedTuple):
 
 
 class CalculationResult(NamedTuple):
-    """What a calculation answers (SPEC 9.2), less the program version the caller adds."""
+    """What a calculation answers (docs/contract.md), less the program version the caller adds."""
 
     evaluated_at: datetime
     totals: Totals

@@ -20,12 +20,13 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.render import TemplatePart, split_template  # the one grammar
 from arbiter.v1 import program_pb2
 
 __all__ = [
@@ -43,14 +44,14 @@ __all__ = [
 
 # 10000 basis points = 100 %.
 BP_WHOLE = 10_000
-# SPEC 4: a MAX_BENEFIT group evaluates every subset of its children; 2^16 is the ceiling.
+# docs/rules.md: a MAX_BENEFIT group evaluates every subset of its children; 2^16 is the ceiling.
 MAX_BENEFIT_CHILDREN = 16
 # A limit on what one error carries: a broken generated file must not yield a megabyte message.
 MAX_ISSUES = 500
 
 _Level = Literal["product", "order"]
 
-# SPEC 11 rule 16: the placeholders a text template may use.
+# Rule 16 (docs/rules.md): the placeholders a text template may use.
 _FIXED_PLACEHOLDERS = frozenset(
     {
         "member.id",
@@ -66,7 +67,7 @@ _FIXED_PLACEHOLDERS = frozenset(
 # Placeholders that end with a point type id.
 _TYPED_PLACEHOLDER_PREFIXES = ("points.accrued.", "points.redeemed.", "balance.")
 
-# Benefits that act per unit (SPEC 9.3): only product rules may hold them.
+# Benefits that act per unit (docs/rules.md, The benefits): only product rules may hold them.
 _PRODUCT_ONLY_BENEFITS = frozenset(
     {"price_from_field", "round_price", "partner_discount", "partner_points", "accrue_from_field"}
 )
@@ -304,58 +305,11 @@ def _check_active_period(at: FieldPath, period: program_pb2.ActivePeriod) -> Non
 
 
 # --------------------------------------------------------------------------------------------
-# Text templates (SPEC 5.1, 11 rule 16)
-
-
-class TemplatePart(NamedTuple):
-    """A piece of a text template: literal text, or a placeholder's name (without braces)."""
-
-    text: str
-    placeholder: bool
-
-
-def split_template(template: str) -> list[TemplatePart]:
-    """Split a template into literal text and placeholders; ValueError on unbalanced braces.
-
-    `{name}` is a placeholder; `{{` and `}}` are a literal brace; a lone brace is an error.
-    """
-    parts: list[TemplatePart] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(template):
-        ch = template[i]
-        if ch == "{":
-            if template.startswith("{{", i):
-                literal.append("{")
-                i += 2
-                continue
-            close = template.find("}", i + 1)
-            opened_again = template.find("{", i + 1)
-            if close < 0 or 0 <= opened_again < close:
-                raise ValueError(
-                    f"the '{{' at position {i} is never closed (write '{{{{' for a brace)"
-                )
-            if literal:
-                parts.append(TemplatePart("".join(literal), False))
-                literal = []
-            parts.append(TemplatePart(template[i + 1 : close], True))
-            i = close + 1
-        elif ch == "}":
-            if template.startswith("}}", i):
-                literal.append("}")
-                i += 2
-                continue
-            raise ValueError(f"the '}}' at position {i} closes nothing (write '}}}}' for a brace)")
-        else:
-            literal.append(ch)
-            i += 1
-    if literal:
-        parts.append(TemplatePart("".join(literal), False))
-    return parts
+# Text templates (rule 16, docs/rules.md)
 
 
 def template_placeholder_error(name: str, point_types: Mapping[str, object]) -> str | None:
-    """Why `{name}` is not a placeholder of SPEC 11 rule 16, or None when it is one."""
+    """Why `{name}` is not a placeholder of rule 16 (docs/rules.md), or None when it is one."""
     if name in _FIXED_PLACEHOLDERS:
         return None
     for prefix in _TYPED_PLACEHOLDER_PREFIXES:
@@ -858,7 +812,7 @@ def _check_promotions(program_at: FieldPath, program: program_pb2.Program, index
 
 
 # --------------------------------------------------------------------------------------------
-# The arbitration tree (SPEC 4)
+# The arbitration tree (docs/rules.md, Arbitration)
 
 
 def _listed_promotions(group: program_pb2.Group) -> Iterator[str]:
@@ -960,7 +914,7 @@ def _check_tree(program_at: FieldPath, program: program_pb2.Program, index: _Ind
         root,
         _Tree(index),
         position="arbitration",
-        # SPEC 9.3: the main arbitration needs a mode unless the program has no promotions.
+        # The main arbitration needs a mode unless the program has no promotions (docs/contract.md).
         mode_required=bool(program.promotions) or bool(root.children),
         extra_children=len(unlisted),
     )

@@ -1,4 +1,4 @@
-"""The points ledger (SPEC 6, 7) in PostgreSQL: members, lots, transactions, the order
+"""The points ledger (docs/contract.md) in PostgreSQL: members, lots, transactions, the order
 lifecycle, tiers and the outbox. asyncpg only; it knows no gRPC.
 
     ledger = await Ledger.connect(dsn)

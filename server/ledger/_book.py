@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from arbiter.server.ledger import _outbox
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._types import Transaction
 from arbiter.server.ledger.errors import NotFound
@@ -599,17 +600,8 @@ class Book:
 
     def event_json(self, payload: Mapping[str, Any]) -> str:
         """An event's payload as stored: the program and member, then `payload`."""
-        body = {"program": self.program.id, "member_id": self.member_id, **payload}
-        return json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+        return _outbox.event_json(self.program.id, self.member_id, payload)
 
     async def emit(self, topic: str, payload: Mapping[str, Any]) -> None:
-        """Write an event to the outbox in this transaction (SPEC 6, end)."""
-        await self.conn.execute(
-            "INSERT INTO outbox (program, topic, member_id, payload, created_at)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5)",
-            self.program.id,
-            topic,
-            self.member_id,
-            self.event_json(payload),
-            self.now,
-        )
+        """Write an event to the outbox in this transaction (docs/contract.md, Events)."""
+        await _outbox.emit(self.conn, self.program.id, self.member_id, topic, payload, self.now)

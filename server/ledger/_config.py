@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 _UNIT_NAMES = {
-    program_pb2.PERIOD_UNIT_UNSPECIFIED: "DAY",  # SPEC 11 rule 23: unspecified unit is DAY
+    program_pb2.PERIOD_UNIT_UNSPECIFIED: "DAY",  # rule 23 (docs/rules.md): unspecified unit is DAY
     program_pb2.PERIOD_UNIT_DAY: "DAY",
     program_pb2.PERIOD_UNIT_WEEK: "WEEK",
     program_pb2.PERIOD_UNIT_MONTH: "MONTH",

@@ -76,7 +76,7 @@ def _now(now: datetime | None) -> datetime:
 
 
 class Ledger:
-    """The points ledger of SPEC 6 and 7 over one PostgreSQL database.
+    """The points ledger of docs/contract.md over one PostgreSQL database.
 
     Every method takes the applied program version (an `arbiter.v1.Program` or a `LedgerProgram`
     built once from it) and, where time matters, `now` (default: the clock, for production).
@@ -458,7 +458,8 @@ class Ledger:
     async def confirm_order(self, program: ProgramLike, order: OrderRequest, compute: Compute,
                             *, now: datetime | None = None) -> OrderOutcome:
         """Calculate (via `compute`, under the member's lock) and commit an order; or post the
-        hold of a reserved one; or return the stored result of a confirmed one."""
+        hold of a reserved one; or return the stored result of a confirmed one. An order without
+        `member_id` is a guest's: `compute` gets None and only promo code uses are committed."""
         cfg, at = self.program(program), _now(now)
         return await self._write(lambda conn: _orders.confirm_order(conn, cfg, order, compute,
                                                                      at))
@@ -472,10 +473,12 @@ class Ledger:
             conn, cfg, order, compute, hold_seconds, at))
 
     async def order_member(self, program_id: str, order_id: str) -> str | None:
-        """The id of the member an order belongs to; None when there is no such order."""
+        """The id of the member an order belongs to; "" for a guest order; None when there is
+        no such order."""
         try:
             member_id: str | None = await self._pool.fetchval(
-                "SELECT m.member_id FROM orders o JOIN members m ON m.pk = o.member_pk"
+                "SELECT COALESCE(m.member_id, '') FROM orders o"
+                " LEFT JOIN members m ON m.pk = o.member_pk"
                 " WHERE o.program = $1 AND o.order_id = $2",
                 program_id, order_id,
             )

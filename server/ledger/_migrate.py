@@ -15,6 +15,14 @@ __all__ = ["Migration", "apply_migrations", "load_migrations"]
 _LOCK_KEY = 0x4152_4249_5445_524C & 0x7FFF_FFFF_FFFF_FFFF
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
+# Earlier texts of applied migrations that differed from today's in comments only, by version:
+# a database that applied one of them has the same schema, so its row is brought up to date
+# instead of being refused. Add an entry only for a comment-only edit, with the old checksum.
+EARLIER_CHECKSUMS: dict[int, frozenset[str]] = {
+    # 0001's first comment cited a document outside the repository.
+    1: frozenset({"9ea739f84b9503ee8f97098850206a753505807609c6001bde69016343fb666d"}),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -46,7 +54,8 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     """Apply what is missing in one transaction; returns the names applied.
 
     The transaction-scoped advisory lock makes a second process wait for the first and then see
-    its schema_migrations rows; an applied file whose text changed is refused, never re-run.
+    its schema_migrations rows; an applied file whose text changed is refused, never re-run (but
+    for the comment-only edits listed in EARLIER_CHECKSUMS, whose rows are brought up to date).
     """
     migrations = load_migrations()
     applied_now: list[str] = []
@@ -67,7 +76,13 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
         for migration in migrations:
             row = done.get(migration.version)
             if row is not None:
-                if row["checksum"] != migration.checksum:
+                if row["checksum"] in EARLIER_CHECKSUMS.get(migration.version, ()):
+                    await conn.execute(
+                        "UPDATE schema_migrations SET checksum = $2 WHERE version = $1",
+                        migration.version,
+                        migration.checksum,
+                    )
+                elif row["checksum"] != migration.checksum:
                     raise RuntimeError(
                         f"ledger migration {migration.name} changed after it was applied"
                         f" (applied as {row['name']}); add a new migration instead of editing it"

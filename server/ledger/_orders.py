@@ -1,14 +1,18 @@
-"""The order lifecycle (SPEC 6): confirm, reserve, confirm a reservation, cancel, deliver.
+"""The order lifecycle (docs/contract.md): confirm, reserve, confirm a reservation, cancel, deliver.
 
 Confirm and reserve run the calculation *inside* the transaction, under the member's lock: the
 member state the engine sees is exactly the one the postings are checked against, so two orders
 can never spend the same points. Returns live in `_returns`.
+
+A guest order (an anonymous buyer: `member_id` empty) has no member to lock: it locks its order
+row and its promo codes, calculates for no member, and holds, commits and releases only its code
+uses (docs/ledger.md, "Guest orders").
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
-from arbiter.server.ledger import _tiers
+from arbiter.server.ledger import _outbox, _tiers
 from arbiter.server.ledger._batch import OrderBatch
 from arbiter.server.ledger._book import Book, choose_lots
 from arbiter.server.ledger._callback import CallbackFailed
@@ -45,13 +49,16 @@ __all__ = [
     "cancel_order",
     "confirm_order",
     "deliver_order",
+    "emit_order_event",
     "lock_order",
     "movements_from_json",
     "movements_to_json",
     "reserve_order",
 ]
 
-Compute = Callable[[MemberState, CodeUsage], CalculationResult]
+# The calculation of a new order: the member as it stands under its lock (None: a guest) and the
+# usage of the order's codes.
+Compute = Callable[[MemberState | None, CodeUsage], CalculationResult]
 
 DEFAULT_HOLD_SECONDS = 900
 MAX_HOLD_SECONDS = 86_400
@@ -77,6 +84,9 @@ class OrderRequest:
     in the same transaction (None: the caller does not number versions). `redeem` is what the
     order asks to redeem per point type: the ledger reads the lots that could pay for that much
     together with the member, before the calculation (a result redeeming more reads the rest).
+
+    `member_id` empty: a guest order (an anonymous buyer), which commits or holds only its promo
+    code uses; `segments` and `redeem` mean nothing for it.
     """
 
     order_id: str
@@ -93,7 +103,7 @@ class OrderRequest:
 class OrderRow:
     pk: int
     order_id: str
-    member_pk: int
+    member_pk: int | None  # None: a guest order
     state: str
     payload_hash: str
     result_obj: dict[str, Any]
@@ -144,12 +154,19 @@ async def _fetch_order(conn: asyncpg.Connection, program: LedgerProgram, order_i
 
 
 async def lock_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
-                     now: datetime) -> tuple[Book, OrderRow]:
-    """Lock an existing order's member, then the order (the fixed lock order: member first)."""
+                     now: datetime) -> tuple[Book | None, OrderRow]:
+    """Lock an existing order's member, then the order (the fixed lock order: member first).
+
+    A guest order has no member: its row alone is locked, and the Book is None."""
     validate_id(order_id, "order_id")
     found = await _fetch_order(conn, program, order_id, lock=False)
     if found is None:
         raise NotFound("order", order_id)
+    if found.member_pk is None:
+        # An order's member never changes: read again, locked, for the state as it is now.
+        guest = await _fetch_order(conn, program, order_id, lock=True)
+        assert guest is not None and guest.member_pk is None
+        return None, guest
     book = await Book.open_pk(conn, program, found.member_pk, now)
     if book is None:
         raise NotFound("member of order", order_id)
@@ -160,18 +177,22 @@ async def lock_order(conn: asyncpg.Connection, program: LedgerProgram, order_id:
 
 def _validate_request(req: OrderRequest) -> None:
     validate_id(req.order_id, "order.id")
-    validate_id(req.member_id, "member_id")
+    if req.member_id:  # empty: a guest
+        validate_id(req.member_id, "member_id")
     if not req.payload_hash:
         raise ValueError("payload_hash must be computed by the caller")
     if len(req.promo_codes) > MAX_PROMO_CODES:
         raise InvalidArgument.field("order.promo_codes", f"at most {MAX_PROMO_CODES} codes")
 
 
-async def _existing(book: Book, program: LedgerProgram, req: OrderRequest) -> OrderRow | None:
-    order = await _fetch_order(book.conn, program, req.order_id, lock=True)
+async def _existing(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                    member_pk: int | None) -> OrderRow | None:
+    """The order `req` names, locked, when it exists: it must be the same order of the same
+    member (`member_pk`; None: a guest), and match `expected_total`."""
+    order = await _fetch_order(conn, program, req.order_id, lock=True)
     if order is None:
         return None
-    if order.payload_hash != req.payload_hash or order.member_pk != book.member_pk:
+    if order.payload_hash != req.payload_hash or order.member_pk != member_pk:
         raise Conflict("order", req.order_id)
     if req.expected_total is not None and req.expected_total != order.total:
         raise TotalMismatch(req.order_id, req.expected_total, order.total)
@@ -194,33 +215,34 @@ SELECT ARRAY(SELECT code FROM filled) AS filled, ARRAY(SELECT code FROM locked) 
 """
 
 
-async def _lock_code_uses(book: Book, req: OrderRequest) -> dict[str, int]:
+async def _lock_code_uses(conn: asyncpg.Connection, program: LedgerProgram,
+                          promo_codes: Sequence[str], now: datetime) -> dict[str, int]:
     """Lock the order's known codes (in code order, after the member and the order) so that two
-    members cannot both take the last use of one code; then count their uses."""
-    program = book.program
-    codes = sorted({c.upper() for c in req.promo_codes if c.upper() in program.code_pools})
+    orders, of members or guests, cannot both take the last use of one code; then count their
+    uses by everyone at `now`."""
+    codes = sorted({c.upper() for c in promo_codes if c.upper() in program.code_pools})
     if not codes:
         return {}
-    row = await book.conn.fetchrow(_LOCK_CODES_SQL, program.id, codes)
+    row = await conn.fetchrow(_LOCK_CODES_SQL, program.id, codes)
     assert row is not None
     missing = set(codes).difference(row["filled"], row["locked"])
     if missing:
         # Rows another transaction created after this statement's snapshot (ON CONFLICT waited
         # for it and then did nothing): invisible to `locked`, so lock them now.
-        await book.conn.execute(
+        await conn.execute(
             "SELECT 1 FROM promo_codes WHERE program = $1 AND code = ANY($2::text[])"
             " ORDER BY code FOR UPDATE",
             program.id, sorted(missing),
         )
     # A statement of its own: its snapshot is taken once the locks are held.
-    rows = await book.conn.fetch(
+    rows = await conn.fetch(
         """
         SELECT code, count(*) AS uses FROM promo_code_uses
         WHERE program = $1 AND code = ANY($2::text[])
           AND (state = 'CONFIRMED' OR (state = 'HELD' AND hold_until > $3))
         GROUP BY code
         """,
-        program.id, codes, book.now,
+        program.id, codes, now,
     )
     return {r["code"]: r["uses"] for r in rows}
 
@@ -270,7 +292,7 @@ async def _open(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequ
         # What a catch-up posted (a RESET) still moves the tiers of its type afterwards.
         book.touched |= touched
         if pre.order_pk is not None:
-            return _Opened(book, pre, await _existing(book, program, req))
+            return _Opened(book, pre, await _existing(conn, program, req, member_pk))
         if attempt == 0 and _tiers_due(program, pre, now):
             # Rare: it may post (a RESET) and write tier rows, so read the member again after.
             await _tiers.catch_up(book)
@@ -292,7 +314,7 @@ async def _snapshot(opened: _Opened, req: OrderRequest
         g.id: g.tiers[_tiers.effective_tier(g, pre.tiers.get(g.id), live.get(g.point_type, 0))].id
         for g in program.tier_groups if g.tiers
     }
-    code_uses = await _lock_code_uses(book, req)
+    code_uses = await _lock_code_uses(book.conn, program, req.promo_codes, book.now)
     state = MemberState(
         member_id=book.member_id,
         balances={t: max(0, available.get(t, 0)) for t in program.point_types},
@@ -302,7 +324,8 @@ async def _snapshot(opened: _Opened, req: OrderRequest
     return state, CodeUsage(code_uses, dict(pre.pool_uses)), available
 
 
-def _calculate(compute: Compute, member: MemberState, usage: CodeUsage) -> CalculationResult:
+def _calculate(compute: Compute, member: MemberState | None, usage: CodeUsage
+               ) -> CalculationResult:
     try:
         return compute(member, usage)
     except Exception as exc:
@@ -344,40 +367,48 @@ def _check_result(program: LedgerProgram, result: CalculationResult, available: 
                                      f" {limit} times already")
 
 
-async def _insert_order(book: Book, req: OrderRequest, result: CalculationResult, state: str,
-                        hold_until: datetime | None) -> int:
-    pk: int = await book.conn.fetchval(
+async def _insert_order(conn: asyncpg.Connection, program: LedgerProgram, member_pk: int | None,
+                        req: OrderRequest, result: CalculationResult, state: str,
+                        hold_until: datetime | None, now: datetime) -> int:
+    pk: int = await conn.fetchval(
         """
         INSERT INTO orders (program, order_id, member_pk, state, payload_hash, result, total,
             hold_until, created_at, confirmed_at, program_version)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
         RETURNING pk
         """,
-        book.program.id, req.order_id, book.member_pk, state, req.payload_hash,
-        result_to_json(result), result.totals.total, hold_until, book.now,
-        book.now if state == "CONFIRMED" else None, req.program_version,
+        program.id, req.order_id, member_pk, state, req.payload_hash,
+        result_to_json(result), result.totals.total, hold_until, now,
+        now if state == "CONFIRMED" else None, req.program_version,
     )
     return pk
 
 
-async def _use_codes(book: Book, order_pk: int, result: CalculationResult, state: str,
-                     hold_until: datetime | None) -> None:
+def _applied_codes(program: LedgerProgram, result: CalculationResult) -> list[tuple[str, str]]:
+    """(code upper-case, pool) of each code the result applied: the order's uses."""
+    out = []
     for c in result.promo_codes:
-        if c.status != "APPLIED":
-            continue
-        code = c.code.upper()
-        pool = c.pool or book.program.code_pools.get(code, "")
-        await book.conn.execute(
+        if c.status == "APPLIED":
+            code = c.code.upper()
+            out.append((code, c.pool or program.code_pools.get(code, "")))
+    return out
+
+
+async def _use_codes(conn: asyncpg.Connection, program: LedgerProgram, member_pk: int | None,
+                     order_pk: int, result: CalculationResult, state: str,
+                     hold_until: datetime | None, now: datetime) -> None:
+    for code, pool in _applied_codes(program, result):
+        await conn.execute(
             "INSERT INTO promo_codes (program, code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            book.program.id, code,
+            program.id, code,
         )
-        await book.conn.execute(
+        await conn.execute(
             """
             INSERT INTO promo_code_uses (program, code, pool, member_pk, order_pk, state,
                 hold_until, created_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            book.program.id, code, pool, book.member_pk, order_pk, state, hold_until, book.now,
+            program.id, code, pool, member_pk, order_pk, state, hold_until, now,
         )
 
 
@@ -392,7 +423,7 @@ async def _post_accruals(book: Book, order_pk: int, order_id: str,
             await book.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
                                                "order_id": order_id, "transaction_id": txn.id})
         if p.accrued_pending > 0:
-            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            # Not in any balance until delivery, so no transaction yet (docs/contract.md, Balances).
             await book.add_lot(p.point_type, p.accrued_pending, pending=True, order_pk=order_pk,
                                timing="ON_DELIVERY")
 
@@ -402,9 +433,12 @@ def _points_summary(result: CalculationResult) -> list[dict[str, Any]]:
              "accrued_pending": p.accrued_pending} for p in result.points]
 
 
-async def _emit_confirmed(book: Book, order_id: str, result: CalculationResult) -> None:
-    await book.emit("order.confirmed", {"order_id": order_id, "total": result.totals.total,
-                                        "points": _points_summary(result)})
+def _confirmed_event(program: LedgerProgram, order_id: str, result: CalculationResult
+                     ) -> dict[str, Any]:
+    """order.confirmed's payload: the total, the points moved, the codes used (upper-case)."""
+    return {"order_id": order_id, "total": result.totals.total,
+            "points": _points_summary(result),
+            "promo_codes": [code for code, _pool in _applied_codes(program, result)]}
 
 
 async def _redeemable_lots(book: Book, pre: OrderPrefetch, point_type: str, points: int
@@ -420,12 +454,9 @@ async def _redeemable_lots(book: Book, pre: OrderPrefetch, point_type: str, poin
     return lots
 
 
-async def _calculate_new(opened: _Opened, req: OrderRequest, compute: Compute
-                         ) -> tuple[CalculationResult, dict[str, int]]:
-    """Calculate a new order on the member as it stands, and check what it would post."""
-    program = opened.book.program
-    member, usage, available = await _snapshot(opened, req)
-    result = _calculate(compute, member, usage)
+def _check_new(program: LedgerProgram, req: OrderRequest, result: CalculationResult,
+               available: dict[str, int], usage: CodeUsage) -> None:
+    """What a new order's result must satisfy before anything is written."""
     if req.expected_total is not None and req.expected_total != result.totals.total:
         raise TotalMismatch(req.order_id, req.expected_total, result.totals.total)
     _check_result(program, result, available, usage)
@@ -434,14 +465,128 @@ async def _calculate_new(opened: _Opened, req: OrderRequest, compute: Compute
         if c.status == "APPLIED" and c.code.upper() not in locked:
             raise FailedPrecondition(f"the calculation applied promo code {c.code!r}, which the"
                                      " order does not carry")
+
+
+async def _calculate_new(opened: _Opened, req: OrderRequest, compute: Compute
+                         ) -> tuple[CalculationResult, dict[str, int]]:
+    """Calculate a new order on the member as it stands, and check what it would post."""
+    member, usage, available = await _snapshot(opened, req)
+    result = _calculate(compute, member, usage)
+    _check_new(opened.book.program, req, result, available, usage)
     return result, available
+
+
+# -- guest orders ---------------------------------------------------------------------------------
+
+
+async def _calculate_guest(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                           compute: Compute, now: datetime) -> CalculationResult:
+    """Calculate a new guest order under its codes' locks (no member: no pool uses to count,
+    so `max_uses_per_member` cannot apply), and check it moves no points."""
+    usage = CodeUsage(await _lock_code_uses(conn, program, req.promo_codes, now), {})
+    result = _calculate(compute, None, usage)
+    for p in result.points:
+        if p.redeemed or p.accrued or p.accrued_pending:
+            raise FailedPrecondition(
+                f"the calculation moves points of {p.point_type!r} for a guest order, which"
+                " has no member to post them to"
+            )
+    _check_new(program, req, result, {}, usage)
+    return result
+
+
+async def _confirm_guest(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                         compute: Compute, now: datetime) -> OrderOutcome:
+    order = await _existing(conn, program, req, None)
+    if order is not None:
+        if order.state == "CONFIRMED":
+            return OrderOutcome(req.order_id, "CONFIRMED", order.result, order.hold_until, True,
+                                order.program_version)
+        if order.state == "CANCELLED":
+            raise OrderStateError(req.order_id, "CANCELLED", "confirm")
+        return await _post_guest_hold(conn, program, order, now)
+    result = await _calculate_guest(conn, program, req, compute, now)
+    order_pk = await _insert_order(conn, program, None, req, result, "CONFIRMED", None, now)
+    await _use_codes(conn, program, None, order_pk, result, "CONFIRMED", None, now)
+    await _outbox.emit(conn, program.id, "", "order.confirmed",
+                       _confirmed_event(program, req.order_id, result), now)
+    return OrderOutcome(req.order_id, "CONFIRMED", result, None, False, req.program_version)
+
+
+async def _reserve_guest(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
+                         compute: Compute, seconds: int, now: datetime) -> OrderOutcome:
+    order = await _existing(conn, program, req, None)
+    if order is not None:
+        if order.state == "CANCELLED":
+            raise OrderStateError(req.order_id, "CANCELLED", "reserve")
+        return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True,
+                            order.program_version)
+    result = await _calculate_guest(conn, program, req, compute, now)
+    hold_until = now + timedelta(seconds=seconds)
+    order_pk = await _insert_order(conn, program, None, req, result, "RESERVED", hold_until, now)
+    await _use_codes(conn, program, None, order_pk, result, "HELD", hold_until, now)
+    return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False, req.program_version)
+
+
+async def _post_guest_hold(conn: asyncpg.Connection, program: LedgerProgram, order: OrderRow,
+                           now: datetime) -> OrderOutcome:
+    """ConfirmOrder of a reserved guest order: its held code uses become confirmed."""
+    assert order.state == "RESERVED" and order.hold_until is not None
+    if order.hold_until <= now:
+        raise HoldNotActive(order.order_id, f"lapsed at {order.hold_until.isoformat()}")
+    await _post_held_codes(conn, program, order, now)
+    await conn.execute(
+        "UPDATE orders SET state = 'CONFIRMED', confirmed_at = $2 WHERE pk = $1", order.pk, now
+    )
+    await _outbox.emit(conn, program.id, "", "order.confirmed",
+                       _confirmed_event(program, order.order_id, order.result), now)
+    return OrderOutcome(order.order_id, "CONFIRMED", order.result, order.hold_until, False,
+                        order.program_version)
+
+
+async def _post_held_codes(conn: asyncpg.Connection, program: LedgerProgram, order: OrderRow,
+                           now: datetime) -> None:
+    """Turn a reservation's held code uses into confirmed ones, under the codes' locks.
+
+    The hold counted against each code's `max_uses` until `hold_until`; but a request whose
+    clock was read before the hold lapsed may post it after another order, seeing the hold
+    lapsed, took the code. So the uses are counted again under the locks (this order's own
+    held use included): a code over its limit refuses the posting, and nothing is written.
+    """
+    if not any(c.status == "APPLIED" for c in order.result.promo_codes):
+        return  # no code was held: nothing to read
+    uses = await conn.fetch(
+        "SELECT code, state FROM promo_code_uses WHERE order_pk = $1 ORDER BY code", order.pk
+    )
+    if any(u["state"] != "HELD" for u in uses):
+        raise HoldNotActive(order.order_id, "voided")
+    counts = await _lock_code_uses(conn, program, [u["code"] for u in uses], now)
+    for u in uses:
+        code = u["code"]
+        pool = program.pools.get(program.code_pools.get(code, ""))
+        max_uses = pool.codes.get(code, 0) if pool is not None else 0
+        live = counts.get(code, 0)
+        if max_uses and live > max_uses:
+            raise FailedPrecondition(
+                f"order {order.order_id!r}: promo code {code!r} is used up ({live} live uses with"
+                f" this hold, at most {max_uses}): another order took it once the hold had lapsed,"
+                " or its limit was lowered; nothing was written"
+            )
+    await conn.execute(
+        "UPDATE promo_code_uses SET state = 'CONFIRMED', hold_until = NULL"
+        " WHERE order_pk = $1 AND state = 'HELD'",
+        order.pk,
+    )
 
 
 async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
                         compute: Compute, now: datetime) -> OrderOutcome:
     """Confirm a new order in four round trips (lock, read, write, commit: see `_batch`);
-    replay a confirmed one; post the hold of a reserved one."""
+    replay a confirmed one; post the hold of a reserved one. Without `member_id`, a guest
+    order: only its promo code uses are committed."""
     _validate_request(req)
+    if not req.member_id:
+        return await _confirm_guest(conn, program, req, compute, now)
     opened = await _open(conn, program, req, now)
     book, pre, order = opened.book, opened.pre, opened.order
     if order is not None:
@@ -465,14 +610,11 @@ async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
             batch.emit("points.accrued", {"point_type": p.point_type, "points": p.accrued,
                                           "order_id": req.order_id}, txn)
         if p.accrued_pending > 0:
-            # Not in any balance until delivery, so no transaction yet (SPEC 6 "Balances").
+            # Not in any balance until delivery, so no transaction yet (docs/contract.md, Balances).
             batch.accrue_pending(p.point_type, p.accrued_pending, "ON_DELIVERY")
-    for c in result.promo_codes:
-        if c.status == "APPLIED":
-            code = c.code.upper()
-            batch.use_code(code, c.pool or program.code_pools.get(code, ""))
-    batch.emit("order.confirmed", {"order_id": req.order_id, "total": result.totals.total,
-                                   "points": _points_summary(result)})
+    for code, pool in _applied_codes(program, result):
+        batch.use_code(code, pool)
+    batch.emit("order.confirmed", _confirmed_event(program, req.order_id, result))
     await batch.flush(payload_hash=req.payload_hash, result_json=result_to_json(result),
                       total=result.totals.total, program_version=req.program_version)
     if any(g.point_type in book.touched for g in program.tier_groups):
@@ -492,6 +634,8 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
         raise InvalidArgument.field("hold_seconds", f"must lie in [0, {MAX_HOLD_SECONDS}]"
                                     f" (0 means {DEFAULT_HOLD_SECONDS})")
     seconds = hold_seconds or DEFAULT_HOLD_SECONDS
+    if not req.member_id:
+        return await _reserve_guest(conn, program, req, compute, seconds, now)
     opened = await _open(conn, program, req, now)
     book, order = opened.book, opened.order
     if order is not None:
@@ -501,7 +645,8 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
                             order.program_version)
     result, _available = await _calculate_new(opened, req, compute)
     hold_until = now + timedelta(seconds=seconds)
-    order_pk = await _insert_order(book, req, result, "RESERVED", hold_until)
+    order_pk = await _insert_order(conn, program, book.member_pk, req, result, "RESERVED",
+                                   hold_until, now)
     earmarks: list[tuple[str, int, list[tuple[int, int]]]] = []
     for p in result.points:
         if p.redeemed <= 0:
@@ -529,7 +674,7 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
             [(hold_pk, lot_pk, part) for lot_pk, part in lots],
         )
     await conn.execute("UPDATE orders SET hold_until = $2 WHERE pk = $1", order_pk, hold_until)
-    await _use_codes(book, order_pk, result, "HELD", hold_until)
+    await _use_codes(conn, program, book.member_pk, order_pk, result, "HELD", hold_until, now)
     return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False, req.program_version)
 
 
@@ -544,6 +689,7 @@ async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
         raise HoldNotActive(order.order_id, "voided")
     if order.hold_until <= book.now:
         raise HoldNotActive(order.order_id, f"lapsed at {order.hold_until.isoformat()}")
+    await _post_held_codes(book.conn, book.program, order, book.now)
     await _tiers.catch_up(book)
     for h in holds:
         lots = await book.conn.fetch(
@@ -564,15 +710,10 @@ async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
     result = order.result
     await _post_accruals(book, order.pk, order.order_id, result)
     await book.conn.execute(
-        "UPDATE promo_code_uses SET state = 'CONFIRMED', hold_until = NULL"
-        " WHERE order_pk = $1 AND state = 'HELD'",
-        order.pk,
-    )
-    await book.conn.execute(
         "UPDATE orders SET state = 'CONFIRMED', confirmed_at = $2 WHERE pk = $1",
         order.pk, book.now,
     )
-    await _emit_confirmed(book, order.order_id, result)
+    await book.emit("order.confirmed", _confirmed_event(book.program, order.order_id, result))
     await _tiers.refresh(book)
     return OrderOutcome(order.order_id, "CONFIRMED", result, order.hold_until, False,
                         order.program_version)
@@ -580,12 +721,19 @@ async def _post_hold(book: Book, order: OrderRow) -> OrderOutcome:
 
 async def deliver_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
                         now: datetime) -> list[PointsMovement]:
-    """Pending (ON_DELIVERY) accruals become active; their validity counts from now."""
+    """Pending (ON_DELIVERY) accruals become active; their validity counts from now. A guest
+    order has none: it is only marked delivered."""
     book, order = await lock_order(conn, program, order_id, now)
     if order.state != "CONFIRMED":
         raise OrderStateError(order_id, order.state, "deliver")
     if order.delivered_at is not None:
         return movements_from_json(order.delivery or [])
+    if book is None:
+        await conn.execute(
+            "UPDATE orders SET delivered_at = $2, delivery = '[]'::jsonb WHERE pk = $1",
+            order.pk, now,
+        )
+        return []
     await _tiers.catch_up(book)
     lots = await conn.fetch(
         "SELECT pk, point_type, remaining FROM lots WHERE order_pk = $1 AND state = 'PENDING'"
@@ -660,10 +808,46 @@ async def order_points_left(conn: asyncpg.Connection, order: OrderRow
 
 async def cancel_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
                        now: datetime) -> list[PointsMovement]:
-    """Reverse everything the order did (whatever allow_refund says); idempotent."""
+    """Reverse everything the order did (whatever allow_refund says); idempotent. A guest
+    order moved no points: only its promo code uses are released."""
     book, order = await lock_order(conn, program, order_id, now)
     if order.state == "CANCELLED":
         return movements_from_json(order.cancellation or [])
+    movements = [] if book is None else await _reverse_points(book, order)
+    released = await conn.fetch(
+        "UPDATE promo_code_uses SET state = 'RELEASED', closed_at = $2"
+        " WHERE order_pk = $1 AND state <> 'RELEASED' RETURNING code",
+        order.pk, now,
+    )
+    await conn.execute(
+        "UPDATE orders SET state = 'CANCELLED', cancelled_at = $2, cancellation = $3::jsonb"
+        " WHERE pk = $1",
+        order.pk, now, movements_to_json(movements),
+    )
+    await emit_order_event(conn, program, book, "order.cancelled", {
+        "order_id": order_id, "was": order.state,
+        "movements": [[m.point_type, m.accrual_reversed, m.redemption_refunded, m.shortfall]
+                      for m in movements],
+        "promo_codes": sorted(r["code"] for r in released),
+    }, now)
+    if book is not None:
+        await _tiers.refresh(book)
+    return movements
+
+
+async def emit_order_event(conn: asyncpg.Connection, program: LedgerProgram, book: Book | None,
+                           topic: str, payload: dict[str, Any], now: datetime) -> None:
+    """An order's event: for its member, or with an empty member_id for a guest order."""
+    if book is not None:
+        await book.emit(topic, payload)
+    else:
+        await _outbox.emit(conn, program.id, "", topic, payload, now)
+
+
+async def _reverse_points(book: Book, order: OrderRow) -> list[PointsMovement]:
+    """A cancellation's postings: void the holds of a reservation, or give back the redemptions
+    and take back the accruals of a confirmed order (what returns have not taken already)."""
+    conn, now, order_id = book.conn, book.now, order.order_id
     await _tiers.catch_up(book)
     movements: list[PointsMovement] = []
     if order.state == "RESERVED":
@@ -707,22 +891,6 @@ async def cancel_order(conn: asyncpg.Connection, program: LedgerProgram, order_i
                            shortfall=v.get("shortfall", 0))
             for t, v in per_type.items()
         ]
-    await conn.execute(
-        "UPDATE promo_code_uses SET state = 'RELEASED', closed_at = $2"
-        " WHERE order_pk = $1 AND state <> 'RELEASED'",
-        order.pk, now,
-    )
-    await conn.execute(
-        "UPDATE orders SET state = 'CANCELLED', cancelled_at = $2, cancellation = $3::jsonb"
-        " WHERE pk = $1",
-        order.pk, now, movements_to_json(movements),
-    )
-    await book.emit("order.cancelled", {
-        "order_id": order_id, "was": order.state,
-        "movements": [[m.point_type, m.accrual_reversed, m.redemption_refunded, m.shortfall]
-                      for m in movements],
-    })
-    await _tiers.refresh(book)
     return movements
 
 

@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from arbiter.server.ledger._callback import CallbackFailed
 from arbiter.server.ledger._types import OutboxEvent
 
-__all__ = ["Send", "list_events", "relay"]
+__all__ = ["Send", "emit", "event_json", "list_events", "relay"]
 
 Send = Callable[[Sequence[OutboxEvent]], Awaitable[None]]
 
 _COLUMNS = "pk, program, topic, member_id, payload::text AS payload, created_at"
+
+
+def event_json(program_id: str, member_id: str, payload: Mapping[str, Any]) -> str:
+    """An event's payload as stored: the program and member ("" for a guest), then `payload`."""
+    body = {"program": program_id, "member_id": member_id, **payload}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+
+
+async def emit(conn: asyncpg.Connection, program_id: str, member_id: str, topic: str,
+               payload: Mapping[str, Any], now: datetime) -> None:
+    """Write an event to the outbox in the caller's transaction (the change it reports)."""
+    await conn.execute(
+        "INSERT INTO outbox (program, topic, member_id, payload, created_at)"
+        " VALUES ($1, $2, $3, $4::jsonb, $5)",
+        program_id,
+        topic,
+        member_id,
+        event_json(program_id, member_id, payload),
+        now,
+    )
 
 
 def _event(r: asyncpg.Record) -> OutboxEvent:

@@ -1,4 +1,4 @@
-"""Returns (SPEC 6): take back the returned units' accruals and refund their points paid,
+"""Returns (docs/contract.md): take back the returned units' accruals and refund their points paid,
 in proportion, under the stored result of the sale, never a recalculation."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from arbiter.server.ledger import _tiers
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._members import validate_id
 from arbiter.server.ledger._orders import (
+    emit_order_event,
     lock_order,
     movements_from_json,
     movements_to_json,
@@ -114,6 +115,8 @@ def _validate(result: CalculationResult, return_id: str,
 async def return_order(conn: asyncpg.Connection, program: LedgerProgram, order_id: str,
                        return_id: str, lines: Sequence[tuple[str, int]], now: datetime
                        ) -> list[PointsMovement]:
+    """Record a return and move its points. A guest order's return is recorded, validated and
+    idempotent like any, and moves no points (its order moved none)."""
     book, order = await lock_order(conn, program, order_id, now)
     validate_id(return_id, "return_id")
     request_hash = hashlib.sha256(
@@ -152,7 +155,8 @@ async def return_order(conn: asyncpg.Connection, program: LedgerProgram, order_i
                 f"lines[{i}].quantity", f"only {left} units of line {line_id!r} are left"))
     if violations:
         raise InvalidArgument(violations)
-    await _tiers.catch_up(book)
+    if book is not None:
+        await _tiers.catch_up(book)
     per_line = line_points(result)
     allocation: list[list[object]] = []
     totals: dict[LineKey, int] = {}
@@ -170,31 +174,35 @@ async def return_order(conn: asyncpg.Connection, program: LedgerProgram, order_i
             allocation.append([line_id, point_type, kind, share])
             totals[(point_type, kind)] = totals.get((point_type, kind), 0) + share
     per_type: dict[str, dict[str, int]] = {}
-    # Refunds first: points given back can cover a reversal that would otherwise fall short.
-    for (point_type, kind), points in sorted(totals.items(), key=lambda kv: kv[0][1] != "REDEEMED"):
-        entry = per_type.setdefault(point_type, {})
-        if kind == "REDEEMED":
-            txn = await book.restore(point_type, points, order.pk, type="REFUND",
-                                     source_id=order_id, external_id=return_id,
-                                     comment="returned units: points paid refunded",
-                                     extra={"return_id": return_id})
-            entry["refunded"] = entry.get("refunded", 0) + points
-            await book.emit("points.refunded", {"point_type": point_type, "points": points,
-                                                "order_id": order_id, "return_id": return_id,
-                                                "transaction_id": txn.id})
-        elif kind == "ON_DELIVERY" and order.delivered_at is None:
-            await conn.execute(
-                "UPDATE lots SET remaining = remaining - $3 WHERE order_pk = $1"
-                " AND point_type = $2 AND state = 'PENDING'",
-                order.pk, point_type, points,
-            )
-            entry["reversed"] = entry.get("reversed", 0) + points
-        else:
-            taken, shortfall = await reverse_accrual(book, order, point_type, points,
-                                                     "returned units: accrual reversed",
-                                                     external_id=return_id)
-            entry["reversed"] = entry.get("reversed", 0) + taken
-            entry["shortfall"] = entry.get("shortfall", 0) + shortfall
+    # A guest order moved no points, so its lines hold none and `totals` is empty for it.
+    if totals:
+        assert book is not None, totals
+        # Refunds first: points given back can cover a reversal that would otherwise fall short.
+        ordered = sorted(totals.items(), key=lambda kv: kv[0][1] != "REDEEMED")
+        for (point_type, kind), points in ordered:
+            entry = per_type.setdefault(point_type, {})
+            if kind == "REDEEMED":
+                txn = await book.restore(point_type, points, order.pk, type="REFUND",
+                                         source_id=order_id, external_id=return_id,
+                                         comment="returned units: points paid refunded",
+                                         extra={"return_id": return_id})
+                entry["refunded"] = entry.get("refunded", 0) + points
+                await book.emit("points.refunded", {"point_type": point_type, "points": points,
+                                                    "order_id": order_id, "return_id": return_id,
+                                                    "transaction_id": txn.id})
+            elif kind == "ON_DELIVERY" and order.delivered_at is None:
+                await conn.execute(
+                    "UPDATE lots SET remaining = remaining - $3 WHERE order_pk = $1"
+                    " AND point_type = $2 AND state = 'PENDING'",
+                    order.pk, point_type, points,
+                )
+                entry["reversed"] = entry.get("reversed", 0) + points
+            else:
+                taken, shortfall = await reverse_accrual(book, order, point_type, points,
+                                                         "returned units: accrual reversed",
+                                                         external_id=return_id)
+                entry["reversed"] = entry.get("reversed", 0) + taken
+                entry["shortfall"] = entry.get("shortfall", 0) + shortfall
     movements = [
         PointsMovement(t, accrual_reversed=v.get("reversed", 0),
                        redemption_refunded=v.get("refunded", 0), shortfall=v.get("shortfall", 0))
@@ -206,10 +214,11 @@ async def return_order(conn: asyncpg.Connection, program: LedgerProgram, order_i
         order.pk, return_id, request_hash, json.dumps([[ln, q] for ln, q in lines]),
         json.dumps(allocation), movements_to_json(movements), now,
     )
-    await book.emit("order.returned", {
+    await emit_order_event(conn, program, book, "order.returned", {
         "order_id": order_id, "return_id": return_id, "lines": [[ln, q] for ln, q in lines],
         "movements": [[m.point_type, m.accrual_reversed, m.redemption_refunded, m.shortfall]
                       for m in movements],
-    })
-    await _tiers.refresh(book)
+    }, now)
+    if book is not None:
+        await _tiers.refresh(book)
     return movements

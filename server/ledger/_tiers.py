@@ -1,4 +1,4 @@
-"""Tiers (SPEC 7): DYNAMIC, CUMULATIVE and CYCLIC groups, their history and period ends.
+"""Tiers (docs/contract.md): DYNAMIC, CUMULATIVE and CYCLIC groups, their history and period ends.
 
 A member's stored tier state changes only under the member's lock: after a posting that moved a
 group's point type (`refresh`), and when a CYCLIC period or an extended tier ends (`catch_up`,

@@ -37,7 +37,7 @@ SOURCE_TYPES = (
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
-    """One immutable change of a balance (SPEC 6). `extra` is a JSON object as text."""
+    """One immutable change of a balance (docs/contract.md). `extra` is a JSON object as text."""
 
     id: str
     external_id: str

@@ -105,7 +105,7 @@ class OrderStateError(FailedPrecondition):
 
 
 class InvalidArgument(LedgerError):
-    """Bad input; lists each bad field (SPEC 9.5), like the engine's InvalidOrder."""
+    """Bad input; lists each bad field (docs/contract.md), like the engine's InvalidOrder."""
 
     def __init__(self, violations: list[FieldViolation] | tuple[FieldViolation, ...]) -> None:
         if not violations:

@@ -1,4 +1,4 @@
-"""The arbitration tree (SPEC 4): promotions and the four group modes, with plain loops.
+"""The arbitration tree (docs/rules.md): promotions and the four group modes, with plain loops.
 
 Every node is a function from a state to an effect relative to that state, already made valid
 (rule 6) and limited (rule 11).
@@ -129,9 +129,9 @@ class Arbiter:
         return combined
 
     def _max_benefit(self, group: GroupInfo, state: State) -> Effect:
-        """MAX_BENEFIT (SPEC 4, rule 12): every non-empty subset of the children with a non-empty
-        effect on ``state``, summed and applied in tree order; the group's limits on each; the
-        greatest benefit wins, ties to fewer children, the smaller positions, then summation."""
+        """MAX_BENEFIT (rule 12, docs/rules.md): every non-empty subset of the children with a
+        non-empty effect on ``state``, summed and applied in tree order; the group's limits on each;
+        the greatest benefit wins, ties to fewer children, the smaller positions, then summation."""
         calc = self.calc
         children: list[tuple[int, Node, Effect]] = []
         for position, child in enumerate(group.children):

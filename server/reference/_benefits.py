@@ -1,4 +1,4 @@
-"""The eleven benefit kinds of SPEC 5, each evaluated on one state (rules 1, 2, 8-10, 14, 15)."""
+"""The eleven benefit kinds of docs/rules.md, each on one state (rules 1, 2, 8-10, 14, 15)."""
 
 from functools import cmp_to_key
 

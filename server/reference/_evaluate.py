@@ -1,4 +1,4 @@
-"""``evaluate``: one CalculateOrder quote by the reference evaluator (SPEC 3, 9.2, rules 16-19)."""
+"""``evaluate``: one CalculateOrder quote by the reference evaluator (docs/rules.md)."""
 
 import re
 from collections.abc import Mapping
@@ -26,7 +26,8 @@ from ._select import (
 )
 from ._state import ORDER_WIDE, Calc, Effect, initial_state
 
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# Templates: `{{` and `}}` are literal braces, `{name}` a placeholder (checked valid before).
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 # A distinct promo code of the order: (as first written, upper-case, pool or "", reason or None).
 _Code = tuple[str, str, str, "checkout_pb2.PromoCodeReason | None"]
@@ -91,7 +92,7 @@ def _build_calc(
         ):
             eligible.add(promotion.index)
 
-    # Scopes and min_quantity on the order as received, once (SPEC 2).
+    # Scopes and min_quantity on the order as received, once (docs/rules.md, The program model).
     product_rule_lines: dict[tuple[int, int], tuple[int, ...]] = {}
     order_rule_ok: dict[tuple[int, int], bool] = {}
     for index in sorted(eligible):
@@ -153,6 +154,8 @@ def _render(
     prefixed: dict[str, dict[str, int]],
 ) -> str:
     def substitute(match: re.Match[str]) -> str:
+        if match.group(0) in ("{{", "}}"):
+            return match.group(0)[0]
         key = match.group(1)
         if key in values:
             return values[key]
@@ -161,7 +164,7 @@ def _render(
                 return str(per_type.get(key[len(prefix) :], 0))
         return match.group(0)
 
-    return _PLACEHOLDER.sub(substitute, template)
+    return _TEMPLATE_TOKEN.sub(substitute, template)
 
 
 def evaluate(
@@ -173,7 +176,7 @@ def evaluate(
     member_pool_uses: Mapping[str, int] | None = None,
     program_version: int = 0,
 ) -> checkout_pb2.CalculateOrderResponse:
-    """Quote ``request`` against ``prog`` the plain way (SPEC 3, 4, 5, 11)."""
+    """Quote ``request`` against ``prog`` the plain way (docs/rules.md)."""
     order = request.order
     has_time = order.HasField("created_at")
     now_ns = timestamp_ns(order.created_at) if has_time else datetime_to_ns(now)

@@ -1,6 +1,6 @@
 """Integer money arithmetic of the reference evaluator: half-up rounding, ratios, largest remainder.
 
-Written straight from SPEC section 1; it shares nothing with the engine's own money module.
+Written straight from docs/rules.md; it shares nothing with the engine's own money module.
 """
 
 from collections.abc import Sequence
@@ -15,19 +15,19 @@ def round_half_up(numerator: int, denominator: int) -> int:
 
 
 def round_bp(amount: int, bp: int) -> int:
-    """SPEC 1: ``round_bp(x, bp) = (x * bp + 5000) // 10000``."""
+    """docs/rules.md: ``round_bp(x, bp) = (x * bp + 5000) // 10000``."""
     return (amount * bp + BP_ONE // 2) // BP_ONE
 
 
 def money_to_points_floor(money: int, ratio_points: int, ratio_money: int) -> int:
-    """Whole points a money cap buys, never more than allowed (SPEC 1)."""
+    """Whole points a money cap buys, never more than allowed (docs/rules.md)."""
     if money <= 0:
         return 0
     return money * ratio_points // ratio_money
 
 
 def points_value(points: int, ratio_points: int, ratio_money: int) -> int:
-    """Money worth of whole points, rounded half up (SPEC 1, rule 12)."""
+    """Money worth of whole points, rounded half up (rule 12, docs/rules.md)."""
     return round_half_up(points * ratio_money, ratio_points)
 
 
@@ -37,7 +37,7 @@ def money_to_points_rounded(money: int, ratio_points: int, ratio_money: int) -> 
 
 
 def apportion(total: int, weights: Sequence[int]) -> list[int]:
-    """Largest remainder (SPEC 1): split ``total`` over ``weights``; ties go to the earlier item.
+    """Largest remainder: split ``total`` over ``weights``; ties go to the earlier item.
 
     Weights are non-negative; with no positive weight nothing can be apportioned and every share
     is 0 (the callers never ask for that with a positive total they must account for).

@@ -1,4 +1,4 @@
-"""Who buys, when, and which promotions and rules apply (SPEC 2, 3 step 3, rules 19-21).
+"""Who buys, when, and which promotions and rules apply (docs/rules.md, rules 19-21).
 
 Everything here is evaluated once per calculation on the order as received (base prices).
 """
@@ -167,7 +167,7 @@ def add_period(start_ns: int, count: int, unit: int, tz: ZoneInfo) -> int:
     return datetime_to_ns(wall.replace(tzinfo=tz)) + start_ns % 1000
 
 
-# --- selection (SPEC 3 step 3) ------------------------------------------------------------------
+# --- selection (docs/rules.md, The calculation, step 3) -----------------------------------------
 
 
 def in_period(promotion: PromotionInfo, now_ns: int, tz: ZoneInfo) -> bool:
@@ -248,7 +248,7 @@ def code_problem(
     return None
 
 
-# --- segments and scopes (SPEC 2, rule 21) ------------------------------------------------------
+# --- segments and scopes (docs/rules.md, rule 21) -----------------------------------------------
 
 
 def _field_matches(op: int, actual: int, value: int, values: frozenset[int]) -> bool:

@@ -1,7 +1,7 @@
 """States, effects, rule 6 (making a sum valid), node limits (rules 11, 23) and the benefit measure.
 
-A *state* (SPEC 4) is kept as per-line running totals (price to pay, money discount, money paid
-with points), the points budget left per type and the shipping left to pay.
+A *state* (docs/rules.md) is kept as per-line running totals (price to pay, money discount,
+money paid with points), the points budget left per type and the shipping left to pay.
 
 An *effect* is what benefits did, relative to the state they were evaluated on: a dict from the
 benefit's tree-order index to an :class:`Out`, so that the benefit table always adds up. In one
@@ -64,7 +64,7 @@ class Calc:
     base: tuple[int, ...]  # base price per line
     quantity: tuple[int, ...]
     unit_price: tuple[int, ...]
-    eligible: frozenset[int]  # promotion indices selected (SPEC 3 step 3)
+    eligible: frozenset[int]  # promotion indices selected (docs/rules.md)
     product_rule_lines: dict[tuple[int, int], tuple[int, ...]]  # (promotion, rule) -> lines
     order_rule_ok: dict[tuple[int, int], bool]
     budget: dict[str, int]  # initial points budget per type (rule 3, rule 20)
@@ -452,7 +452,7 @@ def measure_bound(
 
 
 def measure(calc: Calc, effect: Effect) -> int:
-    """SPEC 4 "benefit" of an effect, rule 12: money discounts (rises negative), money paid with
+    """The benefit of an effect (rule 12): money discounts (rises negative), money paid with
     points, shipping discounts, and per point type the money value of its accrued points."""
     total = 0
     accrued: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Promo code uses by everyone, as quotes see them: a bounded cache per program over the ledger.
 
-A quote with promo codes needs each code's uses by everyone (SPEC 6: `max_uses`). They change
+A quote with promo codes needs each code's uses by everyone (docs/rules.md: `max_uses`). They change
 with any member's order, so the member cache cannot hold them; this cache keeps them per code:
 - filled from the ledger (`Ledger.code_uses`) on a miss, one query for all the missing codes;
 - dropped by `invalidate(program, codes)`, which every write of this process that can change a

@@ -67,7 +67,7 @@ class InMemoryMemberDirectory:
     """A fixed set of members held in memory (tests, a server without a ledger).
 
     With no members given it answers NOT_FOUND for everyone, which is what a server without a
-    ledger must say about a `member_id` (SPEC 9.2: no such member is NOT_FOUND).
+    ledger must say about a `member_id` (docs/contract.md: no such member is NOT_FOUND).
     """
 
     def __init__(self, members: Mapping[tuple[str, str], MemberState] | None = None) -> None:

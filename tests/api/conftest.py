@@ -3,10 +3,10 @@
 Fixtures:
 - `app` (function): an `App` listening on 127.0.0.1:<free port>, health NOT_SERVING, no program;
   its clock is fixed at FIXED_NOW.
-- `served` (function): the same with the SPEC 10 program `demo` (SEQUENTIAL, A before B)
+- `served` (function): the same with the golden-example program `demo` (SEQUENTIAL, A before B)
   published and health SERVING.
 - `channel`, `checkout`: an aio channel to the app and a CheckoutService stub on it.
-- `make_program`: the SPEC 10 program builder, `make_program(mode, order=("A", "B"))`.
+- `make_program`: the golden-example program builder, `make_program(mode, order=("A", "B"))`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
 FIXED_NOW = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
 
-# SPEC 10: an all-in-one PC at 100,000.00 RUB; 1 point = 1 RUB; 50,000 points held and asked.
+# The golden examples (docs/contract.md): an all-in-one PC at 100,000.00 RUB; 1 point = 1 RUB;
+# 50,000 points held and asked.
 PC_PRICE_MINOR = 10_000_000
 BALANCE_POINTS = 50_000
 
@@ -33,7 +34,7 @@ def golden_program(
     mode: program_pb2.ArbitrationMode.ValueType = program_pb2.ARBITRATION_MODE_SEQUENTIAL,
     order: Sequence[str] = ("A", "B"),
 ) -> program_pb2.Program:
-    """SPEC 10: A (20 % discount) and B (pay 15 % with points) under the main arbitration."""
+    """Golden example: A (20 % discount) and B (pay 15 % with points) under the main arbitration."""
     program = program_pb2.Program(id="demo", name="Demo", currency="RUB", time_zone="Europe/Moscow")
     program.point_types.add(
         id="bonus",
@@ -67,7 +68,7 @@ def golden_program(
 
 
 def golden_request(**order_fields: Any) -> checkout_pb2.CalculateOrderRequest:
-    """The SPEC 10 order: one PC, a member context holding 50,000 points, all of them asked."""
+    """The golden order: one PC, a member context holding 50,000 points, all of them asked."""
     request = checkout_pb2.CalculateOrderRequest(program="demo", member_id="m-1")
     request.member_context.balances.add(point_type="bonus", available=BALANCE_POINTS)
     request.order.id = "order-1"

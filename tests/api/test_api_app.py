@@ -1,4 +1,4 @@
-"""Settings, the loopback rule of SPEC 9.4, and the `arbiter` command end to end."""
+"""Settings, the loopback rule (docs/contract.md), and the `arbiter` command end to end."""
 
 from __future__ import annotations
 

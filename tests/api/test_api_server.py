@@ -274,7 +274,7 @@ async def test_member_and_admin_services_are_registered_and_unimplemented(
         members.GetMember(member_pb2.GetMemberRequest(program="demo", member_id="m")),
         members.ApplyTrigger(member_pb2.ApplyTriggerRequest()),
         admin.Apply(admin_pb2.ApplyRequest(program="demo")),
-        admin.TestCalculateOrder(admin_pb2.TestCalculateOrderRequest()),
+        admin.Revert(admin_pb2.RevertRequest(program="demo")),
     ]
     for call in unary:
         assert (await rpc_error(call)).code() == grpc.StatusCode.UNIMPLEMENTED

@@ -1,4 +1,4 @@
-"""order_from_proto (SPEC 9.5 validation) and result_to_proto, in process, no server."""
+"""order_from_proto (docs/contract.md, Errors) and result_to_proto, in process, no server."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_member_context_becomes_member_state_named_by_member_id() -> None:
     context = request.member_context
     context.balances.add(point_type="bonus", available=300)
     context.balances.add(point_type="miles", available=5)
-    context.balances.add(point_type="bonus", available=-100)  # summed (SPEC 11 rule 23)
+    context.balances.add(point_type="bonus", available=-100)  # summed (rule 23, docs/rules.md)
     context.tiers.add(tier_group="status", tier="gold")
     context.segments.extend(["vip", "staff", "vip"])
     _, member = order_from_proto(request, KNOWN)
@@ -127,7 +127,7 @@ def test_an_order_without_lines_is_valid() -> None:
     assert order.lines == ()
 
 
-# --- SPEC 9.5: each bad field, by name. --------------------------------------------------------
+# --- docs/contract.md, Errors: each bad field, by name. ----------------------------------------
 
 Mutation = Callable[[Request], object]
 
@@ -282,7 +282,7 @@ def test_every_bad_field_is_reported_together() -> None:
 
 
 def test_a_redemption_above_the_balance_is_not_an_error() -> None:
-    # SPEC 9.5: it is capped by the calculation and reported, not refused.
+    # docs/contract.md, Errors: it is capped by the calculation and reported, not refused.
     request = base_request()
     request.member_context.balances.add(point_type="bonus", available=1)
     request.order.redeem[0].points = 1_000_000

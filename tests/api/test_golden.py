@@ -1,4 +1,4 @@
-"""SPEC section 10, the golden examples, through the gRPC API.
+"""The golden examples (docs/contract.md), through the gRPC API.
 
 A PC at 100,000.00 RUB; A: 20 % discount; B: pay 15 % of the price with points (1 point =
 1 RUB); the member holds 50,000 points and asks to redeem them all. Both are product rules over
@@ -71,7 +71,7 @@ async def test_golden_table(
     (points,) = response.points
     assert (points.point_type, points.requested, points.redeemed) == ("bonus", 50_000, points_rub)
 
-    # SPEC 11 rule 17: the benefit rows add up to the line.
+    # Rule 17 (docs/rules.md): the benefit rows add up to the line.
     discount_rows = [b for b in response.benefits if b.benefit == "discount"]
     points_rows = [b for b in response.benefits if b.benefit == "pay_with_points"]
     assert sum(b.amount for b in discount_rows) == line.discount

@@ -1,4 +1,5 @@
-"""The program file loader: protobuf JSON in, Program out; every mistake named (SPEC 8, 9.3)."""
+"""The program file loader: protobuf JSON in, Program out; every mistake named
+(docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""validate_program: one test per configuration error (SPEC 2, 5, 9.3, 11 rule 23).
+"""validate_program: one test per configuration error (docs/configuration.md, rule 23).
 
 Each test breaks one thing in a valid program and asserts that exactly that issue is reported,
 on the right object (kind, id) and field.

@@ -1,5 +1,5 @@
 """Static member segments of the program file count for enrolled members, in quotes and in
-confirmed orders (SPEC 2: member segments are static sets of member ids)."""
+confirmed orders (docs/rules.md: member segments are static sets of member ids)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""money.apportion: largest remainder, ties to the earlier item (SPEC 11), by its definition."""
+"""money.apportion: largest remainder, ties to the earlier item (docs/rules.md), by definition."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The product segment index (bits, bisected price bounds) against the plain definition of
-SPEC 2: a line is in a segment when every given criterion matches, within a list any."""
+docs/rules.md: a line is in a segment when every given criterion matches, within a list any."""
 
 from __future__ import annotations
 

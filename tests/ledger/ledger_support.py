@@ -1,7 +1,7 @@
 """Test helpers for the ledger: small programs, a fake calculator, the ledger's invariants.
 
 The fake calculator is a test double of the engine: it turns a requested redemption and
-requested accruals into a CalculationResult shaped like the engine's (SPEC 9.2, rule 17),
+requested accruals into a CalculationResult shaped like the engine's (rule 17, docs/rules.md),
 with 1 point = 1 minor unit.
 """
 
@@ -115,11 +115,11 @@ class FakeOrder:
                             self.segments, expected_total, program_version=program_version,
                             redeem=self.redeem if hint else ())
 
-    def compute(self, program: program_pb2.Program, calls: list[MemberState] | None = None
-                ) -> Compute:
+    def compute(self, program: program_pb2.Program,
+                calls: list[MemberState | None] | None = None) -> Compute:
         cfg = LedgerProgram.from_proto(program)
 
-        def run(member: MemberState, usage: CodeUsage) -> CalculationResult:
+        def run(member: MemberState | None, usage: CodeUsage) -> CalculationResult:
             if calls is not None:
                 calls.append(member)
             return fake_calculate(self, cfg, member, usage)
@@ -137,14 +137,16 @@ def _portions(final: int, quantity: int) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def fake_calculate(order: FakeOrder, cfg: LedgerProgram, member: MemberState, usage: CodeUsage
-                   ) -> CalculationResult:
+def fake_calculate(order: FakeOrder, cfg: LedgerProgram, member: MemberState | None,
+                   usage: CodeUsage) -> CalculationResult:
+    """`member` None is a guest: no points budget and no accruals (rule 3, docs/rules.md)."""
+    balances = member.balances if member is not None else {}
     bases = [q * p for _, q, p in order.lines]
     paid = [0] * len(order.lines)
     benefits: list[AppliedBenefit] = []
     changes: dict[str, list[int]] = {}  # type -> [requested, redeemed, accrued, pending]
     for point_type, requested in order.redeem:
-        budget = min(requested, max(0, member.balances.get(point_type, 0)),
+        budget = min(requested, max(0, balances.get(point_type, 0)),
                      sum(bases) - sum(paid))
         room = [b - p for b, p in zip(bases, paid, strict=True)]
         shares = apportion(budget, room)
@@ -157,6 +159,8 @@ def fake_calculate(order: FakeOrder, cfg: LedgerProgram, member: MemberState, us
     finals = [b - p for b, p in zip(bases, paid, strict=True)]
     weights = finals if sum(finals) else bases
     for kind, items in ((2, order.accrue), (3, order.accrue_pending)):
+        if member is None:
+            break
         timing = "ON_CREATE" if kind == 2 else "ON_DELIVERY"
         for point_type, points in items:
             for i, share in enumerate(apportion(points, weights)):
@@ -164,7 +168,7 @@ def fake_calculate(order: FakeOrder, cfg: LedgerProgram, member: MemberState, us
                     benefits.append(AppliedBenefit(order.lines[i][0], "acc", "POINTS",
                                                    "accrue_points", 0, share, point_type, timing))
             changes.setdefault(point_type, [0, 0, 0, 0])[kind] += points
-    for point_type, points in order.order_accrue:
+    for point_type, points in order.order_accrue if member is not None else ():
         benefits.append(AppliedBenefit("", "acc-order", "POINTS", "accrue_points", 0, points,
                                        point_type, "ON_CREATE"))
         changes.setdefault(point_type, [0, 0, 0, 0])[2] += points
@@ -218,7 +222,9 @@ async def check_invariants(conn: asyncpg.Connection) -> None:
       and the balance row holds the last balance_after (= the sum of the values);
     - balance = sum(remaining of ACTIVE lots) - unbacked;
     - no balance ever went below zero except on a type that allows it;
-    - a hold's earmarks add up to the hold; a lot never holds more or less than it can.
+    - a hold's earmarks add up to the hold; a lot never holds more or less than it can;
+    - a promo code use belongs to its order's member (none for a guest order), and a guest
+      order has no lots, holds or lot consumptions (it moves no points).
     """
     rows = await conn.fetch(
         "SELECT member_pk, point_type, pk, balance_before, value, balance_after"
@@ -265,3 +271,19 @@ async def check_invariants(conn: asyncpg.Connection) -> None:
         " OR (state = 'PENDING' AND expires_at IS NOT NULL)"
     )
     assert bad_lots == 0
+    foreign_uses = await conn.fetchval(
+        "SELECT count(*) FROM promo_code_uses u JOIN orders o ON o.pk = u.order_pk"
+        " WHERE u.member_pk IS DISTINCT FROM o.member_pk"
+    )
+    assert foreign_uses == 0
+    guest_points = await conn.fetchval(
+        """
+        SELECT (SELECT count(*) FROM lots l JOIN orders o ON o.pk = l.order_pk
+                WHERE o.member_pk IS NULL)
+             + (SELECT count(*) FROM holds h JOIN orders o ON o.pk = h.order_pk
+                WHERE o.member_pk IS NULL)
+             + (SELECT count(*) FROM lot_consumptions c JOIN orders o ON o.pk = c.order_pk
+                WHERE o.member_pk IS NULL)
+        """
+    )
+    assert guest_points == 0

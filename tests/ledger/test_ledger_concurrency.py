@@ -1,5 +1,5 @@
 """Concurrent requests on separate connections never spend the same points twice, never
-overdraw and never lose an accrual (SPEC 6, last rule)."""
+overdraw and never lose an accrual (docs/contract.md, The order lifecycle)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import pytest
 
 from arbiter.server.ledger import (
     Conflict,
+    FailedPrecondition,
     HoldNotActive,
     InvalidArgument,
     Ledger,
@@ -164,3 +165,26 @@ async def test_member_snapshot_says_when_time_alone_changes_it(ledger: Ledger) -
     assert snap.stale_at == T0 + 60 * SEC
     later = await ledger.member_snapshot(program, "m1", now=T0 + 60 * SEC)
     assert later.state.balances["bonus"] == 1_000 and later.usage.member_pool_uses == {}
+
+
+async def test_posting_a_members_hold_counts_its_code_again_under_the_lock(
+    ledger: Ledger,
+) -> None:
+    """A confirm whose clock was read before its hold lapsed, run after another order took the
+    code the lapsed hold let go, refuses rather than use the code twice."""
+    program = make_program(pools=[_pool()])
+    await _setup(ledger, program)
+    await ledger.enroll(program, "m2", now=T0)
+    order = FakeOrder("o1", redeem=(("bonus", 100),), codes=("once",))
+    await ledger.reserve_order(program, order.request(), order.compute(program),
+                               hold_seconds=60, now=T0)
+    rival = FakeOrder("o2", member_id="m2", codes=("once",))
+    taken = await ledger.confirm_order(program, rival.request(), rival.compute(program),
+                                       now=T0 + 61 * SEC)
+    assert taken.result.promo_codes[0].status == "APPLIED"
+    with pytest.raises(FailedPrecondition, match="ONCE"):
+        await ledger.confirm_order(program, order.request(), order.compute(program),
+                                   now=T0 + 30 * SEC)
+    states = await ledger.pool.fetch("SELECT state FROM holds")
+    assert [r["state"] for r in states] == ["HELD"]  # nothing was posted
+    assert len((await ledger.list_transactions(program, "m1")).transactions) == 1

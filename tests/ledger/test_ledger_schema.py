@@ -32,7 +32,7 @@ from arbiter.server.ledger import (
     result_from_json,
     result_to_json,
 )
-from arbiter.server.ledger._migrate import load_migrations
+from arbiter.server.ledger._migrate import EARLIER_CHECKSUMS, load_migrations
 from arbiter.v1 import program_pb2
 from tests.ledger.ledger_support import T0
 
@@ -67,6 +67,24 @@ async def test_an_edited_migration_is_refused(empty_dsn: str) -> None:
         await lg.pool.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
         with pytest.raises(RuntimeError, match="changed after it was applied"):
             await lg.migrate()
+
+
+async def test_a_comment_only_edit_listed_as_earlier_is_brought_up_to_date(
+    empty_dsn: str,
+) -> None:
+    """A database that applied 0001's earlier text (a comment differed) starts, and its row
+    then carries today's checksum; any other checksum is still refused (test above)."""
+    (earlier,) = EARLIER_CHECKSUMS[1]
+    current = load_migrations()[0].checksum
+    assert earlier != current
+    async with await Ledger.connect(empty_dsn) as lg:
+        await lg.migrate()
+        await lg.pool.execute(
+            "UPDATE schema_migrations SET checksum = $1 WHERE version = 1", earlier
+        )
+        assert await lg.migrate() == []
+        stored = await lg.pool.fetchval("SELECT checksum FROM schema_migrations WHERE version = 1")
+        assert stored == current
 
 
 async def test_migration_0002_carries_the_old_order_versions_into_the_orders(

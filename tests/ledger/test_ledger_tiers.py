@@ -1,5 +1,5 @@
-"""Tiers (SPEC 7): DYNAMIC, CUMULATIVE, CYCLIC (reset, upgrade_immediately, extend_to_month_end,
-fixed anchor), history and events, with a moved clock."""
+"""Tiers (docs/contract.md): DYNAMIC, CUMULATIVE, CYCLIC (reset, upgrade_immediately,
+extend_to_month_end, fixed anchor), history and events, with a moved clock."""
 
 from __future__ import annotations
 

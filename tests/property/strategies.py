@@ -26,6 +26,8 @@ TEMPLATES = (
     "Hi {member.id}: {order.total} to pay, {points.accrued.bonus} points",
     "{promotion.name}: saved {order.discount} on {order.items} items",
     "Balance {balance.bonus}, used {points.redeemed.bonus}, shipping {order.shipping}",
+    # Escaped braces are literal: "{x} {order.id} {" after rendering.
+    "{{x}} {{{order.id}}} {{",
 )
 
 

@@ -1,4 +1,4 @@
-"""The vectorised engine and the plain reference evaluator agree exactly (SPEC 4).
+"""The vectorised engine and the plain reference evaluator agree exactly (docs/rules.md).
 
 Random programs (every group mode nested up to 3 levels, every benefit kind, limits, pools,
 audiences) and random orders; the whole response is compared, field by field. The number of

@@ -1,4 +1,5 @@
-"""Each of the eleven benefit kinds (SPEC 5, rules 1, 2, 8-10, 14, 15), with hand-computed values.
+"""Each of the eleven benefit kinds (docs/rules.md, rules 1, 2, 8-10, 14, 15), with
+hand-computed values.
 """
 
 from typing import Any

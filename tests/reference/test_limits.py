@@ -1,4 +1,4 @@
-"""Limits of a node (SPEC 4, rules 11 and 23), each kind, with hand-computed values."""
+"""Limits of a node (rules 11 and 23, docs/rules.md), each kind, with hand-computed values."""
 
 from arbiter.v1 import program_pb2 as pb
 

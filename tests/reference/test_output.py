@@ -136,6 +136,17 @@ def test_text_placeholders_and_emoji() -> None:
     ]
 
 
+def test_doubled_braces_in_a_template_are_literal_braces() -> None:
+    # `{{` and `}}` write a brace (docs/configuration.md), also right beside a placeholder; the
+    # engine (tests/engine runs this module through it) and the reference read one grammar.
+    prog = program(
+        [promo("p", order_rules=[order_rule(text("{{x}} {{{member.id}}} }}{order.id}{{"))])],
+        group(SEQ, "p"),
+    )
+    response = run(prog, request(line("a", 1000)))
+    assert list(response.texts) == ["{x} {m1} }o1{"]
+
+
 def test_texts_once_per_benefit_in_tree_order_and_only_when_they_survive() -> None:
     # a product text over two lines renders once; b's text loses INCOMPATIBLE to a on every line.
     prog = program(

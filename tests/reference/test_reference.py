@@ -1,4 +1,4 @@
-"""The reference evaluator on SPEC section 10 (golden examples) and the four group modes.
+"""The reference evaluator on the golden examples (docs/contract.md) and the four group modes.
 
 Every expected number is computed by hand in the comment beside it. Money is in kopecks.
 """
@@ -37,7 +37,7 @@ def test_public_names() -> None:
     assert reference.__all__ == ["ReferenceProgram", "evaluate", "prepare"]
 
 
-# --- SPEC 10: the all-in-one PC at 100,000.00 RUB -------------------------------------------------
+# --- The golden examples: the all-in-one PC at 100,000.00 RUB -------------------------------------
 
 PC = 10_000_000  # 100,000.00 RUB in kopecks
 

@@ -1,4 +1,5 @@
-"""Selection of candidate promotions (SPEC 3 step 3), segments and scopes, promo codes (rule 19)."""
+"""Selection of candidate promotions (docs/rules.md, The calculation, step 3), segments and
+scopes, promo codes (rule 19)."""
 
 from datetime import UTC, datetime
 from typing import Any

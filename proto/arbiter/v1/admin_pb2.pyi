@@ -4,12 +4,54 @@ from arbiter.v1 import checkout_pb2 as _checkout_pb2
 from arbiter.v1 import program_pb2 as _program_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TraceNodeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRACE_NODE_KIND_UNSPECIFIED: _ClassVar[TraceNodeKind]
+    TRACE_NODE_KIND_PROMOTION: _ClassVar[TraceNodeKind]
+    TRACE_NODE_KIND_GROUP: _ClassVar[TraceNodeKind]
+
+class TraceVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRACE_VERDICT_UNSPECIFIED: _ClassVar[TraceVerdict]
+    TRACE_VERDICT_APPLIED: _ClassVar[TraceVerdict]
+    TRACE_VERDICT_CUT: _ClassVar[TraceVerdict]
+    TRACE_VERDICT_NOT_SELECTED: _ClassVar[TraceVerdict]
+    TRACE_VERDICT_NO_EFFECT: _ClassVar[TraceVerdict]
+    TRACE_VERDICT_OUTRANKED: _ClassVar[TraceVerdict]
+
+class TraceReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRACE_REASON_UNSPECIFIED: _ClassVar[TraceReason]
+    TRACE_REASON_STATUS: _ClassVar[TraceReason]
+    TRACE_REASON_PERIOD: _ClassVar[TraceReason]
+    TRACE_REASON_AVAILABILITY: _ClassVar[TraceReason]
+    TRACE_REASON_AUDIENCE: _ClassVar[TraceReason]
+    TRACE_REASON_CHANNEL: _ClassVar[TraceReason]
+    TRACE_REASON_PROMO_CODE: _ClassVar[TraceReason]
+TRACE_NODE_KIND_UNSPECIFIED: TraceNodeKind
+TRACE_NODE_KIND_PROMOTION: TraceNodeKind
+TRACE_NODE_KIND_GROUP: TraceNodeKind
+TRACE_VERDICT_UNSPECIFIED: TraceVerdict
+TRACE_VERDICT_APPLIED: TraceVerdict
+TRACE_VERDICT_CUT: TraceVerdict
+TRACE_VERDICT_NOT_SELECTED: TraceVerdict
+TRACE_VERDICT_NO_EFFECT: TraceVerdict
+TRACE_VERDICT_OUTRANKED: TraceVerdict
+TRACE_REASON_UNSPECIFIED: TraceReason
+TRACE_REASON_STATUS: TraceReason
+TRACE_REASON_PERIOD: TraceReason
+TRACE_REASON_AVAILABILITY: TraceReason
+TRACE_REASON_AUDIENCE: TraceReason
+TRACE_REASON_CHANNEL: TraceReason
+TRACE_REASON_PROMO_CODE: TraceReason
 
 class CreateProgramRequest(_message.Message):
     __slots__ = ("program",)
@@ -316,10 +358,48 @@ class TestCalculateOrderRequest(_message.Message):
     def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., member_context: _Optional[_Union[_checkout_pb2.MemberContext, _Mapping]] = ..., order: _Optional[_Union[_checkout_pb2.Order, _Mapping]] = ..., use_draft: _Optional[bool] = ...) -> None: ...
 
 class TestCalculateOrderResponse(_message.Message):
-    __slots__ = ("result",)
+    __slots__ = ("result", "balances", "trace")
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    BALANCES_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     result: _checkout_pb2.CalculateOrderResponse
-    def __init__(self, result: _Optional[_Union[_checkout_pb2.CalculateOrderResponse, _Mapping]] = ...) -> None: ...
+    balances: _containers.RepeatedCompositeFieldContainer[BalanceChange]
+    trace: _containers.RepeatedCompositeFieldContainer[TraceEntry]
+    def __init__(self, result: _Optional[_Union[_checkout_pb2.CalculateOrderResponse, _Mapping]] = ..., balances: _Optional[_Iterable[_Union[BalanceChange, _Mapping]]] = ..., trace: _Optional[_Iterable[_Union[TraceEntry, _Mapping]]] = ...) -> None: ...
+
+class BalanceChange(_message.Message):
+    __slots__ = ("point_type", "before", "after", "pending")
+    POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    point_type: str
+    before: int
+    after: int
+    pending: int
+    def __init__(self, point_type: _Optional[str] = ..., before: _Optional[int] = ..., after: _Optional[int] = ..., pending: _Optional[int] = ...) -> None: ...
+
+class TraceEntry(_message.Message):
+    __slots__ = ("node", "parent", "kind", "verdict", "reason", "benefit", "cut", "line_ids", "detail")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BENEFIT_FIELD_NUMBER: _ClassVar[int]
+    CUT_FIELD_NUMBER: _ClassVar[int]
+    LINE_IDS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    parent: str
+    kind: TraceNodeKind
+    verdict: TraceVerdict
+    reason: TraceReason
+    benefit: int
+    cut: int
+    line_ids: _containers.RepeatedScalarFieldContainer[str]
+    detail: str
+    def __init__(self, node: _Optional[str] = ..., parent: _Optional[str] = ..., kind: _Optional[_Union[TraceNodeKind, str]] = ..., verdict: _Optional[_Union[TraceVerdict, str]] = ..., reason: _Optional[_Union[TraceReason, str]] = ..., benefit: _Optional[int] = ..., cut: _Optional[int] = ..., line_ids: _Optional[_Iterable[str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class GetProgramReportRequest(_message.Message):
     __slots__ = ("program", "to")

@@ -1,6 +1,7 @@
--- The points ledger (SPEC 6, 7): members, balances, lots, transactions, orders, holds, promo code
--- uses, returns, tiers and the outbox. Money and points are bigint; every instant is timestamptz
--- written by the application (the ledger takes `now` as an argument, never the database clock).
+-- The points ledger (docs/contract.md, "Members and the order lifecycle" and "Tiers"): members,
+-- balances, lots, transactions, orders, holds, promo code uses, returns, tiers and the outbox.
+-- Money and points are bigint; every instant is timestamptz written by the application (the
+-- ledger takes `now` as an argument, never the database clock).
 
 CREATE TABLE members (
     pk            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
