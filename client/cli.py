@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -71,17 +71,17 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # Imported here so that `arbiter calculate` / `health` do not load the server (numpy, engine).
     from arbiter.server.app.embedded_pg import EmbeddedPostgresError
+    from arbiter.server.app.logs import configure_logging
     from arbiter.server.app.runtime import run, tune_allocator
     from arbiter.server.app.wiring import App, ProgramFileError, issue_text
     from arbiter.server.engine import ConfigError
     from arbiter.server.ledger import StorageUnavailable
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     tune_allocator()
     try:
         settings = settings_from_args(args)
+        settings.check()
+        configure_logging(settings.log_format, args.log_level)
         run(App(settings).serve_until_signal(), settings.event_loop)
     except SettingsError as exc:
         print(f"arbiter serve: {exc}", file=sys.stderr)
@@ -120,7 +120,9 @@ async def _calculate(args: argparse.Namespace) -> int:
     except (OSError, json_format.ParseError) as exc:
         print(f"arbiter calculate: {args.file}: {exc}", file=sys.stderr)
         return _EXIT_USAGE
-    async with ArbiterClient(args.target) as client:
+    # ARBITER_API_KEY: the key to call a server with auth on (environment only, like the admin
+    # key: a flag would show in `ps`).
+    async with ArbiterClient(args.target, api_key=os.environ.get("ARBITER_API_KEY")) as client:
         try:
             response = await client.calculate(request)
         except grpc.aio.AioRpcError as exc:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from arbiter.server.api.auth import LOCAL, caller_name
+
 __all__ = ["LOCAL_ACTOR", "actor_of"]
 
-# The actor of every call while the server has no API keys, and of configuration as code.
-LOCAL_ACTOR: Final = "local"
+# The actor of every call while auth is off, and of configuration as code.
+LOCAL_ACTOR: Final = LOCAL.name
 
 
 def actor_of(context: Any) -> str:
-    """The name the audit journal records for the caller of `context`.
-
-    Without API keys every caller is "local"; with keys, the key's name will come from here.
-    """
-    return LOCAL_ACTOR
+    """The name the audit journal records for the caller of `context`: the API key's name
+    (docs/security.md), "local" while auth is off."""
+    return caller_name(context)

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from arbiter.server.api.actor import actor_of
 from arbiter.server.api.checkout import Clock, utc_now
+from arbiter.server.api.keys import ApiKeyRpcs
 from arbiter.server.api.testmode import test_calculation
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import AuditEntry, InvalidArgument
@@ -86,9 +87,9 @@ def _sizes(program: program_pb2.Program) -> dict[str, int]:
     }
 
 
-class AdminService(admin_pb2_grpc.AdminServiceServicer):
+class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
     """Without storage (a server for quotes only) the configuration RPCs are UNIMPLEMENTED;
-    TestCalculateOrder on the applied version still answers."""
+    TestCalculateOrder on the applied version still answers. API keys: `ApiKeyRpcs`."""
 
     def __init__(
         self,

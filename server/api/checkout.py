@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
@@ -113,6 +114,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         self._members = members
         self._clock = clock
         self._ledger = ledger
+        # Set by the server when metrics are on: gets each calculation's duration in seconds.
+        self.observe_calculation: Callable[[float], None] | None = None
 
     async def CalculateOrder(
         self, request: checkout_pb2.CalculateOrderRequest, context: Any
@@ -124,7 +127,14 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         applied = self._programs.get(program_id)
         compiled = applied.compiled
         order, member, usage = await quote_inputs(request, compiled, self._members)
-        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
+        now = self._clock()
+        observe = self.observe_calculation
+        if observe is None:
+            result = calculate(compiled, order, member, now=now, usage=usage)
+        else:
+            start = perf_counter()
+            result = calculate(compiled, order, member, now=now, usage=usage)
+            observe(perf_counter() - start)
         return result_to_proto(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------
@@ -188,7 +198,13 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
             # None is a guest order: an anonymous buyer.
             if member is not None:
                 member = with_static_segments(compiled, member)
-            return calculate(compiled, order, member, now=now, usage=usage)
+            observe = self.observe_calculation
+            if observe is None:
+                return calculate(compiled, order, member, now=now, usage=usage)
+            start = perf_counter()
+            result = calculate(compiled, order, member, now=now, usage=usage)
+            observe(perf_counter() - start)
+            return result
 
         return compute
 

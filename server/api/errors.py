@@ -22,6 +22,11 @@
     Overloaded (api.admission)         RESOURCE_EXHAUSTED  "server overloaded: N calls in flight
                                                        (limit M); retry with backoff"
     NotImplementedError                UNIMPLEMENTED       (RPCs not written yet)
+    Unauthenticated (api.auth)         UNAUTHENTICATED     (missing, wrong or revoked key)
+    PermissionDenied (api.auth)        PERMISSION_DENIED   (the key's role may not call it)
+    asyncpg CharacterNotInRepertoire,  INVALID_ARGUMENT    BadRequest naming each field of the
+      UntranslatableCharacter                              request holding U+0000 (NUL), which
+                                                           PostgreSQL text cannot store
     anything else                      INTERNAL            generic message; traceback logged
 
 How a later error gets its status: one line in `STATUS_BY_ERROR`, keyed by its class. The
@@ -49,10 +54,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Final
 
 import grpc
+from asyncpg import CharacterNotInRepertoireError, UntranslatableCharacterError
 from google.protobuf import any_pb2, descriptor
 from google.rpc import error_details_pb2, status_pb2
 
 from arbiter.server.api.admission import Admission, Overloaded
+from arbiter.server.api.auth import PermissionDenied, Unauthenticated
 from arbiter.server.engine import ConfigError, FieldViolation, InvalidOrder
 from arbiter.server.ledger import errors as ledger_errors
 from arbiter.server.state import AlreadyExists, EditRefused, InvalidEdit, NotFound
@@ -83,7 +90,13 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     ledger_errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    CharacterNotInRepertoireError: grpc.StatusCode.INVALID_ARGUMENT,
+    UntranslatableCharacterError: grpc.StatusCode.INVALID_ARGUMENT,
 }
+_UNSTORABLE_TEXT: Final = (CharacterNotInRepertoireError, UntranslatableCharacterError)
+_NUL_DESCRIPTION: Final = "contains U+0000 (NUL), which cannot be stored"
 
 # Status and details travel in HTTP/2 headers, which peers cap (8 KiB by default in gRPC): an
 # error lists at most this many violations (the first ones) plus one saying how many were left
@@ -145,7 +158,41 @@ def _field_violations(exc: BaseException) -> tuple[FieldViolation, ...] | None:
     return None
 
 
-def _violations(exc: BaseException) -> error_details_pb2.BadRequest | None:
+def _nul_fields(message: Any, prefix: str = "") -> Iterable[str]:
+    """The paths of the string fields (and map keys) of `message` holding U+0000."""
+    if not hasattr(message, "ListFields"):
+        return
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    yield f"{path}[{key!r}]"
+                if isinstance(item, str) and "\x00" in item:
+                    yield f"{path}[{key!r}]"
+                elif hasattr(item, "ListFields"):
+                    yield from _nul_fields(item, f"{path}[{key!r}].")
+        elif field.is_repeated:
+            for index, item in enumerate(value):
+                if isinstance(item, str):
+                    if "\x00" in item:
+                        yield f"{path}[{index}]"
+                else:
+                    yield from _nul_fields(item, f"{path}[{index}].")
+        elif isinstance(value, str):
+            if "\x00" in value:
+                yield path
+        elif entry is not None:
+            yield from _nul_fields(value, f"{path}.")
+
+
+def _violations(exc: BaseException, request: Any = None) -> error_details_pb2.BadRequest | None:
+    if isinstance(exc, _UNSTORABLE_TEXT):
+        fields = list(_nul_fields(request))[: MAX_REPORTED_VIOLATIONS + 1] or ["(request)"]
+        return _bad_request(
+            ((f, _NUL_DESCRIPTION) for f in fields[:MAX_REPORTED_VIOLATIONS]), len(fields)
+        )
     violations = _field_violations(exc)
     if violations:
         shown = violations[:MAX_REPORTED_VIOLATIONS]
@@ -173,16 +220,22 @@ def _message(exc: BaseException, code: grpc.StatusCode) -> str:
         return _clip(f"{what}: {exc.issues[0]}{more}", _MAX_MESSAGE_CHARS)
     if code is grpc.StatusCode.UNIMPLEMENTED:
         return "not implemented"
+    if isinstance(exc, _UNSTORABLE_TEXT):
+        return f"invalid request: a text field {_NUL_DESCRIPTION}"
     return _clip(str(exc) or type(exc).__name__, _MAX_MESSAGE_CHARS)
 
 
-def status_for(exc: BaseException) -> DomainStatus:
-    """The status `exc` maps to; an unmapped exception is INTERNAL with a generic message."""
+def status_for(exc: BaseException, request: Any = None) -> DomainStatus:
+    """The status `exc` maps to; an unmapped exception is INTERNAL with a generic message.
+
+    `request` (the call's request message, when there is one) lets an error found in storage
+    name the request's fields.
+    """
     code = _code_for(exc)
     if code is None:
         return DomainStatus(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE)
     message = _message(exc, code)
-    bad_request = _violations(exc)
+    bad_request = _violations(exc, request)
     if bad_request is None:
         return DomainStatus(code, message)
     detail = any_pb2.Any()
@@ -191,8 +244,10 @@ def status_for(exc: BaseException) -> DomainStatus:
     return DomainStatus(code, message, ((_DETAILS_KEY, status.SerializeToString()),))
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
-    status = status_for(exc)
+async def _abort(
+    context: grpc.aio.ServicerContext, exc: Exception, method: str, request: Any = None
+) -> None:
+    status = status_for(exc, request)
     if status.code is grpc.StatusCode.INTERNAL:
         logger.error("unexpected error in %s", method, exc_info=exc)
     await context.abort(status.code, status.message, status.trailing_metadata)
@@ -215,7 +270,7 @@ def _guard_response(method: Handler, name: str, admission: Admission) -> Handler
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                await _abort(context, exc, name)
+                await _abort(context, exc, name, request)
             finally:
                 admission.leave()
 
@@ -230,7 +285,7 @@ def _guard_response(method: Handler, name: str, admission: Admission) -> Handler
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, name)
+            await _abort(context, exc, name, request)
         finally:
             admission.leave()
 
@@ -256,7 +311,7 @@ def _guard_stream(method: Handler, name: str, admission: Admission) -> Handler:
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, name)
+            await _abort(context, exc, name, request)
         finally:
             admission.leave()
 

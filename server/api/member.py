@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from arbiter.server.api.actor import actor_of
+from arbiter.server.api.translate import TIMESTAMP_RANGE, timestamp_in_range
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     AuditRecord,
     BalanceInfo,
     InvalidArgument,
@@ -22,7 +25,6 @@ from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
 
 __all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
 
-MAX_PAGE_SIZE: Final = 1000
 # One EnrollMembers stream enrolls at most this many members (a bulk import is split into
 # several streams); the ledger commits them in chunks of a few hundred.
 MAX_ENROLL_STREAM: Final = 1_000_000
@@ -100,6 +102,18 @@ def _check_id(bad: list[FieldViolation], value: str, field: str) -> None:
         bad.append(FieldViolation(field, "required"))
     elif len(value) > _MAX_ID_CHARS:
         bad.append(FieldViolation(field, f"at most {_MAX_ID_CHARS} characters"))
+
+
+def _registered_at(
+    request: member_pb2.EnrollMemberRequest, field: str, bad: list[FieldViolation]
+) -> datetime | None:
+    if not request.HasField("registered_at"):
+        return None
+    stamp = request.registered_at
+    at = timestamp_in_range(stamp.seconds, stamp.nanos)
+    if at is None:
+        bad.append(FieldViolation(field, TIMESTAMP_RANGE))
+    return at
 
 
 def _raise_if(bad: list[FieldViolation]) -> None:
@@ -187,7 +201,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             bad.append(
                 FieldViolation(
-                    "page_size", f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, 50)"
+                    "page_size",
+                    f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, {DEFAULT_PAGE_SIZE})",
                 )
             )
         ledger, applied, program = self._begin(request.program, bad)
@@ -240,11 +255,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         bad: list[FieldViolation] = []
         _check_id(bad, request.member_id, "member_id")
         ledger, _, program = self._begin(request.program, bad)
-        registered = (
-            request.registered_at.ToDatetime(tzinfo=UTC)
-            if request.HasField("registered_at")
-            else None
-        )
+        registered = _registered_at(request, "registered_at", bad)
+        _raise_if(bad)
         result = await after_write(
             ledger.enroll(program, request.member_id, registered_at=registered, now=self._clock()),
             self._forget(request.program, request.member_id),
@@ -279,11 +291,9 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                     raise InvalidArgument.field(
                         f"members[{index}].program", "every request of a stream names one program"
                     )
-                registered = (
-                    request.registered_at.ToDatetime(tzinfo=UTC)
-                    if request.HasField("registered_at")
-                    else None
-                )
+                bad: list[FieldViolation] = []
+                registered = _registered_at(request, f"members[{index}].registered_at", bad)
+                _raise_if(bad)
                 self._members.invalidate(program_id, request.member_id)
                 yield request.member_id, registered
                 index += 1

@@ -41,13 +41,15 @@ __all__ = [
     "MAX_REDEMPTIONS",
     "MAX_SEGMENTS",
     "MAX_TIERS",
+    "TIMESTAMP_RANGE",
     "order_from_proto",
     "result_to_proto",
+    "timestamp_in_range",
 ]
 
 # --- Limits on what enters (docs/api.md). ---------------------------------------------------
 MAX_LINES: Final = 1000
-MAX_PROMO_CODES: Final = 100
+MAX_PROMO_CODES: Final = 30
 MAX_REDEMPTIONS: Final = 64
 MAX_CATEGORIES_PER_LINE: Final = 64
 MAX_FIELDS_PER_LINE: Final = 64
@@ -67,6 +69,17 @@ MAX_POINTS: Final = 10**15
 _MIN_SECONDS: Final = -62_135_596_800 + 86_400
 _MAX_SECONDS: Final = 253_402_300_799 - 86_400
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: What an out-of-range timestamp's violation says.
+TIMESTAMP_RANGE: Final = "outside 0001-01-02 .. 9999-12-30 UTC"
+
+
+def timestamp_in_range(seconds: int, nanos: int) -> datetime | None:
+    """A google.protobuf.Timestamp's (seconds, nanos) as an aware UTC datetime (microseconds),
+    or None when it lies outside the accepted range."""
+    if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000:
+        return _EPOCH + timedelta(0, seconds, nanos // 1000)
+    return None
+
 
 # A caller's value is echoed in an error at most this long (errors travel in headers).
 _MAX_ECHO_CHARS: Final = 40
@@ -357,7 +370,7 @@ def _violations(
     if order.HasField("created_at"):
         stamp = order.created_at
         if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos < 1_000_000_000):
-            bad.append(FieldViolation("order.created_at", "outside 0001-01-02 .. 9999-12-30 (UTC)"))
+            bad.append(FieldViolation("order.created_at", TIMESTAMP_RANGE))
 
     if request.HasField("member_context"):
         _member_errors(request.member_context, known_point_types, bad)

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 
 import grpc
+from google.protobuf import descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
 from arbiter.server.api.admission import Admission, pending_call_options
+from arbiter.server.api.auth import ApiKeys
+from arbiter.server.api.calls import observed, register
+from arbiter.server.api.metrics import Metrics, MetricsServer
 from arbiter.server.app.settings import Settings, SettingsError, split_listen
+from arbiter.server.app.tls import server_credentials
 from arbiter.server.ledger import Ledger
+from arbiter.server.ledger.keys import ApiKeyStore
+from arbiter.server.ledger.stats import outbox_backlog
 from arbiter.server.state import MemberDirectory, ProgramRegistry
 from arbiter.server.state.config import Configuration
 from arbiter.v1 import (
     admin_pb2,
-    admin_pb2_grpc,
     checkout_pb2,
-    checkout_pb2_grpc,
     member_pb2,
-    member_pb2_grpc,
 )
 
 __all__ = ["HEALTH_NAMES", "SERVICE_NAMES", "ArbiterServer", "check_port_free"]
@@ -134,10 +139,18 @@ class ArbiterServer:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
+        # Set by add_services (keys need the ledger, which opens after the port is bound).
+        self.keys: ApiKeys | None = None
+        self.metrics = Metrics(enabled=settings.metrics_listen is not None)
+        self._metrics_server: MetricsServer | None = None
         # gRPC logs a raw line of its own when it cannot bind: a busy port is told first.
         check_port_free(settings.listen)
         try:
-            self.port: int = self._server.add_insecure_port(settings.listen)
+            credentials = server_credentials(settings)
+            if credentials is None:
+                self.port: int = self._server.add_insecure_port(settings.listen)
+            else:
+                self.port = self._server.add_secure_port(settings.listen, credentials)
         except RuntimeError as exc:
             raise SettingsError(f"cannot listen on {settings.listen!r}: {exc}") from exc
         if self.port == 0 and not settings.listen.startswith(("unix:", "unix-abstract:")):
@@ -154,20 +167,39 @@ class ArbiterServer:
         ledger: Ledger | None = None,
         config: Configuration | None = None,
     ) -> None:
-        """The three arbiter.v1 services (before `start()`)."""
-        # The generated registration functions are untyped.
+        """The three arbiter.v1 services (before `start()`), behind keys, roles, durations and
+        the RPC log line (docs/security.md; docs/api.md, Metrics)."""
+        settings = self._settings
+        self.keys = ApiKeys(
+            settings.admin_key, ApiKeyStore(ledger.pool) if ledger else None, now=clock
+        )
+        self.metrics.state.members, self.metrics.state.programs = members, programs
+        if ledger is not None:
+            pool = ledger.pool
+            self.metrics.state.pool = pool
+            self.metrics.state.outbox = lambda: outbox_backlog(pool)
+        keys = self.keys
+
+        def wrap(servicer: object, service: descriptor.ServiceDescriptor) -> object:
+            return observed(
+                guard(servicer, service, self.admission),
+                service,
+                keys,
+                self.metrics.timer,
+                settings.max_request_bytes,
+            )
+
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
-        checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(checkout, _CHECKOUT, self.admission), self._server
+        checkout.observe_calculation = self.metrics.observe_calculation()
+        admin = AdminService(programs, members, clock, config=config)
+        admin.api_keys = keys
+        # As the generated add_*Servicer_to_server would, but bytes that do not parse reach the
+        # wrapper (INVALID_ARGUMENT) instead of failing in gRPC's deserializer (UNKNOWN).
+        register(self._server, wrap(checkout, _CHECKOUT), _CHECKOUT)
+        register(
+            self._server, wrap(MemberService(programs, members, clock, ledger), _MEMBER), _MEMBER
         )
-        member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(MemberService(programs, members, clock, ledger), _MEMBER, self.admission),
-            self._server,
-        )
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(AdminService(programs, members, clock, config=config), _ADMIN, self.admission),
-            self._server,
-        )
+        register(self._server, wrap(admin, _ADMIN), _ADMIN)
 
     async def discard(self) -> None:
         """Release the port of a server that will not serve (started or not)."""
@@ -179,7 +211,25 @@ class ArbiterServer:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
         for name in HEALTH_NAMES:
             await self._health.set(name, _NOT_SERVING)
+        if self._settings.metrics_listen is not None:
+            host, port = split_listen(self._settings.metrics_listen)
+            self.metrics.state.loop = asyncio.get_running_loop()
+            try:
+                self._metrics_server = MetricsServer(self.metrics, host, port)
+            except OSError as exc:
+                raise SettingsError(
+                    f"cannot serve metrics on {self._settings.metrics_listen!r}: {exc}"
+                ) from exc
+        if self.keys is None:
+            raise RuntimeError("ArbiterServer.add_services() has not run")
+        await self.keys.refresh()
+        self.keys.start()
         await self._server.start()
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The metrics endpoint's bound port (None when `--metrics` is not set)."""
+        return None if self._metrics_server is None else self._metrics_server.port
 
     async def set_serving(self) -> None:
         """Health SERVING: the server can answer calculations."""
@@ -190,6 +240,11 @@ class ArbiterServer:
         """NOT_SERVING, then let calls in flight finish for `grace_s` seconds, then cancel."""
         await self._health.enter_graceful_shutdown()
         await self._server.stop(self._settings.shutdown_grace_s if grace_s is None else grace_s)
+        if self.keys is not None:
+            await self.keys.stop()
+        metrics_server, self._metrics_server = self._metrics_server, None
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.stop)
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()

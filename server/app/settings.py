@@ -16,6 +16,7 @@ from arbiter.server.app.runtime import EVENT_LOOPS, event_loop_factory
 __all__ = [
     "DEFAULT_JOBS_INTERVAL_S",
     "DEFAULT_LISTEN",
+    "LOG_FORMATS",
     "Settings",
     "SettingsError",
     "add_serve_arguments",
@@ -26,9 +27,14 @@ __all__ = [
 ]
 
 DEFAULT_LISTEN: Final = "127.0.0.1:50051"
-# A request (an order of at most 1000 lines with their custom fields) fits well under 4 MiB; a
-# response (rows per benefit and line) may be larger, so sending is allowed more.
-DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+LOG_FORMATS: Final = ("text", "json")
+# A request (an order of at most 1000 lines with their custom fields) fits well under 4 MiB;
+# one above is INVALID_ARGUMENT naming its largest field (server/api/calls.py). The transport
+# reads up to 4 times as much, so that the error can say which field; beyond, gRPC refuses the
+# message unread (RESOURCE_EXHAUSTED). A response (rows per benefit and line) may be larger, so
+# sending is allowed more.
+DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES: Final = 4 * DEFAULT_MAX_REQUEST_BYTES
 DEFAULT_MAX_SEND_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 # Calls being served beyond this get RESOURCE_EXHAUSTED at once (server/api/admission.py).
 DEFAULT_MAX_CONCURRENT_RPCS: Final = 10_000
@@ -58,6 +64,7 @@ class Settings:
     data_dir: Path | None = None
     # Never printed: repr would put it in logs.
     admin_key: str | None = field(default=None, repr=False)
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
     max_send_message_bytes: int = DEFAULT_MAX_SEND_MESSAGE_BYTES
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
@@ -67,6 +74,13 @@ class Settings:
     jobs_interval_s: float = DEFAULT_JOBS_INTERVAL_S
     # One of runtime.EVENT_LOOPS: `auto` is uvloop when installed.
     event_loop: str = "auto"
+    # One of LOG_FORMATS.
+    log_format: str = "text"
+    # HOST:PORT of the Prometheus endpoint; None: no metrics.
+    metrics_listen: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def check(self) -> None:
         """Refuse what must not be served: raises SettingsError saying what to fix.
@@ -79,12 +93,29 @@ class Settings:
                 f"refusing to serve {self.listen!r} (not a loopback address) without an admin "
                 "key: set ARBITER_ADMIN_KEY, or listen on 127.0.0.1, [::1] or localhost"
             )
+        if not 0 < self.max_request_bytes <= self.max_receive_message_bytes:
+            raise SettingsError("max_request_bytes must be positive, at most the receive limit")
         if self.max_receive_message_bytes <= 0 or self.max_send_message_bytes <= 0:
             raise SettingsError("message size limits must be positive")
         if self.max_concurrent_rpcs <= 0:
             raise SettingsError("the limit of calls in flight must be positive")
         if self.max_pending_rpcs <= 0:
             raise SettingsError("max_pending_rpcs must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError(
+                "TLS needs both a certificate and its key: set --tls-cert and --tls-key"
+                " (ARBITER_TLS_CERT, ARBITER_TLS_KEY)"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError(
+                "--tls-client-ca (ARBITER_TLS_CLIENT_CA) needs TLS: set --tls-cert and --tls-key"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"log format {self.log_format!r}: choose one of {', '.join(LOG_FORMATS)}"
+            )
+        if self.metrics_listen is not None:
+            split_listen(self.metrics_listen)
         if self.jobs_interval_s < 0:
             raise SettingsError("the jobs interval must not be negative (0 turns jobs off)")
 
@@ -190,6 +221,28 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"env ARBITER_EVENT_LOOP: {', '.join(EVENT_LOOPS)} (default auto: uvloop when"
         " installed)",
     )
+    parser.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="env ARBITER_LOG_FORMAT: text (the default) or json (one object a line)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="env ARBITER_METRICS_LISTEN: serve Prometheus text at http://HOST:PORT/metrics",
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="env ARBITER_TLS_CERT: PEM certificate chain"
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="env ARBITER_TLS_KEY: PEM private key"
+    )
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="env ARBITER_TLS_CLIENT_CA: PEM CA; clients must present a certificate it signed",
+    )
 
 
 def settings_from_args(
@@ -229,6 +282,14 @@ def settings_from_args(
         event_loop_factory(event_loop)
     except ValueError as exc:
         raise SettingsError(f"event loop: {exc}") from None
+    metrics_listen = pick(getattr(args, "metrics", None), "ARBITER_METRICS_LISTEN")
+    if metrics_listen is not None:
+        split_listen(metrics_listen)
+
+    def path(flag: str, name: str) -> Path | None:
+        text = pick(getattr(args, flag, None), name)
+        return Path(text) if text else None
+
     return Settings(
         listen=listen,
         programs=tuple(args.programs),
@@ -241,4 +302,9 @@ def settings_from_args(
         jobs_interval_s=jobs_interval_s,
         max_concurrent_rpcs=max_concurrent_rpcs,
         event_loop=event_loop,
+        log_format=pick(getattr(args, "log_format", None), "ARBITER_LOG_FORMAT") or "text",
+        metrics_listen=metrics_listen,
+        tls_cert=path("tls_cert", "ARBITER_TLS_CERT"),
+        tls_key=path("tls_key", "ARBITER_TLS_KEY"),
+        tls_client_ca=path("tls_client_ca", "ARBITER_TLS_CLIENT_CA"),
     )

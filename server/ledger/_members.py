@@ -23,7 +23,9 @@ from arbiter.server.ledger._types import (
 from arbiter.server.ledger.errors import InvalidArgument, NotFound
 
 __all__ = [
+    "DEFAULT_PAGE_SIZE",
     "MAX_ID_CHARS",
+    "MAX_PAGE_SIZE",
     "MemberRow",
     "enroll",
     "expiring_lots",
@@ -39,7 +41,7 @@ __all__ = [
 MAX_ID_CHARS = 256
 DEFAULT_EXPIRING_DAYS = 30
 MAX_EXPIRING_DAYS = 36_600
-DEFAULT_PAGE_SIZE = 50
+DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
 DEFAULT_LOT_LIMIT = 100
 MAX_LOT_LIMIT = 1_000

@@ -1,0 +1,354 @@
+"""The per-call wrapper around each RPC: authentication, the duration metric, the RPC log line.
+
+`observed(servicer, service, ...)` wraps each RPC method of an already `guard`ed servicer once,
+at registration, like `errors.guard`: per call it costs a clock read at each end, the key check
+when auth is on (one SHA-256 and one dict lookup, `auth.ApiKeys`), one histogram observation on
+a label child bound in advance, and a log record only when the `arbiter.rpc` logger is enabled
+for INFO. Status codes still come from `errors.status_for` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, Final, NamedTuple
+
+import grpc
+from google.protobuf import descriptor, message_factory
+
+from arbiter.server.api.auth import (
+    ApiKeys,
+    PermissionDenied,
+    Principal,
+    Unauthenticated,
+    roles_for,
+    set_caller,
+)
+from arbiter.server.api.errors import status_for
+from arbiter.server.api.metrics import RpcTimer
+from arbiter.server.engine import FieldViolation
+from arbiter.server.ledger import InvalidArgument
+
+__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register"]
+
+#: Callers may name their request in this metadata key; else the server makes an id up.
+REQUEST_ID_KEY: Final = "x-request-id"
+RPC_LOGGER: Final = "arbiter.rpc"
+_MAX_REQUEST_ID_CHARS: Final = 64
+
+_rpc_log = logging.getLogger(RPC_LOGGER)
+logger = logging.getLogger("arbiter.api")
+_OK: Final = grpc.StatusCode.OK
+_INFO: Final = logging.INFO
+_perf = time.perf_counter
+
+Handler = Callable[..., Any]
+
+
+def _request_id(metadata: Any) -> str:
+    for item in metadata or ():
+        if item[0] == REQUEST_ID_KEY and isinstance(item[1], str):
+            value = item[1][:_MAX_REQUEST_ID_CHARS]
+            if value.isprintable():
+                return value
+    return secrets.token_hex(8)
+
+
+def _log(method: str, code: grpc.StatusCode, seconds: float, context: Any, who: str) -> None:
+    duration_ms = round(seconds * 1000, 3)
+    _rpc_log.info(
+        "%s %s %.3f ms",
+        method,
+        code.name,
+        duration_ms,
+        extra={
+            "rpc": {
+                "method": method,
+                "code": code.name,
+                "duration_ms": duration_ms,
+                "request_id": _request_id(context.invocation_metadata()),
+                "name": who,
+            }
+        },
+    )
+
+
+class Undecodable:
+    """What the server's deserializer gives for bytes that are not a message of the RPC's type:
+    the call wrapper answers INVALID_ARGUMENT (gRPC's own deserializer would end the call with
+    UNKNOWN)."""
+
+    __slots__ = ("error", "size")
+
+    def __init__(self, size: int, error: str) -> None:
+        self.size = size
+        self.error = error
+
+    def invalid(self, where: str, type_name: str) -> InvalidArgument:
+        return InvalidArgument(
+            [
+                FieldViolation(
+                    where or "(request)",
+                    f"{self.size} bytes that are not a valid {type_name} message ({self.error})",
+                )
+            ]
+        )
+
+
+def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+    parse = cls.FromString
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything its parser raises
+            return Undecodable(len(data), str(exc)[:80] or type(exc).__name__)
+
+    return deserialize
+
+
+def register(server: Any, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+    """Register `servicer`'s RPCs of `service` on a grpc.aio server, as the generated
+    `add_*Servicer_to_server` would, with a deserializer that never fails (`Undecodable`)."""
+    handlers = {}
+    for rpc in service.methods:
+        request_class = message_factory.GetMessageClass(rpc.input_type)
+        response_class = message_factory.GetMessageClass(rpc.output_type)
+        if rpc.client_streaming and rpc.server_streaming:
+            make = grpc.stream_stream_rpc_method_handler
+        elif rpc.client_streaming:
+            make = grpc.stream_unary_rpc_method_handler
+        elif rpc.server_streaming:
+            make = grpc.unary_stream_rpc_method_handler
+        else:
+            make = grpc.unary_unary_rpc_method_handler
+        handlers[rpc.name] = make(
+            getattr(servicer, rpc.name),
+            request_deserializer=_tolerant(request_class),
+            response_serializer=response_class.SerializeToString,
+        )
+    generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
+    server.add_generic_rpc_handlers((generic,))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _field_size(field: descriptor.FieldDescriptor, value: Any) -> int:
+    repeated = field.is_repeated
+    items = (value.values() if hasattr(value, "values") else value) if repeated else (value,)
+    total = 0
+    for item in items:
+        if hasattr(item, "ByteSize"):
+            total += item.ByteSize()
+        elif isinstance(item, str | bytes):
+            total += len(item)
+        else:
+            total += 8
+    return total
+
+
+def _largest_field(message: Any) -> str:
+    """The path to where most of an oversized message's bytes are (`order.lines`)."""
+    path: list[str] = []
+    current = message
+    while True:
+        fields = current.ListFields()
+        if not fields:
+            break
+        field, value = max(fields, key=lambda pair: _field_size(*pair))
+        path.append(field.name)
+        if field.message_type is None or field.is_repeated:
+            break
+        current = value
+    return ".".join(path)
+
+
+def oversized(message: Any, limit: int, where: str = "") -> InvalidArgument | None:
+    """An error naming the field when `message` serialises to more than `limit` bytes."""
+    size = message.ByteSize()
+    if size <= limit:
+        return None
+    field = _largest_field(message)
+    path = f"{where}.{field}" if where and field else (where or field)
+    return InvalidArgument(
+        [
+            FieldViolation(
+                path,
+                f"the message is {size} bytes, above the limit of {limit} bytes"
+                f" ({limit // (1024 * 1024)} MiB) per message",
+            )
+        ]
+    )
+
+
+async def _each_checked(
+    requests: AsyncIterable[Any], limit: int, type_name: str
+) -> AsyncIterator[Any]:
+    index = 0
+    async for request in requests:
+        if type(request) is Undecodable:
+            raise request.invalid(f"requests[{index}]", type_name)
+        error = oversized(request, limit, f"requests[{index}]")
+        if error is not None:
+            raise error
+        yield request
+        index += 1
+
+
+def _allow(principal: Principal, roles: frozenset[str], method: str) -> None:
+    if principal.role not in roles:
+        raise PermissionDenied(
+            f"the key {principal.name!r} (role {principal.role}) may not call {method}"
+        )
+    set_caller(principal)
+
+
+async def _refuse(context: Any, exc: Exception) -> None:
+    status = status_for(exc)
+    await context.abort(status.code, status.message, status.trailing_metadata)
+
+
+def _failed(exc: Exception, method: str) -> grpc.StatusCode:
+    """The status of the wrapper's own failure (errors.status_for), logged when INTERNAL."""
+    code = status_for(exc).code
+    if code is grpc.StatusCode.INTERNAL:
+        logger.error("unexpected error around %s", method, exc_info=exc)
+    return code
+
+
+def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
+    method, roles, streaming_in, max_bytes, type_name = rpc
+    enabled = keys.enabled
+    observe = timer.observe
+
+    async def call(request: Any, context: Any) -> Any:
+        start = _perf()
+        code = _OK
+        who = "" if enabled else "local"
+        try:
+            if enabled:
+                try:
+                    principal = await keys.authenticate(context.invocation_metadata())
+                    who = principal.name
+                    _allow(principal, roles, method)
+                except (Unauthenticated, PermissionDenied) as exc:
+                    await _refuse(context, exc)
+            if streaming_in:
+                request = _each_checked(request, max_bytes, type_name)
+            elif type(request) is Undecodable:
+                await _refuse(context, request.invalid("", type_name))
+            elif request.ByteSize() > max_bytes:
+                error = oversized(request, max_bytes)
+                assert error is not None
+                await _refuse(context, error)
+            return await inner(request, context)
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:  # the wrapper's own failure: still one status, one place
+            code = _failed(exc, method)
+            await _refuse(context, exc)
+        finally:
+            seconds = _perf() - start
+            observe(code, seconds)
+            if _rpc_log.isEnabledFor(_INFO):
+                _log(method, code, seconds, context, who)
+
+    return call
+
+
+def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
+    method, roles, streaming_in, max_bytes, type_name = rpc
+    enabled = keys.enabled
+    observe = timer.observe
+
+    async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+        start = _perf()
+        code = _OK
+        who = "" if enabled else "local"
+        try:
+            if enabled:
+                try:
+                    principal = await keys.authenticate(context.invocation_metadata())
+                    who = principal.name
+                    _allow(principal, roles, method)
+                except (Unauthenticated, PermissionDenied) as exc:
+                    await _refuse(context, exc)
+            if streaming_in:
+                request = _each_checked(request, max_bytes, type_name)
+            elif type(request) is Undecodable:
+                await _refuse(context, request.invalid("", type_name))
+            elif request.ByteSize() > max_bytes:
+                error = oversized(request, max_bytes)
+                assert error is not None
+                await _refuse(context, error)
+            async for response in inner(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:  # the wrapper's own failure: still one status, one place
+            code = _failed(exc, method)
+            await _refuse(context, exc)
+        finally:
+            seconds = _perf() - start
+            observe(code, seconds)
+            if _rpc_log.isEnabledFor(_INFO):
+                _log(method, code, seconds, context, who)
+
+    return call
+
+
+class _Rpc(NamedTuple):
+    method: str
+    roles: frozenset[str]
+    streaming_in: bool
+    max_bytes: int
+    type_name: str
+
+
+class _Observed:
+    def __init__(
+        self,
+        servicer: object,
+        service: descriptor.ServiceDescriptor,
+        keys: ApiKeys,
+        timers: Callable[[str], RpcTimer],
+        max_request_bytes: int,
+    ) -> None:
+        for rpc in service.methods:
+            inner = getattr(servicer, rpc.name)
+            method = f"/{service.full_name}/{rpc.name}"
+            info = _Rpc(
+                method,
+                roles_for(service.full_name, rpc.name),
+                rpc.client_streaming,
+                max_request_bytes,
+                rpc.input_type.full_name,
+            )
+            wrap = _stream if rpc.server_streaming else _response
+            setattr(self, rpc.name, wrap(inner, info, keys, timers(method)))
+
+
+def observed(
+    servicer: object,
+    service: descriptor.ServiceDescriptor,
+    keys: ApiKeys,
+    timers: Callable[[str], RpcTimer],
+    max_request_bytes: int,
+) -> Any:
+    """`servicer` (already guarded) with each RPC of `service` checked, timed and logged.
+
+    A request (or a message of a client stream) larger than `max_request_bytes` is
+    INVALID_ARGUMENT naming the field holding most of it; the transport's own limit, above
+    this one, refuses what is too large to read at all (RESOURCE_EXHAUSTED).
+    """
+    return _Observed(servicer, service, keys, timers, max_request_bytes)
