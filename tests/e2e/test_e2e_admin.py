@@ -233,11 +233,17 @@ async def test_a_request_without_a_program_names_the_field(admin: Admin) -> None
         assert [f for f, _ in violations] in (["program"], ["program.id"])
 
 
-async def test_api_keys_are_not_offered_yet(admin: Admin) -> None:
-    create = admin.admin.CreateApiKey(admin_pb2.CreateApiKeyRequest(role="pos"))
-    assert await status_of(create) == grpc.StatusCode.UNIMPLEMENTED
-    revoke = admin.admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(key="k"))
-    assert await status_of(revoke) == grpc.StatusCode.UNIMPLEMENTED
+async def test_without_keys_the_journal_names_the_local_actor(admin: Admin) -> None:
+    """Auth off (no admin key): every change is journaled as "local" (docs/security.md)."""
+    await admin.admin.Revert(admin_pb2.RevertRequest(program=PROGRAM))
+    exported = await admin.admin.ExportProgram(admin_pb2.ExportProgramRequest(program=PROGRAM))
+    program = exported.program
+    program.name = "renamed"
+    await admin.admin.UpdateProgram(admin_pb2.UpdateProgramRequest(program=program))
+    page = await admin.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(program=PROGRAM, page_size=1000)
+    )
+    assert page.entries and {e.actor for e in page.entries} == {"local"}
 
 
 # --- Apply. ------------------------------------------------------------------------------------

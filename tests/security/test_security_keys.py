@@ -308,3 +308,26 @@ async def test_without_storage_only_the_bootstrap_key() -> None:
             assert await _code(create) == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await app.stop(0)
+
+
+async def test_the_audit_journal_names_the_key_that_made_each_change(
+    channel: grpc.aio.Channel,
+) -> None:
+    """The journal's actor is the calling key's name (the bootstrap key's is "admin")."""
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    marketing = await create_key(channel, "admin", "marketing")
+    exported = await admin.ExportProgram(
+        admin_pb2.ExportProgramRequest(program=PROGRAM), metadata=bearer(ADMIN_KEY)
+    )
+    program = exported.program
+    program.name = "renamed by marketing"
+    await admin.UpdateProgram(
+        admin_pb2.UpdateProgramRequest(program=program), metadata=bearer(marketing)
+    )
+    page = await admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(program=PROGRAM, page_size=1000),
+        metadata=bearer(ADMIN_KEY),
+    )
+    last = page.entries[-1]
+    assert (last.action, last.actor) == ("update", "marketing")
+    assert "local" not in {e.actor for e in page.entries if e.action == "update"}
