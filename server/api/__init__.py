@@ -11,12 +11,19 @@ _native.activate(__name__, __path__)
 
 from arbiter.server.api.admin import AdminService
 from arbiter.server.api.admission import Admission, Overloaded
-from arbiter.server.api.checkout import CheckoutService, Clock, utc_now
+from arbiter.server.api.checkout import (
+    RESPONSE_ENCODING,
+    CheckoutService,
+    Clock,
+    add_checkout_service,
+    utc_now,
+)
 from arbiter.server.api.errors import STATUS_BY_ERROR, guard, status_for
 from arbiter.server.api.member import MemberService
 from arbiter.server.api.translate import order_from_proto, result_to_proto
 
 __all__ = [
+    "RESPONSE_ENCODING",
     "STATUS_BY_ERROR",
     "AdminService",
     "Admission",
@@ -24,6 +31,7 @@ __all__ = [
     "Clock",
     "MemberService",
     "Overloaded",
+    "add_checkout_service",
     "guard",
     "order_from_proto",
     "result_to_proto",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+
+import grpc
 
 from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
 from arbiter.server.engine import (
@@ -34,7 +37,20 @@ from arbiter.server.state import (
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "payload_hash", "quote_inputs", "utc_now"]
+__all__ = [
+    "RESPONSE_ENCODING",
+    "CheckoutService",
+    "Clock",
+    "add_checkout_service",
+    "encode_response",
+    "payload_hash",
+    "quote_inputs",
+    "utc_now",
+]
+
+logger = logging.getLogger("arbiter.api")
+
+_SERVICE: Final = checkout_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
 
 Clock = Callable[[], datetime]
 
@@ -67,6 +83,24 @@ async def quote_inputs(
         else None
     )
     return order, member, usage
+
+
+def _encode_plain(result: CalculationResult, program_version: int) -> bytes:
+    return result_to_proto(result, program_version).SerializeToString()
+
+
+# CalculateOrder answers with the response's wire bytes, encoded by the compiled encoder
+# (api/_encode.pyx, built by `pip install`); where it is not built, or no longer matches the
+# proto, the same bytes come from result_to_proto, and the server says so at start.
+encode_response: Callable[[CalculationResult, int], bytes]
+try:
+    from arbiter.server.api._encode import encode_response as _encode_native
+except ImportError as exc:
+    encode_response = _encode_plain
+    RESPONSE_ENCODING: str = f"protobuf (the native encoder is not available: {exc})"
+else:
+    encode_response = _encode_native
+    RESPONSE_ENCODING = "native"
 
 
 def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
@@ -116,7 +150,9 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
 
     async def CalculateOrder(
         self, request: checkout_pb2.CalculateOrderRequest, context: Any
-    ) -> checkout_pb2.CalculateOrderResponse:
+    ) -> bytes:
+        """The quote as the serialized CalculateOrderResponse (`add_checkout_service` registers
+        it with a pass-through serializer)."""
         program_id = request.program
         if not program_id:
             raise InvalidOrder([FieldViolation("program", "required")])
@@ -125,7 +161,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         compiled = applied.compiled
         order, member, usage = await quote_inputs(request, compiled, self._members)
         result = calculate(compiled, order, member, now=self._clock(), usage=usage)
-        return result_to_proto(result, applied.version)
+        return encode_response(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------
 
@@ -354,3 +390,29 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         response = checkout_pb2.ReturnOrderResponse()
         _movements_to_proto(movements, response.reversed)
         return response
+
+
+#: The methods of CheckoutService whose servicer returns the response already serialized.
+ENCODED_RESPONSES: Final = frozenset({"CalculateOrder"})
+
+
+def add_checkout_service(servicer: Any, server: Any) -> None:
+    """Register CheckoutService's methods of `servicer` (a CheckoutService, or its `guard`) on a
+    grpc server: as the generated `add_CheckoutServiceServicer_to_server` does, except that the
+    responses of `ENCODED_RESPONSES` are bytes, sent as they are."""
+    handlers = {}
+    for method in _SERVICE.methods:
+        request_type = getattr(checkout_pb2, method.input_type.name)
+        response_type = getattr(checkout_pb2, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=request_type.FromString,
+            # None: grpc sends the returned bytes unchanged.
+            response_serializer=(
+                None if method.name in ENCODED_RESPONSES else response_type.SerializeToString
+            ),
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(_SERVICE.full_name, handlers)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
+from arbiter.server.api import (
+    RESPONSE_ENCODING,
+    AdminService,
+    CheckoutService,
+    Clock,
+    MemberService,
+    add_checkout_service,
+    guard,
+    utc_now,
+)
 from arbiter.server.api.admission import Admission, pending_call_options
 from arbiter.server.app.settings import Settings, SettingsError
 from arbiter.server.ledger import Ledger
@@ -15,12 +26,13 @@ from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     checkout_pb2,
-    checkout_pb2_grpc,
     member_pb2,
     member_pb2_grpc,
 )
 
 __all__ = ["SERVICE_NAMES", "ArbiterServer"]
+
+_log = logging.getLogger(__name__)
 
 _CHECKOUT = checkout_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
 _MEMBER = member_pb2.DESCRIPTOR.services_by_name["MemberService"]
@@ -64,11 +76,10 @@ class ArbiterServer:
                 *pending_call_options(settings.max_pending_rpcs),
             ],
         )
-        # The generated registration functions are untyped.
+        # CalculateOrder returns its response serialized (api/checkout.py), hence not the
+        # generated registration. The generated registration functions are untyped.
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
-        checkout_pb2_grpc.add_CheckoutServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            guard(checkout, _CHECKOUT, self.admission), self._server
-        )
+        add_checkout_service(guard(checkout, _CHECKOUT, self.admission), self._server)
         member_pb2_grpc.add_MemberServiceServicer_to_server(  # type: ignore[no-untyped-call]
             guard(MemberService(programs, members, clock, ledger), _MEMBER, self.admission),
             self._server,
@@ -92,6 +103,10 @@ class ArbiterServer:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, _NOT_SERVING)
+        if RESPONSE_ENCODING == "native":
+            _log.info("CalculateOrder responses are encoded natively (api/_encode.pyx)")
+        else:
+            _log.warning("CalculateOrder responses are encoded by %s", RESPONSE_ENCODING)
         await self._server.start()
 
     async def set_serving(self) -> None:

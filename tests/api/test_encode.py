@@ -227,3 +227,11 @@ def test_the_assumed_layout_matches_the_descriptors() -> None:
             _encode._check_layout()
     finally:
         layout["items"] = saved
+
+
+def test_the_servicer_encodes_natively_where_built() -> None:
+    # The form CalculateOrder serves (and logs at start) is the compiled one in a built tree.
+    from arbiter.server.api import checkout
+
+    assert checkout.RESPONSE_ENCODING == "native"
+    assert checkout.encode_response is encode_response
