@@ -142,8 +142,15 @@ def results(draw: st.DrawFn) -> CalculationResult:
             draw(st.sampled_from(["APPLIED", "NOT_APPLIED", "INVALID"])),
             draw(
                 st.sampled_from(
-                    ["", "UNKNOWN_CODE", "EXPIRED", "NOT_YET_VALID", "EXHAUSTED",
-                     "NO_PROMOTION_APPLIED", "ANOTHER_CODE_APPLIED"]
+                    [
+                        "",
+                        "UNKNOWN_CODE",
+                        "EXPIRED",
+                        "NOT_YET_VALID",
+                        "EXHAUSTED",
+                        "NO_PROMOTION_APPLIED",
+                        "ANOTHER_CODE_APPLIED",
+                    ]
                 )
             ),
             draw(texts),
