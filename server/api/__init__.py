@@ -12,6 +12,7 @@ _native.activate(__name__, __path__)
 from arbiter.server.api.admin import AdminService
 from arbiter.server.api.admission import Admission, Overloaded
 from arbiter.server.api.checkout import (
+    REQUEST_READING,
     RESPONSE_ENCODING,
     CheckoutService,
     Clock,
@@ -23,6 +24,7 @@ from arbiter.server.api.member import MemberService
 from arbiter.server.api.translate import order_from_proto, result_to_proto
 
 __all__ = [
+    "REQUEST_READING",
     "RESPONSE_ENCODING",
     "STATUS_BY_ERROR",
     "AdminService",

@@ -38,6 +38,7 @@ from arbiter.server.state import (
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
 __all__ = [
+    "REQUEST_READING",
     "RESPONSE_ENCODING",
     "CheckoutService",
     "Clock",
@@ -71,18 +72,33 @@ async def quote_inputs(
     the validated order (InvalidOrder naming every bad field), the member (the inline
     `member_context`; else the enrolled `member_id` through `members`, NOT_FOUND when it is not
     enrolled; else an anonymous buyer) and the uses of the order's promo codes."""
-    program_id = request.program
     order, member = order_from_proto(request, compiled.point_type_ids)
-    enrolled = member is None and bool(request.member_id)
+    member, usage = await _member_inputs(
+        request.program, request.member_id, order, member, compiled, members
+    )
+    return order, member, usage
+
+
+async def _member_inputs(
+    program_id: str,
+    member_id: str,
+    order: OrderInput,
+    member: MemberState | None,
+    compiled: CompiledProgram,
+    members: MemberDirectory,
+) -> tuple[MemberState | None, CodeUsage | None]:
+    """The member and the promo code uses of a validated order; `member` is the inline
+    context's state, or None."""
+    enrolled = member is None and bool(member_id)
     if enrolled:
-        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
+        member = with_static_segments(compiled, await members.get(program_id, member_id))
     # Uses matter only to promo codes: an order without any awaits nothing for them.
     usage = (
-        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
+        await members.usage(program_id, member_id if enrolled else None, order.promo_codes)
         if order.promo_codes
         else None
     )
-    return order, member, usage
+    return member, usage
 
 
 def _encode_plain(result: CalculationResult, program_version: int) -> bytes:
@@ -101,6 +117,19 @@ except ImportError as exc:
 else:
     encode_response = _encode_native
     RESPONSE_ENCODING = "native"
+
+# The request is read natively too (api/_decode.pyx) where built: a valid request straight into
+# the engine's inputs; any doubt, and every request where it is not built, through protobuf and
+# order_from_proto.
+QuoteReader = Callable[[bytes], tuple[str, str, OrderInput, MemberState | None] | None]
+read_quote: QuoteReader | None
+try:
+    from arbiter.server.api._decode import point_types_of, read_quote
+except ImportError as exc:
+    read_quote = None
+    REQUEST_READING: str = f"protobuf (the native reader is not available: {exc})"
+else:
+    REQUEST_READING = "native"
 
 
 def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
@@ -148,15 +177,33 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         self._clock = clock
         self._ledger = ledger
 
-    async def CalculateOrder(
-        self, request: checkout_pb2.CalculateOrderRequest, context: Any
-    ) -> bytes:
-        """The quote as the serialized CalculateOrderResponse (`add_checkout_service` registers
-        it with a pass-through serializer)."""
-        program_id = request.program
+    async def CalculateOrder(self, request: bytes, context: Any) -> bytes:
+        """The quote of the serialized CalculateOrderRequest, as the serialized response
+        (`add_checkout_service` registers it to pass both through unparsed)."""
+        read = read_quote(request) if read_quote is not None else None
+        if read is None:
+            return await self._quote(checkout_pb2.CalculateOrderRequest.FromString(request))
+        program_id, member_id, order, member = read
         if not program_id:
             raise InvalidOrder([FieldViolation("program", "required")])
         # Taken once: a version published meanwhile does not change this request's answer.
+        applied = self._programs.get(program_id)
+        compiled = applied.compiled
+        known = compiled.point_type_ids
+        if not all(point_type in known for point_type in point_types_of(order, member)):
+            # An unknown point type: the plain path names it.
+            return await self._quote(checkout_pb2.CalculateOrderRequest.FromString(request))
+        member, usage = await _member_inputs(
+            program_id, member_id, order, member, compiled, self._members
+        )
+        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
+        return encode_response(result, applied.version)
+
+    async def _quote(self, request: checkout_pb2.CalculateOrderRequest) -> bytes:
+        """CalculateOrder through protobuf's parse and order_from_proto."""
+        program_id = request.program
+        if not program_id:
+            raise InvalidOrder([FieldViolation("program", "required")])
         applied = self._programs.get(program_id)
         compiled = applied.compiled
         order, member, usage = await quote_inputs(request, compiled, self._members)
@@ -392,25 +439,25 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         return response
 
 
-#: The methods of CheckoutService whose servicer returns the response already serialized.
-ENCODED_RESPONSES: Final = frozenset({"CalculateOrder"})
+#: The methods of CheckoutService whose servicer takes the request and returns the response
+#: serialized.
+SERIALIZED: Final = frozenset({"CalculateOrder"})
 
 
 def add_checkout_service(servicer: Any, server: Any) -> None:
     """Register CheckoutService's methods of `servicer` (a CheckoutService, or its `guard`) on a
     grpc server: as the generated `add_CheckoutServiceServicer_to_server` does, except that the
-    responses of `ENCODED_RESPONSES` are bytes, sent as they are."""
+    methods of `SERIALIZED` take and return bytes, passed as they are."""
     handlers = {}
     for method in _SERVICE.methods:
         request_type = getattr(checkout_pb2, method.input_type.name)
         response_type = getattr(checkout_pb2, method.output_type.name)
+        serialized = method.name in SERIALIZED
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
-            request_deserializer=request_type.FromString,
-            # None: grpc sends the returned bytes unchanged.
-            response_serializer=(
-                None if method.name in ENCODED_RESPONSES else response_type.SerializeToString
-            ),
+            # None: grpc passes the bytes unchanged.
+            request_deserializer=None if serialized else request_type.FromString,
+            response_serializer=None if serialized else response_type.SerializeToString,
         )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)

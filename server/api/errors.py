@@ -48,6 +48,7 @@ from typing import Any, Final
 
 import grpc
 from google.protobuf import any_pb2, descriptor
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from arbiter.server.api.admission import Admission, Overloaded
@@ -79,6 +80,8 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     ledger_errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotImplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    # Bytes that are no message of the method (CalculateOrder parses its own request).
+    DecodeError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 # Status and details travel in HTTP/2 headers, which peers cap (8 KiB by default in gRPC): an

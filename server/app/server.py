@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from arbiter.server.api import (
+    REQUEST_READING,
     RESPONSE_ENCODING,
     AdminService,
     CheckoutService,
@@ -103,10 +104,14 @@ class ArbiterServer:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, _NOT_SERVING)
-        if RESPONSE_ENCODING == "native":
-            _log.info("CalculateOrder responses are encoded natively (api/_encode.pyx)")
+        if RESPONSE_ENCODING == REQUEST_READING == "native":
+            _log.info("CalculateOrder: requests read and responses encoded natively (api/_*.pyx)")
         else:
-            _log.warning("CalculateOrder responses are encoded by %s", RESPONSE_ENCODING)
+            _log.warning(
+                "CalculateOrder: requests read by %s; responses encoded by %s",
+                REQUEST_READING,
+                RESPONSE_ENCODING,
+            )
         await self._server.start()
 
     async def set_serving(self) -> None:
