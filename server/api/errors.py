@@ -56,6 +56,7 @@ from typing import Any, Final
 import grpc
 from asyncpg import CharacterNotInRepertoireError, UntranslatableCharacterError
 from google.protobuf import any_pb2, descriptor
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from arbiter.server.api.admission import Admission, Overloaded
@@ -94,6 +95,8 @@ STATUS_BY_ERROR: Final[dict[type[BaseException], grpc.StatusCode]] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     CharacterNotInRepertoireError: grpc.StatusCode.INVALID_ARGUMENT,
     UntranslatableCharacterError: grpc.StatusCode.INVALID_ARGUMENT,
+    # Bytes that are no message of the method (CalculateOrder parses its own request).
+    DecodeError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 _UNSTORABLE_TEXT: Final = (CharacterNotInRepertoireError, UntranslatableCharacterError)
 _NUL_DESCRIPTION: Final = "contains U+0000 (NUL), which cannot be stored"
