@@ -32,7 +32,7 @@ from arbiter.server.api.metrics import RpcTimer
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import InvalidArgument
 
-__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register"]
+__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register", "tolerant"]
 
 #: Callers may name their request in this metadata key; else the server makes an id up.
 REQUEST_ID_KEY: Final = "x-request-id"
@@ -98,7 +98,8 @@ class Undecodable:
         )
 
 
-def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+def tolerant(cls: Any) -> Callable[[bytes], Any]:
+    """A deserializer of `cls` that never raises: bytes that do not parse give `Undecodable`."""
     parse = cls.FromString
 
     def deserialize(data: bytes) -> Any:
@@ -142,7 +143,7 @@ def register(
             make = grpc.unary_unary_rpc_method_handler
         handlers[rpc.name] = make(
             getattr(servicer, rpc.name),
-            request_deserializer=_tolerant(request_class),
+            request_deserializer=tolerant(request_class),
             response_serializer=response_class.SerializeToString,
         )
     generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
@@ -235,7 +236,7 @@ def _failed(exc: Exception, method: str) -> grpc.StatusCode:
 
 def _oversized_bytes(data: bytes, rpc: _Rpc, limit: int) -> InvalidArgument:
     """The error for a serialized request above `limit`: parsed (rarely) to name the field."""
-    parsed = _tolerant(rpc.request_class)(data)
+    parsed = tolerant(rpc.request_class)(data)
     if type(parsed) is Undecodable:
         return parsed.invalid("", rpc.type_name)
     error = oversized(parsed, limit)

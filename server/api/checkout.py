@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, Final
 
+from arbiter.server.api.calls import Undecodable, tolerant
 from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
 from arbiter.server.engine import (
     CalculationResult,
@@ -157,6 +158,18 @@ def _movements_to_proto(movements: Sequence[PointsMovement], out: Any) -> None:
         item.shortfall = m.shortfall
 
 
+def _parsed_quote(data: bytes) -> checkout_pb2.CalculateOrderRequest:
+    """The plain path's parse of a serialized quote; bytes that are no such message answer as
+    every other method's do (calls.Undecodable: INVALID_ARGUMENT, field "(request)")."""
+    parse = _tolerant_quote(data)
+    if type(parse) is Undecodable:
+        raise parse.invalid("", checkout_pb2.CalculateOrderRequest.DESCRIPTOR.full_name)
+    return parse  # type: ignore[no-any-return]
+
+
+_tolerant_quote = tolerant(checkout_pb2.CalculateOrderRequest)
+
+
 class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     """Thin servicer: take the applied program, translate, calculate or call the ledger, translate
     back. Without a ledger (a server built for quotes only) the lifecycle RPCs are UNIMPLEMENTED.
@@ -183,7 +196,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         through unparsed)."""
         read = read_quote(request) if read_quote is not None else None
         if read is None:
-            return await self._quote(checkout_pb2.CalculateOrderRequest.FromString(request))
+            return await self._quote(_parsed_quote(request))
         program_id, member_id, order, member = read
         if not program_id:
             raise InvalidOrder([FieldViolation("program", "required")])
@@ -197,8 +210,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         member, usage = await _member_inputs(
             program_id, member_id, order, member, compiled, self._members
         )
-        result = calculate(compiled, order, member, now=self._clock(), usage=usage)
-        return encode_response(result, applied.version)
+        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
 
     async def _quote(self, request: checkout_pb2.CalculateOrderRequest) -> bytes:
         """CalculateOrder through protobuf's parse and order_from_proto."""
@@ -208,15 +220,24 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         applied = self._programs.get(program_id)
         compiled = applied.compiled
         order, member, usage = await quote_inputs(request, compiled, self._members)
+        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
+
+    def _calculate(
+        self,
+        compiled: CompiledProgram,
+        order: OrderInput,
+        member: MemberState | None,
+        usage: CodeUsage | None,
+    ) -> CalculationResult:
+        """The calculation at the server's clock, timed when metrics are on."""
         now = self._clock()
         observe = self.observe_calculation
         if observe is None:
-            result = calculate(compiled, order, member, now=now, usage=usage)
-        else:
-            start = perf_counter()
-            result = calculate(compiled, order, member, now=now, usage=usage)
-            observe(perf_counter() - start)
-        return encode_response(result, applied.version)
+            return calculate(compiled, order, member, now=now, usage=usage)
+        start = perf_counter()
+        result = calculate(compiled, order, member, now=now, usage=usage)
+        observe(perf_counter() - start)
+        return result
 
     # -- the order lifecycle -------------------------------------------------------------------
 
