@@ -22,6 +22,7 @@ from typing import Final
 
 import numpy as np
 
+from arbiter.server.engine import core
 from arbiter.server.engine.arbitrate import Arbiter, node_live
 from arbiter.server.engine.benefits import ROUND_STEP, OrderContext
 from arbiter.server.engine.compile import (
@@ -350,6 +351,9 @@ class Single:
                     children.append((child, effect))
         if not children:
             return []
+        searched = core.max_benefit(self, node, s, children)
+        if searched is not None:
+            return searched
         best = self._independent_best(node, s, children)
         if best is not None:
             return best

@@ -26,6 +26,7 @@ def _source(module: str) -> Path:
 
 def test_the_build_lists_the_typed_core_and_the_plain_modules() -> None:
     names = native.compiled_modules()
+    assert "arbiter.server.engine.core" in names
     assert "arbiter.server.engine.single" in names
     assert len(names) == len(set(names))
 
