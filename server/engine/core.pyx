@@ -748,6 +748,15 @@ cdef int _by_k(const void* a, const void* b) noexcept nogil:
     return -1 if x.line < y.line else (1 if x.line > y.line else 0)
 
 
+cdef void sort_by_k(Buf* e) noexcept:
+    """Entries in benefit then line order (they mostly are already: children come in order)."""
+    cdef int i
+    for i in range(1, e.n):
+        if _by_k(&e.data[i - 1], &e.data[i]) > 0:
+            qsort(e.data, e.n, sizeof(Entry), _by_k)
+            return
+
+
 cdef void drop_empty(Buf* e) noexcept:
     cdef int i, n = 0
     cdef Entry* x
@@ -827,7 +836,7 @@ cdef int make_valid(Search s, Buf* e, i64* pay, i64* budget, i64 ship) except -1
     idx = s.tmp_i
     w = s.tmp_a
     shares = s.tmp_b
-    qsort(e.data, e.n, sizeof(Entry), _by_k)
+    sort_by_k(e)
     # (a) points above the budget left, per type, in proportion to each entry's points
     for t in range(s.T):
         m = 0
@@ -882,7 +891,7 @@ cdef int apply_limits(Search s, Buf* e) except -1:
     cdef i64* w = s.tmp_a
     cdef i64* shares = s.tmp_b
     s.ensure_tmp(e.n)
-    qsort(e.data, e.n, sizeof(Entry), _by_k)
+    sort_by_k(e)
     for i in range(s.L):
         added[i] = 0
     for i in range(e.n):
