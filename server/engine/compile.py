@@ -39,6 +39,7 @@ __all__ = [
     "compile_program",
 ]
 
+# docs/rules.md: a MAX_BENEFIT group values every subset of its children; 2^16 is the ceiling.
 MAX_BENEFIT_CHILDREN: Final = 16
 
 # Group modes and benefit levels as small ints.

@@ -32,7 +32,9 @@ bounded so: a subtree where one remains is never skipped).
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
-from arbiter.server.engine.compile import candidate_plan
+from arbiter.server.engine.compile import MAX_BENEFIT_CHILDREN, candidate_plan
+from arbiter.server.engine.money import BP as _BP
+from arbiter.server.engine.money import HALF_BP as _HALF_BP
 
 ctypedef long long i64
 
@@ -59,6 +61,9 @@ cdef i64 SAFE = 1LL << 40
 cdef i64 I64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef i64 NEG = -I64_MAX - 1
 cdef int RANK_LAST = 1 << 30
+# money.py's constants, read once (one definition).
+cdef i64 BP = _BP
+cdef i64 HALF_BP = _HALF_BP
 
 _KINDS = {
     "discount": K_DISCOUNT,
@@ -127,10 +132,10 @@ cdef inline Entry entry(int k, int line) noexcept:
     return e
 
 
-# --- the arithmetic of money.py, on C integers (arguments >= 0) ---------------------------------
+# --- money.py's arithmetic, the same formulas on C integers (arguments >= 0) --------------------
 
 cdef inline i64 round_bp(i64 x, i64 bp) noexcept:
-    return (x * bp + 5000) // 10000
+    return (x * bp + HALF_BP) // BP
 
 
 cdef inline i64 div_half_up(i64 num, i64 den) noexcept:
@@ -1014,7 +1019,7 @@ def max_benefit(single, node, s, list children):
     cdef int i, c, j, line, nb, t
     cdef Ben* b
     cdef Entry x
-    if n == 0 or n > 16:
+    if n == 0 or n > MAX_BENEFIT_CHILDREN:
         return None
     benefits = single.benefits
     promotions = single.promotions

@@ -16,7 +16,6 @@ The property tests hold this path, with the batched one beneath it, to the refer
 
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 from typing import Final
 
@@ -26,6 +25,7 @@ from arbiter.server.engine import core
 from arbiter.server.engine.arbitrate import Arbiter, node_live
 from arbiter.server.engine.benefits import ROUND_STEP, OrderContext
 from arbiter.server.engine.compile import (
+    ACCRUAL_KINDS,
     INCOMPATIBLE,
     MAX_BENEFIT,
     PRODUCT,
@@ -35,7 +35,7 @@ from arbiter.server.engine.compile import (
     CompiledProgram,
     candidate_plan,
 )
-from arbiter.server.engine.money import apportion, div_half_up, round_bp, total_of
+from arbiter.server.engine.money import apportion, by_unit_price, div_half_up, round_bp, total_of
 from arbiter.server.engine.select import Selection
 from arbiter.server.engine.state import Effect, Statics, Summary, apply_limits, make_valid
 from arbiter.server.engine.types import OrderInput
@@ -46,9 +46,6 @@ __all__ = ["ENUMERATE_UP_TO", "Entry", "Single", "State", "from_dense"]
 # one state; wider ones are searched in batches.
 ENUMERATE_UP_TO: Final = 3
 
-ACCRUALS: Final = frozenset(
-    {"accrue_points", "accrue_per_spent", "accrue_from_field", "partner_points"}
-)
 
 
 # What one benefit did on one line: (k, line, disc, pmon, ppts, acc, ship, text), where `line`
@@ -595,7 +592,7 @@ class Single:
         out: list[Entry] = []
         if kind == "text":
             return [(k, line, 0, 0, 0, 0, 0, True) for line in lines]
-        if kind in ACCRUALS:
+        if kind in ACCRUAL_KINDS:
             if not self.accrues[b.point_type]:
                 return out
             t = self.point_types[b.point_type]
@@ -666,7 +663,7 @@ class Single:
             for line in lines:
                 fields = order_lines[line].fields
                 if b.field in fields:
-                    unit = (fields[b.field] * b.factor_bp + 5000) // 10000
+                    unit = round_bp(fields[b.field], b.factor_bp)
                     d = max(pay[line] - unit * q[line], 0)
                     if d:
                         out.append((k, line, d, 0, 0, 0, 0, False))
@@ -689,7 +686,7 @@ class Single:
             for line in lines:
                 partner = order_lines[line].partner
                 bp = table.get(partner, 0) if partner in b.partners else 0
-                d = (pay[line] * bp + 5000) // 10000
+                d = round_bp(pay[line], bp)
                 if d:
                     out.append((k, line, d, 0, 0, 0, 0, False))
             return out
@@ -701,7 +698,7 @@ class Single:
         q = self.q
         if not b.max_items:
             return [pay[line] for line in lines], [q[line] for line in lines]
-        ranked = sorted(range(len(lines)), key=lambda i: (-Fraction(pay[lines[i]], q[lines[i]]), i))
+        ranked = by_unit_price([pay[line] for line in lines], [q[line] for line in lines])
         units = [0] * len(lines)
         left = b.max_items
         for i in ranked:
