@@ -43,7 +43,6 @@ __all__ = [
 MAX_BENEFIT_CHILDREN: Final = 16
 
 # Group modes and benefit levels as small ints.
-# Final: the compiled modules (server/native.py) read them as constants, not globals.
 SEQUENTIAL: Final = 1
 INCOMPATIBLE: Final = 2
 SUMMATION: Final = 3

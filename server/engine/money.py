@@ -77,8 +77,7 @@ def points_to_money(points: int, ratio_points: int, ratio_money: int) -> int:
 
 
 def total_of(values: list[int]) -> int:
-    """sum(values) as a loop: compiled (server/native.py), integer additions instead of a
-    call of the builtin through the builtins module."""
+    """sum(values) of integers."""
     total = 0
     for v in values:
         total += v
@@ -99,8 +98,8 @@ def apportion(amount: int, weights: list[int]) -> list[int]:
     if left:
         # Largest remainder first, ties to the earlier item: one integer per item ranks both,
         # remainder * n + (n - 1 - i), so a plain ascending sort of integers does it and the
-        # units go to the last `left` keys (no key function, no keyword: compiled, both make
-        # the sort a generic call; measured 4x fewer instructions than sorting indices by key).
+        # units go to the last `left` keys (measured 4x fewer instructions than sorting indices
+        # by a key function).
         n = len(weights)
         last = n - 1
         ranked = [amount * w % total * n + last - i for i, w in enumerate(weights)]

@@ -52,10 +52,6 @@ ENUMERATE_UP_TO: Final = 3
 # is the line count for an order-wide entry. A plain tuple, read by unpacking: the engine builds
 # hundreds per calculation, and a tuple display costs a fifth of a slotted object built with
 # keywords (measured: 85 against 490 ns).
-#
-# Typed as a tuple of any length, not of exactly eight: the compiled form (server/native.py)
-# unboxes a fixed-length tuple into a C struct wherever one is read, and boxes it into a new
-# tuple wherever it is stored again, such as on appending it to a list.
 Entry = tuple[int, ...]
 
 
@@ -223,8 +219,6 @@ class Single:
         budget = s.budget
         pay_type = self.pay_type
         lines = self.lines
-        # `x[i] = x[i] - v`, not `x[i] -= v`: compiled (server/native.py), the augmented form
-        # on a list item is a generic number call, the plain one integer arithmetic.
         for k, line, disc, pmon, ppts, _acc, ship, _text in entries:
             if line < lines:
                 if disc or pmon:
