@@ -235,7 +235,10 @@ cdef class Search:
     cdef i64* child_acc  # [child, type] its accruals on s
     cdef i64* rem_add  # [child, line] what children >= i add on s on the line
     cdef i64* rem_acc  # [child, type] accruals of children >= i on s
-    cdef int* rem_touch  # [child, line] a child >= i can touch the line
+    cdef int* rem_touch  # [child, line] a child >= i not bounded by its effect on s may touch it
+    # [child, line] what the children >= i whose money on a line never exceeds theirs on s
+    # (one product discount without max_items: it is non-decreasing in the price) add on s
+    cdef i64* rem_mono_add
     cdef int* rem_ship  # [child] a child >= i discounts shipping
     cdef int* rem_unbounded
     # the walk
@@ -243,7 +246,10 @@ cdef class Search:
     cdef i64* sum_add  # per line: what the subset's effects on s add
     cdef i64* seq_acc  # per type: accruals of the sequence so far
     cdef i64* sum_acc
-    cdef i64 seq_money, sum_money, seq_shipd, sum_shipd
+    cdef i64 seq_shipd, sum_shipd
+    # sum over lines of min(cap, added so far), for the sequence and for the summation: kept
+    # up to date entry by entry (`apply`, `walk`), so a candidate's bound costs no line loop
+    cdef i64 seq_capped, sum_capped
     cdef int* stack  # the subset's children, in order
     cdef int depth
     cdef Buf scratch, best
@@ -277,7 +283,7 @@ cdef class Search:
                 free(self.seq_e[i].data)
             free(self.seq_e)
         free(self.child_money); free(self.child_ship_s); free(self.child_acc)
-        free(self.rem_add); free(self.rem_acc); free(self.rem_touch); free(self.rem_ship)
+        free(self.rem_add); free(self.rem_acc); free(self.rem_touch); free(self.rem_mono_add); free(self.rem_ship)
         free(self.rem_unbounded); free(self.sum_add); free(self.seq_acc); free(self.sum_acc)
         free(self.stack); free(self.scratch.data); free(self.best.data)
         free(self.tmp_a); free(self.tmp_b); free(self.tmp_i); free(self.added)
@@ -526,10 +532,15 @@ cdef class Search:
         """Entries applied to the walked state (sign 1), or taken back (sign -1)."""
         cdef int i
         cdef Entry* x
+        cdef i64 before, after, cap
         for i in range(n):
             x = es + i
             if x.line < self.L:
+                cap = self.cap[x.line]
+                before = self.s_pay[x.line] - self.pay[x.line]
                 self.pay[x.line] -= sign * (x.disc + x.pmon)
+                after = self.s_pay[x.line] - self.pay[x.line]
+                self.seq_capped += (after if after < cap else cap) - (before if before < cap else cap)
                 self.pm[x.line] += sign * x.pmon
                 if x.ppts:
                     self.budget[self.pay_type[x.k]] -= sign * x.ppts
@@ -598,7 +609,7 @@ cdef class Search:
         """Value the summation (or sequence) of the subset on the stack."""
         cdef int i, c, line
         cdef Buf* e = &self.scratch
-        cdef i64 bound, value, money_cap, add
+        cdef i64 bound, value, money_cap
         cdef i64* acc
         cdef i64 money, shipd
         # An upper bound first: each line at most its cap and price, shipping what it is.
@@ -610,13 +621,7 @@ cdef class Search:
             shipd = self.sum_shipd
             if shipd > self.s_ship:
                 shipd = self.s_ship
-        money_cap = 0
-        for line in range(self.L):
-            if sequential:
-                add = self.s_pay[line] - self.pay[line]
-            else:
-                add = self.sum_add[line]
-            money_cap += add if add < self.cap[line] else self.cap[line]
+        money_cap = self.seq_capped if sequential else self.sum_capped
         if self.max_amount and money_cap > self.max_amount:
             money_cap = self.max_amount
         bound = money_cap + shipd + self.acc_money(acc)
@@ -641,6 +646,13 @@ cdef class Search:
         self.offer(e, value, rank, size)
         return 0
 
+    cdef inline void sum_step(self, int line, i64 add) noexcept:
+        cdef i64 cap = self.cap[line]
+        cdef i64 before = self.sum_add[line]
+        cdef i64 after = before + add
+        self.sum_add[line] = after
+        self.sum_capped += (after if after < cap else cap) - (before if before < cap else cap)
+
     cdef i64 subtree_bound(self, int nxt) noexcept:
         """An upper bound of every candidate that extends the subset on the stack with children
         from `nxt` on (the subset's own included)."""
@@ -651,13 +663,18 @@ cdef class Search:
         cdef i64* acc = self.tmp_b
         cdef i64* rem_add = self.rem_add + nxt * self.L
         cdef int* touch = self.rem_touch + nxt * self.L
+        cdef i64* mono = self.rem_mono_add + nxt * self.L
         if self.rem_unbounded[nxt]:
             return I64_MAX
         for line in range(self.L):
             # sequence: what it added, plus what is left to pay where a later child may act
-            a = self.s_pay[line] - self.pay[line]
+            # (at most what the later bounded children add on s)
             if touch[line]:
                 a = self.s_pay[line]
+            else:
+                a = self.s_pay[line] - self.pay[line] + (
+                    mono[line] if mono[line] < self.pay[line] else self.pay[line]
+                )
             seq_money += a if a < self.cap[line] else self.cap[line]
             a = self.sum_add[line] + rem_add[line]
             sum_money += a if a < self.cap[line] else self.cap[line]
@@ -710,10 +727,10 @@ cdef class Search:
             for i in range(self.on_s[c].n):
                 x = self.on_s[c].data + i
                 if x.line < self.L:
-                    self.sum_add[x.line] += x.disc + x.pmon
-                if x.acc:
-                    self.sum_acc[self.acc_type[x.k]] += x.acc
-                self.sum_shipd += x.ship
+                    self.sum_step(x.line, x.disc + x.pmon)
+            for i in range(self.T):
+                self.sum_acc[i] += self.child_acc[c * self.T + i]
+            self.sum_shipd += self.child_ship_s[c]
             self.stack[self.depth] = c
             self.depth += 1
             self.candidate(rank, size, False)
@@ -730,10 +747,10 @@ cdef class Search:
             for i in range(self.on_s[c].n):
                 x = self.on_s[c].data + i
                 if x.line < self.L:
-                    self.sum_add[x.line] -= x.disc + x.pmon
-                if x.acc:
-                    self.sum_acc[self.acc_type[x.k]] -= x.acc
-                self.sum_shipd -= x.ship
+                    self.sum_step(x.line, -(x.disc + x.pmon))
+            for i in range(self.T):
+                self.sum_acc[i] -= self.child_acc[c * self.T + i]
+            self.sum_shipd -= self.child_ship_s[c]
             for i in range(own.n):
                 x = own.data + i
                 if x.acc:
@@ -1086,6 +1103,8 @@ def max_benefit(single, node, s, list children):
     se.rem_ship = _int_array(n + 1)
     se.rem_unbounded = _int_array(n + 1)
     touch = [None] * n
+    mono = [False] * n
+    se.rem_mono_add = _zeros((n + 1) * L)
     j = 0
     for c in range(n):
         child = children[c][0]
@@ -1094,6 +1113,8 @@ def max_benefit(single, node, s, list children):
         se.child_seq[c] = 1 if promotions[child.promotion].sequential else 0
         lines_of_child = set()
         has_accrual = False
+        cb = benefits[child.lo]
+        mono[c] = (not multi and cb.kind == "discount" and cb.level == 0 and not cb.max_items)
         for k in range(child.lo, child.hi):
             cb = benefits[k]
             b = &se.bens[j]
@@ -1129,7 +1150,7 @@ def max_benefit(single, node, s, list children):
         # prices (an order-level discount moves between lines): such a child is not bounded.
         if multi and has_accrual and se.child_seq[c]:
             se.child_acc_unbounded[c] = 1
-        touch[c] = lines_of_child
+        touch[c] = set() if mono[c] else lines_of_child
     se.rule_lines = _int_array(len(lines_flat))
     for i in range(len(lines_flat)):
         se.rule_lines[i] = lines_flat[i]
@@ -1184,6 +1205,8 @@ def max_benefit(single, node, s, list children):
             buf_push(&se.on_s[c], x)
             if line < L:
                 se.rem_add[c * L + line] += disc + pmon
+                if mono[c]:
+                    se.rem_mono_add[c * L + line] += disc + pmon
             if acc:
                 se.child_acc[c * T + se.acc_type[k - lo]] += acc
             se.child_ship_s[c] += ship
@@ -1192,6 +1215,7 @@ def max_benefit(single, node, s, list children):
         for line in range(L):
             se.rem_add[c * L + line] += se.rem_add[(c + 1) * L + line] if c + 1 < n else 0
             se.rem_touch[c * L + line] = se.rem_touch[(c + 1) * L + line] if c + 1 < n else 0
+            se.rem_mono_add[c * L + line] += se.rem_mono_add[(c + 1) * L + line] if c + 1 < n else 0
         for line in touch[c]:
             se.rem_touch[c * L + line] = 1
         for t in range(T):
