@@ -338,6 +338,8 @@ cdef class Search:
         cdef i64* units = self.tmp_b
         cdef Entry e
         cdef int L = self.L
+        if b.kind == 0:  # its rule does not apply to the order
+            return 0
         if b.product:
             if b.kind == K_TEXT:
                 for i in range(m):

@@ -21,7 +21,13 @@ from typing import Final
 
 import numpy as np
 
-from arbiter.server.engine import core
+try:
+    from arbiter.server.engine import core
+except ImportError as exc:  # a source tree that was never built
+    raise ImportError(
+        "the engine's compiled core (server/engine/core.pyx) is not built: install the project"
+        " (pip install -e .) or run `make native`"
+    ) from exc
 from arbiter.server.engine.arbitrate import Arbiter, node_live
 from arbiter.server.engine.benefits import ROUND_STEP, OrderContext
 from arbiter.server.engine.compile import (
