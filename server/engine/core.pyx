@@ -2,8 +2,9 @@
 """The typed core: a MAX_BENEFIT group searched in C (rule 12, docs/rules.md).
 
 `max_benefit(single, node, s, children)` answers what `Single._max_benefit` answers, for a group
-whose children (those with an effect on `s`) are promotions made only of the kinds below; it
-returns None otherwise and the caller searches as before. Everything here is plain C: a state
+whose children (those with an effect on `s`) are promotions made only of discounts, payments
+with points, point accruals (`accrue_points`, `accrue_per_spent`), shipping discounts and texts;
+it returns None otherwise and the caller searches as before. Everything here is plain C: a state
 is arrays of int64 (price to pay and points money per line, budget per type, shipping left), an
 effect is an array of `Entry` (one per benefit and line that changes something, as in
 `single.py`), and the benefit formulas, rule 6 (a sum made valid) and rule 11 (limits) are the
@@ -204,19 +205,17 @@ cdef class Search:
     cdef i64* rp
     cdef i64* rm
     cdef int* accrues
-    cdef int* pay_type  # per benefit (global index): the type it pays with
-    cdef int* acc_type  # per benefit: the type it accrues, -1 if none
+    cdef int* pay_type  # per benefit of the group (from node.lo): the type it pays with
+    cdef int* acc_type  # per benefit of the group: the type it accrues (0 if none)
     cdef int* rule_lines
     cdef Ben* bens
     cdef int* child_lo  # each child's benefits in bens
     cdef int* child_hi
     cdef int* child_seq  # the promotion applies its benefits in sequence
-    cdef int* child_order  # the child has an ORDER-level benefit (it may touch every line)
     cdef int* child_ship
     cdef int* child_acc_unbounded
     # the group's state s
     cdef i64* s_pay
-    cdef i64* s_pm
     cdef i64* s_budget
     cdef i64 s_ship
     # the walked state
@@ -230,7 +229,6 @@ cdef class Search:
     cdef i64 cap_total
     # children's effects on s
     cdef Buf* on_s
-    cdef i64* child_money  # per child: money of its effect on s (before limits)
     cdef i64* child_ship_s
     cdef i64* child_acc  # [child, type] its accruals on s
     cdef i64* rem_add  # [child, line] what children >= i add on s on the line
@@ -263,16 +261,13 @@ cdef class Search:
     cdef int* tmp_i
     cdef int tmp_size
 
-    def __cinit__(self):
-        self.q = NULL
-
     def __dealloc__(self):
         cdef int i
         free(self.q); free(self.base_unit); free(self.rp); free(self.rm); free(self.accrues)
         free(self.pay_type); free(self.acc_type); free(self.rule_lines); free(self.bens)
-        free(self.child_lo); free(self.child_hi); free(self.child_seq); free(self.child_order)
+        free(self.child_lo); free(self.child_hi); free(self.child_seq);
         free(self.child_ship); free(self.child_acc_unbounded)
-        free(self.s_pay); free(self.s_pm); free(self.s_budget)
+        free(self.s_pay); free(self.s_budget)
         free(self.pay); free(self.pm); free(self.budget); free(self.cap)
         if self.on_s != NULL:
             for i in range(self.n):
@@ -282,7 +277,7 @@ cdef class Search:
             for i in range(self.n + 1):
                 free(self.seq_e[i].data)
             free(self.seq_e)
-        free(self.child_money); free(self.child_ship_s); free(self.child_acc)
+        free(self.child_ship_s); free(self.child_acc)
         free(self.rem_add); free(self.rem_acc); free(self.rem_touch); free(self.rem_mono_add); free(self.rem_ship)
         free(self.rem_unbounded); free(self.sum_add); free(self.seq_acc); free(self.sum_acc)
         free(self.stack); free(self.scratch.data); free(self.best.data)
@@ -1098,7 +1093,6 @@ def max_benefit(single, node, s, list children):
     se.child_lo = _int_array(n)
     se.child_hi = _int_array(n)
     se.child_seq = _int_array(n)
-    se.child_order = _int_array(n)
     se.child_ship = _int_array(n)
     se.child_acc_unbounded = _int_array(n)
     se.rem_touch = _int_array((n + 1) * L)
@@ -1158,7 +1152,6 @@ def max_benefit(single, node, s, list children):
         se.rule_lines[i] = lines_flat[i]
     # The group's state, and the walked one.
     se.s_pay = _ints(list(pay))
-    se.s_pm = _ints(list(s.pm))
     se.s_budget = _zeros(T)
     se.budget = _zeros(T)
     for t in range(len(s.budget)):
@@ -1186,7 +1179,6 @@ def max_benefit(single, node, s, list children):
         raise MemoryError()
     memset(se.on_s, 0, n * sizeof(Buf))
     memset(se.seq_e, 0, (n + 1) * sizeof(Buf))
-    se.child_money = _zeros(n)
     se.child_ship_s = _zeros(n)
     se.child_acc = _zeros(n * T)
     se.rem_add = _zeros((n + 1) * L)
