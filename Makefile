@@ -8,21 +8,19 @@ TYPECHECK := build/typecheck
 
 .PHONY: run test check lint typecheck proto proto-check native pytest bench clean
 
-$(STAMP): pyproject.toml
+# The install compiles the calculation with Cython (setup.py, through the build backend).
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The calculation's hot modules compiled with mypyc (server/native.py); a no-op when current.
-# `run` serves interpreted if this machine cannot compile; `test` requires the compiled form.
+# Rebuilds in place only the compiled modules whose sources changed since the last build
+# (server/native.py lists them); a no-op when every one is current.
 native: $(STAMP)
-	$(BIN)/python setup.py --quiet build_ext --inplace
-	$(BIN)/python -m arbiter.server.native build
+	$(BIN)/python setup.py --quiet build_ext --inplace --parallel 2
 
-run: $(STAMP)
-	$(BIN)/python setup.py --quiet build_ext --inplace
-	$(BIN)/python -m arbiter.server.native build --optional
+run: native
 	$(BIN)/arbiter serve --program server/demo/demo_program.json
 
 test: $(STAMP) proto-check lint typecheck pytest
@@ -47,10 +45,11 @@ typecheck: $(STAMP)
 	cd $(TYPECHECK) && MYPYPATH=. $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml -p arbiter.server -p arbiter.client
 
 pytest: native
-	ARBITER_NATIVE=require $(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider tests
 
 bench: native
-	ARBITER_NATIVE=require $(BIN)/pytest -q -p no:cacheprovider bench --benchmark-only
+	$(BIN)/pytest -q -p no:cacheprovider bench --benchmark-only
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache server/*/_native server/*/_native.* server/*/*.so server/*/_*.c
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	find server -name '*.so' -delete -o -name '*.c' -delete

@@ -127,6 +127,112 @@ def max_benefit_workload(
     return p, _order(rng, p.id, lines)
 
 
+def dense_workload(seed: int = 5) -> tuple[pb.Program, cpb.CalculateOrderRequest]:
+    """200 promotions of which nearly all apply to a 20-line order: a SUMMATION of 100
+    accruals, a SEQUENTIAL of 50 discounts, an INCOMPATIBLE of 40 amount discounts with
+    max_items, an 8-wide MAX_BENEFIT of percentage discounts, and an order rule paying with
+    points; every rule scoped over 2 of 40 product segments."""
+    rng = random.Random(seed)
+    p = _base_program("dense")
+    for i in range(40):
+        p.product_segments.add(
+            id=f"seg{i}", categories=[CATEGORIES[i % 20]], min_unit_price=0 if i < 20 else 10000
+        )
+
+    def promotion(pid: str) -> pb.Rule:
+        promo = p.promotions.add(
+            id=pid, name=pid, status=pb.PROMOTION_STATUS_ACTIVE, kind=pb.PROMOTION_KIND_DISCOUNT
+        )
+        rule = promo.product_rules.add()
+        rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
+        rule.scope.segments.extend(f"seg{x}" for x in rng.sample(range(40), 2))
+        return rule
+
+    root = p.arbitration
+    root.id, root.mode = "main", pb.ARBITRATION_MODE_SEQUENTIAL
+    best = root.children.add().group
+    best.id, best.mode = "best", pb.ARBITRATION_MODE_MAX_BENEFIT
+    for i in range(8):
+        promotion(f"best{i}").benefits.add().discount.percent_bp = 500 + 250 * i
+        best.children.add(promotion=f"best{i}")
+    seq = root.children.add().group
+    seq.id, seq.mode = "discounts", pb.ARBITRATION_MODE_SEQUENTIAL
+    for i in range(50):
+        b = promotion(f"seq{i}").benefits.add()
+        if i % 2:
+            b.discount.percent_bp = rng.choice([300, 500, 700])
+        else:
+            b.discount.amount = rng.choice([500, 1000, 2000])
+        seq.children.add(promotion=f"seq{i}")
+    inc = root.children.add().group
+    inc.id, inc.mode = "exclusive", pb.ARBITRATION_MODE_INCOMPATIBLE
+    for i in range(40):
+        b = promotion(f"inc{i}").benefits.add()
+        b.discount.amount = rng.choice([300, 700, 1500])
+        b.discount.max_items = rng.choice([1, 2, 3])
+        inc.children.add(promotion=f"inc{i}")
+    acc = root.children.add().group
+    acc.id, acc.mode = "accruals", pb.ARBITRATION_MODE_SUMMATION
+    for i in range(100):
+        b = promotion(f"acc{i}").benefits.add()
+        b.accrue_points.point_type = "bonus" if i % 3 else "qual"
+        b.accrue_points.percent_bp = rng.choice([100, 200, 300])
+        acc.children.add(promotion=f"acc{i}")
+    pay = p.promotions.add(
+        id="pay", name="pay", status=pb.PROMOTION_STATUS_ACTIVE, kind=pb.PROMOTION_KIND_DISCOUNT
+    )
+    b = pay.order_rules.add().benefits.add()
+    b.pay_with_points.point_type = "bonus"
+    b.pay_with_points.percent_bp = 3000
+    text = p.promotions.add(
+        id="hello", name="hello", status=pb.PROMOTION_STATUS_ACTIVE, kind=pb.PROMOTION_KIND_DISCOUNT
+    )
+    text.order_rules.add().benefits.add().text.template = "Thank you, {{member.id}}"
+    # pay and hello sit at the end of the main arbitration (the default placement).
+    return p, _order(rng, "dense", 20)
+
+
+def large_program(promotions: int, seed: int = 3) -> pb.Program:
+    """A program of `promotions` promotions (the reference workload's kinds, one product rule
+    each, every tenth with an order rule), in groups of 50 alternating SUMMATION, INCOMPATIBLE
+    and SEQUENTIAL, every twentieth group an 8-wide MAX_BENEFIT: what apply compiles."""
+    rng = random.Random(seed)
+    p = _base_program("large")
+    for i in range(40):
+        p.product_segments.add(id=f"seg{i}", categories=[CATEGORIES[i % 20]])
+    root = p.arbitration
+    root.id, root.mode = "main", pb.ARBITRATION_MODE_SEQUENTIAL
+    modes = [
+        pb.ARBITRATION_MODE_SUMMATION,
+        pb.ARBITRATION_MODE_INCOMPATIBLE,
+        pb.ARBITRATION_MODE_SEQUENTIAL,
+    ]
+    group = root
+    for i in range(promotions):
+        promo = p.promotions.add(
+            id=f"promo{i}", name=f"Promotion {i}", status=pb.PROMOTION_STATUS_ACTIVE
+        )
+        rule = promo.product_rules.add()
+        rule.scope.kind = pb.SCOPE_KIND_IN_SEGMENTS
+        rule.scope.segments.extend(f"seg{x}" for x in rng.sample(range(40), 2))
+        rule.benefits.append(_benefit(rng, "product"))
+        if i % 10 == 0:
+            promo.order_rules.add().benefits.append(_benefit(rng, "order"))
+        g = i // 50
+        if i % 50 == 0:
+            group = root.children.add().group
+            group.id = f"g{g}"
+            group.mode = modes[g % 3]
+        if i % 50 < 8 and g % 20 == 0:
+            if i % 50 == 0:
+                best = group.children.add().group
+                best.id, best.mode = f"best{g}", pb.ARBITRATION_MODE_MAX_BENEFIT
+            best.children.add(promotion=promo.id)
+        else:
+            group.children.add(promotion=promo.id)
+    return p
+
+
 def _order(rng: random.Random, program: str, lines: int) -> cpb.CalculateOrderRequest:
     r = cpb.CalculateOrderRequest(program=program, member_id="m-1")
     r.member_context.balances.add(point_type="bonus", available=20000)

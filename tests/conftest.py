@@ -44,7 +44,7 @@ _TEST_EVENT_LOOP = os.environ.get("ARBITER_TEST_EVENT_LOOP", "auto")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Which form of the calculation this run tests (ARBITER_NATIVE, server/native.py)."""
+    """Which form of the calculation this run tests (server/native.py)."""
     return native.describe()
 
 

@@ -4,11 +4,6 @@ Thin: translate, call, translate back; no business rule lives here. Domain error
 codes in one place, `errors`.
 """
 
-from arbiter.server import native as _native
-
-# Before any module of the package: the compiled ones shadow the sources only if current.
-_native.activate(__name__, __path__)
-
 from arbiter.server.api.admin import AdminService
 from arbiter.server.api.admission import Admission, Overloaded
 from arbiter.server.api.checkout import (

@@ -27,6 +27,7 @@ from arbiter.server.engine import (
     MemberState,
     OrderInput,
 )
+from arbiter.server.engine.types import MAX_PROMO_CODES
 from arbiter.v1 import checkout_pb2, program_pb2
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
 
 # --- Limits on what enters (docs/api.md). ---------------------------------------------------
 MAX_LINES: Final = 1000
-MAX_PROMO_CODES: Final = 30
 MAX_REDEMPTIONS: Final = 64
 MAX_CATEGORIES_PER_LINE: Final = 64
 MAX_FIELDS_PER_LINE: Final = 64

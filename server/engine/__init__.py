@@ -3,11 +3,6 @@
 No I/O, no clock (time comes in as an argument), no grpc/asyncpg/redis.
 """
 
-from arbiter.server import native as _native
-
-# Before any module of the package: the compiled ones shadow the sources only if current.
-_native.activate(__name__, __path__)
-
 from arbiter.server.engine.compile import CompiledProgram, compile_program
 from arbiter.server.engine.errors import (
     ArbiterError,

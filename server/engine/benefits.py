@@ -8,13 +8,12 @@ order as a whole with their money apportioned to lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.compile import PRODUCT, CBenefit, CompiledProgram
-from arbiter.server.engine.money import apportion_cut, round_bp_arr
+from arbiter.server.engine.money import apportion_cut, by_unit_price, round_bp_arr, round_bp_by
 from arbiter.server.engine.select import Selection
 from arbiter.server.engine.state import Effect, Summary
 from arbiter.server.engine.types import OrderInput
@@ -57,8 +56,10 @@ def _chosen_units(pay: IntArray, q: IntArray, mask: BoolArray, max_items: int) -
     n, lines = pay.shape
     chosen = np.zeros((n, lines), dtype=np.int64)
     idx = [i for i in range(lines) if mask[i]]
+    quantities = [int(q[i]) for i in idx]
     for row in range(n):
-        order = sorted(idx, key=lambda i: (-Fraction(int(pay[row, i]), int(q[i])), i))
+        ranked = by_unit_price([int(pay[row, i]) for i in idx], quantities)
+        order = [idx[r] for r in ranked]
         left = max_items
         for i in order:
             if left <= 0:
@@ -126,7 +127,7 @@ def _product(
                 ],
                 dtype=np.int64,
             )
-            money = (pay * bp[None, :] + 5000) // 10000
+            money = round_bp_by(pay, bp[None, :])
             pts = _div_half_up(money * rp, rm)
             e.acc[:, j, :-1] = np.where(mask[None, :] & (bp > 0)[None, :], pts, 0)
         return
@@ -151,7 +152,7 @@ def _product(
     if kind == "price_from_field":
         has = np.array([b.field in line.fields for line in lines], dtype=np.bool_) & mask
         unit = np.array([line.fields.get(b.field, 0) for line in lines], dtype=np.int64)
-        new_unit = (unit * b.factor_bp + 5000) // 10000
+        new_unit = round_bp_arr(unit, b.factor_bp)
         d = np.maximum(pay - (new_unit * q)[None, :], 0)
         e.disc[:, j] = np.where(has[None, :], d, 0)
         return
@@ -172,7 +173,7 @@ def _product(
             ],
             dtype=np.int64,
         )
-        d = (pay * bp[None, :] + 5000) // 10000
+        d = round_bp_by(pay, bp[None, :])
         e.disc[:, j] = np.where(mask[None, :], d, 0)
         return
     raise AssertionError(f"benefit {kind} has no product-level form")

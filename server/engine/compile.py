@@ -39,10 +39,10 @@ __all__ = [
     "compile_program",
 ]
 
+# docs/rules.md: a MAX_BENEFIT group values every subset of its children; 2^16 is the ceiling.
 MAX_BENEFIT_CHILDREN: Final = 16
 
 # Group modes and benefit levels as small ints.
-# Final: the compiled modules (server/native.py) read them as constants, not globals.
 SEQUENTIAL: Final = 1
 INCOMPATIBLE: Final = 2
 SUMMATION: Final = 3

@@ -131,9 +131,7 @@ def report(
                 break
             last = x[0]
         line_id = line_ids[at_line] if at_line < n_lines else ""
-        # Read as objects: compiled (server/native.py), an `int` field would be unboxed on
-        # reading and boxed again into the row, and unpacking an untyped tuple goes through
-        # the iterator protocol (measured: 15% of the report).
+        # Read by index: the row's fields only pass through into the result's rows.
         for row in cast(list[tuple[Any, ...]], bucket):
             k: int = row[0]
             info = infos[k]

@@ -6,6 +6,7 @@ fall back to exact Python integers when a product could overflow int64 (docs/rul
 
 from __future__ import annotations
 
+from math import lcm
 from typing import Any, Final
 
 import numpy as np
@@ -13,18 +14,22 @@ import numpy.typing as npt
 
 __all__ = [
     "BP",
+    "HALF_BP",
     "INT64_SAFE",
     "apportion",
     "apportion_cut",
+    "by_unit_price",
     "div_half_up",
     "money_to_points_floor",
     "points_to_money",
     "round_bp",
     "round_bp_arr",
+    "round_bp_by",
     "total_of",
 ]
 
-BP: Final = 10_000
+BP: Final = 10_000  # basis points in a whole (100 %)
+HALF_BP: Final = BP // 2
 # Products below this bound are exact in int64 (2**62 leaves room for a sum of two).
 INT64_SAFE: Final = 1 << 62
 
@@ -38,7 +43,7 @@ def div_half_up(numerator: int, denominator: int) -> int:
 
 def round_bp(x: int, bp: int) -> int:
     """round_bp(x, bp) = (x * bp + 5000) // 10000 (docs/rules.md), for x >= 0."""
-    return (x * bp + 5000) // BP
+    return (x * bp + HALF_BP) // BP
 
 
 def round_bp_arr(x: IntArray, bp: int) -> IntArray:
@@ -46,10 +51,19 @@ def round_bp_arr(x: IntArray, bp: int) -> IntArray:
     if bp == 0:
         return np.zeros_like(x)
     big = int(x.max(initial=0)) if x.size else 0
-    if big * bp < INT64_SAFE:
-        return (x * bp + 5000) // BP
+    if big * abs(bp) < INT64_SAFE:
+        return (x * bp + HALF_BP) // BP
     obj = x.astype(object)
-    return np.asarray((obj * bp + 5000) // BP, dtype=np.int64)
+    return np.asarray((obj * bp + HALF_BP) // BP, dtype=np.int64)
+
+
+def round_bp_by(x: IntArray, bp: IntArray) -> IntArray:
+    """round_bp of each amount by its own basis points (arrays that broadcast together)."""
+    big = int(np.abs(x).max(initial=0)) * int(np.abs(bp).max(initial=0))
+    if big < INT64_SAFE:
+        out: IntArray = (x * bp + HALF_BP) // BP
+        return out
+    return np.asarray((x.astype(object) * bp.astype(object) + HALF_BP) // BP, dtype=np.int64)
 
 
 def money_to_points_floor(money: int, ratio_points: int, ratio_money: int) -> int:
@@ -63,8 +77,7 @@ def points_to_money(points: int, ratio_points: int, ratio_money: int) -> int:
 
 
 def total_of(values: list[int]) -> int:
-    """sum(values) as a loop: compiled (server/native.py), integer additions instead of a
-    call of the builtin through the builtins module."""
+    """sum(values) of integers."""
     total = 0
     for v in values:
         total += v
@@ -85,8 +98,8 @@ def apportion(amount: int, weights: list[int]) -> list[int]:
     if left:
         # Largest remainder first, ties to the earlier item: one integer per item ranks both,
         # remainder * n + (n - 1 - i), so a plain ascending sort of integers does it and the
-        # units go to the last `left` keys (no key function, no keyword: compiled, both make
-        # the sort a generic call; measured 4x fewer instructions than sorting indices by key).
+        # units go to the last `left` keys (measured 4x fewer instructions than sorting indices
+        # by a key function).
         n = len(weights)
         last = n - 1
         ranked = [amount * w % total * n + last - i for i, w in enumerate(weights)]
@@ -95,6 +108,20 @@ def apportion(amount: int, weights: list[int]) -> list[int]:
             i = last - key % n
             shares[i] = shares[i] + 1
     return shares
+
+
+def by_unit_price(prices: list[int], quantities: list[int]) -> list[int]:
+    """Positions ranked by unit price (price / quantity, exactly), the most expensive first,
+    ties to the earlier position (rule 10, docs/rules.md); quantities > 0.
+
+    Each unit price is scaled to a common denominator (their least common multiple), and one
+    integer per position ranks both the price and the position, so a plain ascending sort of
+    integers does it (no fractions, no key function)."""
+    n = len(prices)
+    common = lcm(*quantities) if n else 1
+    keys = [-(prices[i] * (common // quantities[i])) * n + i for i in range(n)]
+    keys.sort()
+    return [key % n for key in keys]
 
 
 def _as_exact(a: IntArray) -> Any:

@@ -63,7 +63,6 @@ class SegmentIndex:
     bit: Mapping[str, int]
     count: int
     all_bits: int
-    # dict, not Mapping: compiled (server/native.py), `get` on a dict is a direct call.
     by_sku: dict[str, int]
     by_category: dict[str, int]
     by_brand: dict[str, int]

@@ -384,7 +384,6 @@ def select(
     promotions = program.promotions
     product_rules = table.product
     order_rules = table.order
-    # Typed int: compiled (server/native.py), an enum value type compares as an object.
     everyone: int = pb.AUDIENCE_KIND_EVERYONE
     all_members: int = pb.AUDIENCE_KIND_ALL_MEMBERS
     tiers: frozenset[str] | None = None

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 __all__ = [
+    "MAX_PROMO_CODES",
     "AppliedBenefit",
     "CalculationResult",
     "CodeUsage",
@@ -24,6 +25,9 @@ __all__ = [
     "Totals",
 ]
 
+# The most promo codes one order may carry (checked where requests enter: the api's translation
+# and the ledger's order requests).
+MAX_PROMO_CODES: Final = 30
 
 # Every type here is a named tuple: on every request the api room builds an OrderInput, a
 # MemberState and one LineInput per line, and the engine a result of several parts. A named

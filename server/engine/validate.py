@@ -25,7 +25,9 @@ from typing import Literal
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from arbiter.server.engine.compile import MAX_BENEFIT_CHILDREN
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
+from arbiter.server.engine.money import BP as BP_WHOLE
 from arbiter.server.engine.render import TemplatePart, split_template  # the one grammar
 from arbiter.v1 import program_pb2
 
@@ -42,10 +44,6 @@ __all__ = [
     "validate_program",
 ]
 
-# 10000 basis points = 100 %.
-BP_WHOLE = 10_000
-# docs/rules.md: a MAX_BENEFIT group evaluates every subset of its children; 2^16 is the ceiling.
-MAX_BENEFIT_CHILDREN = 16
 # A limit on what one error carries: a broken generated file must not yield a megabyte message.
 MAX_ISSUES = 500
 

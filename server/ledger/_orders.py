@@ -19,7 +19,12 @@ from typing import Any
 
 import asyncpg
 
-from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
+from arbiter.server.engine.types import (
+    MAX_PROMO_CODES,
+    CalculationResult,
+    CodeUsage,
+    MemberState,
+)
 from arbiter.server.ledger import _outbox, _tiers
 from arbiter.server.ledger._batch import OrderBatch
 from arbiter.server.ledger._book import Book, choose_lots
@@ -62,7 +67,6 @@ Compute = Callable[[MemberState | None, CodeUsage], CalculationResult]
 
 DEFAULT_HOLD_SECONDS = 900
 MAX_HOLD_SECONDS = 86_400
-MAX_PROMO_CODES = 100
 
 _ORDER_COLUMNS = (
     "pk, order_id, member_pk, state, payload_hash, result::text AS result, total, hold_until,"

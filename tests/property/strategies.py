@@ -377,14 +377,14 @@ def programs(draw: st.DrawFn, max_promotions: int = 6) -> pb.Program:
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> cpb.CalculateOrderRequest:
+def requests(draw: st.DrawFn, max_lines: int = 5) -> cpb.CalculateOrderRequest:
     r = cpb.CalculateOrderRequest(program="prop")
     o = r.order
     o.id = "order-1"
     o.channel = draw(st.sampled_from(["pos", "web"]))
     o.created_at.FromSeconds(ORDER_WEEK_START + draw(st.integers(0, 86400 * 7)))
     o.shipping_cost = draw(st.sampled_from([0, 0, 500, 30000]))
-    for i in range(draw(st.integers(1, 5))):
+    for i in range(draw(st.integers(1, max_lines))):
         line = o.lines.add(
             id=f"l{i}",
             sku=draw(st.sampled_from(SKUS)),
