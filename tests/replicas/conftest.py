@@ -2,7 +2,8 @@
 
 Fixtures:
 - `own_redis`: a redis-server of the test's own (it may stop and restart it on the same port).
-- `replicas`: a factory of replicas on `pg_database`: `await replicas(n, redis=URL, **settings)`;
+- `replicas`: a factory of replicas on `pg_database` (or `dsn=`):
+  `await replicas(n, redis=URL, **settings)`;
   each the program `shop` applied (the first replica applies it, the others restore it), SERVING;
   periodic jobs off; all stopped at the end.
 """
@@ -89,10 +90,13 @@ def own_redis() -> Iterator[RedisServer]:
 async def replicas(pg_database: str) -> AsyncIterator[MakeReplicas]:
     started: list[tuple[App, grpc.aio.Channel]] = []
 
-    async def make(n: int, *, redis: str | None, **changes: Any) -> list[Replica]:
+    async def make(
+        n: int, *, redis: str | None, dsn: str | None = None, **changes: Any
+    ) -> list[Replica]:
         made: list[Replica] = []
         for _ in range(n):
-            app = App(replica_settings(pg_database, redis, **changes), clock=MovableClock())
+            settings = replica_settings(dsn or pg_database, redis, **changes)
+            app = App(settings, clock=MovableClock())
             await app.open()
             if not started and not made:
                 await app.apply_program(shop_program())
