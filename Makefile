@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 # The calculation's hot modules compiled with mypyc (server/native.py); a no-op when current.
 # `run` serves interpreted if this machine cannot compile; `test` requires the compiled form.
 native: $(STAMP)
+	$(BIN)/python setup.py --quiet build_ext --inplace
 	$(BIN)/python -m arbiter.server.native build
 
 run: $(STAMP)
+	$(BIN)/python setup.py --quiet build_ext --inplace
 	$(BIN)/python -m arbiter.server.native build --optional
 	$(BIN)/arbiter serve --program server/demo/demo_program.json
 
@@ -51,4 +53,4 @@ bench: native
 	ARBITER_NATIVE=require $(BIN)/pytest -q -p no:cacheprovider bench --benchmark-only
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache server/*/_native server/*/_native.*
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache server/*/_native server/*/_native.* server/*/*.so server/*/_*.c

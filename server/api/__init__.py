@@ -11,12 +11,20 @@ _native.activate(__name__, __path__)
 
 from arbiter.server.api.admin import AdminService
 from arbiter.server.api.admission import Admission, Overloaded
-from arbiter.server.api.checkout import CheckoutService, Clock, utc_now
+from arbiter.server.api.checkout import (
+    REQUEST_READING,
+    RESPONSE_ENCODING,
+    CheckoutService,
+    Clock,
+    utc_now,
+)
 from arbiter.server.api.errors import STATUS_BY_ERROR, guard, status_for
 from arbiter.server.api.member import MemberService
 from arbiter.server.api.translate import order_from_proto, result_to_proto
 
 __all__ = [
+    "REQUEST_READING",
+    "RESPONSE_ENCODING",
     "STATUS_BY_ERROR",
     "AdminService",
     "Admission",

@@ -22,7 +22,7 @@ from arbiter.server.api.keys import ApiKeyRpcs
 from arbiter.server.api.testmode import test_calculation
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import AuditEntry, InvalidArgument
-from arbiter.server.state import MemberDirectory, NotFound, ProgramRegistry, edits
+from arbiter.server.state import InvalidEdit, MemberDirectory, NotFound, ProgramRegistry, edits
 from arbiter.server.state.config import Configuration
 from arbiter.server.state.store import EditOutcome, ProgramRecord
 from arbiter.v1 import admin_pb2, admin_pb2_grpc, program_pb2
@@ -38,6 +38,14 @@ def _required(program_id: str, field: str = "program") -> str:
     if not program_id:
         raise InvalidArgument.field(field, "required: a program id")
     return program_id
+
+
+def _well_formed(program: program_pb2.Program) -> None:
+    """A whole program sent to be stored: every instant in it must be one (edits check their
+    own requests the same way, `edits.apply_edit`)."""
+    bad = edits.timestamp_violations(program, "program")
+    if bad:
+        raise InvalidEdit(bad)
 
 
 def _page_token(after: int) -> str:
@@ -116,6 +124,7 @@ class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.CreateProgramResponse:
         config = self._configuration()
         _required(request.program.id, "program.id")
+        _well_formed(request.program)
         record = await config.store.create(request.program, actor_of(context), self._clock())
         return admin_pb2.CreateProgramResponse(program=record.draft)
 
@@ -236,6 +245,7 @@ class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
         config = self._configuration()
         program = request.program
         program_id = _required(program.id, "program.id")
+        _well_formed(program)
 
         def change(draft: program_pb2.Program | None) -> EditOutcome:
             detail: dict[str, Any] = {"created": draft is None, **_sizes(program)}

@@ -32,7 +32,7 @@ from arbiter.server.api.metrics import RpcTimer
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import InvalidArgument
 
-__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register"]
+__all__ = ["REQUEST_ID_KEY", "RPC_LOGGER", "Undecodable", "observed", "register", "tolerant"]
 
 #: Callers may name their request in this metadata key; else the server makes an id up.
 REQUEST_ID_KEY: Final = "x-request-id"
@@ -98,7 +98,8 @@ class Undecodable:
         )
 
 
-def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+def tolerant(cls: Any) -> Callable[[bytes], Any]:
+    """A deserializer of `cls` that never raises: bytes that do not parse give `Undecodable`."""
     parse = cls.FromString
 
     def deserialize(data: bytes) -> Any:
@@ -110,11 +111,26 @@ def _tolerant(cls: Any) -> Callable[[bytes], Any]:
     return deserialize
 
 
-def register(server: Any, servicer: object, service: descriptor.ServiceDescriptor) -> None:
+def register(
+    server: Any,
+    servicer: object,
+    service: descriptor.ServiceDescriptor,
+    *,
+    serialized: frozenset[str] = frozenset(),
+) -> None:
     """Register `servicer`'s RPCs of `service` on a grpc.aio server, as the generated
-    `add_*Servicer_to_server` would, with a deserializer that never fails (`Undecodable`)."""
+    `add_*Servicer_to_server` would, with a deserializer that never fails (`Undecodable`).
+
+    The methods named in `serialized` (unary) take the request's bytes and return the response's
+    bytes, passed through unparsed: CalculateOrder reads and encodes them natively
+    (api/checkout.py)."""
     handlers = {}
     for rpc in service.methods:
+        if rpc.name in serialized:
+            assert not (rpc.client_streaming or rpc.server_streaming), rpc.name
+            # None: grpc passes the bytes unchanged.
+            handlers[rpc.name] = grpc.unary_unary_rpc_method_handler(getattr(servicer, rpc.name))
+            continue
         request_class = message_factory.GetMessageClass(rpc.input_type)
         response_class = message_factory.GetMessageClass(rpc.output_type)
         if rpc.client_streaming and rpc.server_streaming:
@@ -127,7 +143,7 @@ def register(server: Any, servicer: object, service: descriptor.ServiceDescripto
             make = grpc.unary_unary_rpc_method_handler
         handlers[rpc.name] = make(
             getattr(servicer, rpc.name),
-            request_deserializer=_tolerant(request_class),
+            request_deserializer=tolerant(request_class),
             response_serializer=response_class.SerializeToString,
         )
     generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
@@ -218,8 +234,18 @@ def _failed(exc: Exception, method: str) -> grpc.StatusCode:
     return code
 
 
+def _oversized_bytes(data: bytes, rpc: _Rpc, limit: int) -> InvalidArgument:
+    """The error for a serialized request above `limit`: parsed (rarely) to name the field."""
+    parsed = tolerant(rpc.request_class)(data)
+    if type(parsed) is Undecodable:
+        return parsed.invalid("", rpc.type_name)
+    error = oversized(parsed, limit)
+    assert error is not None
+    return error
+
+
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes, type_name = rpc
+    method, roles, streaming_in, max_bytes, type_name, _request_class = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -237,6 +263,9 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
                     await _refuse(context, exc)
             if streaming_in:
                 request = _each_checked(request, max_bytes, type_name)
+            elif type(request) is bytes:  # a method of `register(serialized=)`: parsed inside
+                if len(request) > max_bytes:
+                    await _refuse(context, _oversized_bytes(request, rpc, max_bytes))
             elif type(request) is Undecodable:
                 await _refuse(context, request.invalid("", type_name))
             elif request.ByteSize() > max_bytes:
@@ -263,7 +292,7 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
 
 
 def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes, type_name = rpc
+    method, roles, streaming_in, max_bytes, type_name, _request_class = rpc
     enabled = keys.enabled
     observe = timer.observe
 
@@ -313,6 +342,7 @@ class _Rpc(NamedTuple):
     streaming_in: bool
     max_bytes: int
     type_name: str
+    request_class: Any
 
 
 class _Observed:
@@ -333,6 +363,7 @@ class _Observed:
                 rpc.client_streaming,
                 max_request_bytes,
                 rpc.input_type.full_name,
+                message_factory.GetMessageClass(rpc.input_type),
             )
             wrap = _stream if rpc.server_streaming else _response
             setattr(self, rpc.name, wrap(inner, info, keys, timers(method)))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import Any
+from typing import Any, Final
 
+from arbiter.server.api.calls import Undecodable, tolerant
 from arbiter.server.api.translate import MAX_LINES, order_from_proto, result_to_proto
 from arbiter.server.engine import (
     CalculationResult,
@@ -35,7 +37,20 @@ from arbiter.server.state import (
 )
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, program_pb2
 
-__all__ = ["CheckoutService", "Clock", "payload_hash", "quote_inputs", "utc_now"]
+__all__ = [
+    "REQUEST_READING",
+    "RESPONSE_ENCODING",
+    "SERIALIZED",
+    "CheckoutService",
+    "Clock",
+    "encode_response",
+    "payload_hash",
+    "quote_inputs",
+    "utc_now",
+]
+
+logger = logging.getLogger("arbiter.api")
+
 
 Clock = Callable[[], datetime]
 
@@ -56,18 +71,64 @@ async def quote_inputs(
     the validated order (InvalidOrder naming every bad field), the member (the inline
     `member_context`; else the enrolled `member_id` through `members`, NOT_FOUND when it is not
     enrolled; else an anonymous buyer) and the uses of the order's promo codes."""
-    program_id = request.program
     order, member = order_from_proto(request, compiled.point_type_ids)
-    enrolled = member is None and bool(request.member_id)
+    member, usage = await _member_inputs(
+        request.program, request.member_id, order, member, compiled, members
+    )
+    return order, member, usage
+
+
+async def _member_inputs(
+    program_id: str,
+    member_id: str,
+    order: OrderInput,
+    member: MemberState | None,
+    compiled: CompiledProgram,
+    members: MemberDirectory,
+) -> tuple[MemberState | None, CodeUsage | None]:
+    """The member and the promo code uses of a validated order; `member` is the inline
+    context's state, or None."""
+    enrolled = member is None and bool(member_id)
     if enrolled:
-        member = with_static_segments(compiled, await members.get(program_id, request.member_id))
+        member = with_static_segments(compiled, await members.get(program_id, member_id))
     # Uses matter only to promo codes: an order without any awaits nothing for them.
     usage = (
-        await members.usage(program_id, request.member_id if enrolled else None, order.promo_codes)
+        await members.usage(program_id, member_id if enrolled else None, order.promo_codes)
         if order.promo_codes
         else None
     )
-    return order, member, usage
+    return member, usage
+
+
+def _encode_plain(result: CalculationResult, program_version: int) -> bytes:
+    return result_to_proto(result, program_version).SerializeToString()
+
+
+# CalculateOrder answers with the response's wire bytes, encoded by the compiled encoder
+# (api/_encode.pyx, built by `pip install`); where it is not built, or no longer matches the
+# proto, the same bytes come from result_to_proto, and the server says so at start.
+encode_response: Callable[[CalculationResult, int], bytes]
+try:
+    from arbiter.server.api._encode import encode_response as _encode_native
+except ImportError as exc:
+    encode_response = _encode_plain
+    RESPONSE_ENCODING: str = f"protobuf (the native encoder is not available: {exc})"
+else:
+    encode_response = _encode_native
+    RESPONSE_ENCODING = "native"
+
+# The request is read natively too (api/_decode.pyx) where built: a valid request straight into
+# the engine's inputs; any doubt, and every request where it is not built, through protobuf and
+# order_from_proto.
+QuoteReader = Callable[[bytes], tuple[str, str, OrderInput, MemberState | None] | None]
+read_quote: QuoteReader | None
+try:
+    from arbiter.server.api._decode import point_types_of, read_quote
+except ImportError as exc:
+    read_quote = None
+    REQUEST_READING: str = f"protobuf (the native reader is not available: {exc})"
+else:
+    REQUEST_READING = "native"
 
 
 def _quote_request(request: OrderMessage) -> checkout_pb2.CalculateOrderRequest:
@@ -97,6 +158,18 @@ def _movements_to_proto(movements: Sequence[PointsMovement], out: Any) -> None:
         item.shortfall = m.shortfall
 
 
+def _parsed_quote(data: bytes) -> checkout_pb2.CalculateOrderRequest:
+    """The plain path's parse of a serialized quote; bytes that are no such message answer as
+    every other method's do (calls.Undecodable: INVALID_ARGUMENT, field "(request)")."""
+    parse = _tolerant_quote(data)
+    if type(parse) is Undecodable:
+        raise parse.invalid("", checkout_pb2.CalculateOrderRequest.DESCRIPTOR.full_name)
+    return parse  # type: ignore[no-any-return]
+
+
+_tolerant_quote = tolerant(checkout_pb2.CalculateOrderRequest)
+
+
 class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
     """Thin servicer: take the applied program, translate, calculate or call the ledger, translate
     back. Without a ledger (a server built for quotes only) the lifecycle RPCs are UNIMPLEMENTED.
@@ -117,25 +190,54 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         # Set by the server when metrics are on: gets each calculation's duration in seconds.
         self.observe_calculation: Callable[[float], None] | None = None
 
-    async def CalculateOrder(
-        self, request: checkout_pb2.CalculateOrderRequest, context: Any
-    ) -> checkout_pb2.CalculateOrderResponse:
-        program_id = request.program
+    async def CalculateOrder(self, request: bytes, context: Any) -> bytes:
+        """The quote of the serialized CalculateOrderRequest, as the serialized response
+        (the server registers it with `calls.register(serialized=SERIALIZED)`, which passes both
+        through unparsed)."""
+        read = read_quote(request) if read_quote is not None else None
+        if read is None:
+            return await self._quote(_parsed_quote(request))
+        program_id, member_id, order, member = read
         if not program_id:
             raise InvalidOrder([FieldViolation("program", "required")])
         # Taken once: a version published meanwhile does not change this request's answer.
         applied = self._programs.get(program_id)
         compiled = applied.compiled
+        known = compiled.point_type_ids
+        if not all(point_type in known for point_type in point_types_of(order, member)):
+            # An unknown point type: the plain path names it.
+            return await self._quote(checkout_pb2.CalculateOrderRequest.FromString(request))
+        member, usage = await _member_inputs(
+            program_id, member_id, order, member, compiled, self._members
+        )
+        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
+
+    async def _quote(self, request: checkout_pb2.CalculateOrderRequest) -> bytes:
+        """CalculateOrder through protobuf's parse and order_from_proto."""
+        program_id = request.program
+        if not program_id:
+            raise InvalidOrder([FieldViolation("program", "required")])
+        applied = self._programs.get(program_id)
+        compiled = applied.compiled
         order, member, usage = await quote_inputs(request, compiled, self._members)
+        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
+
+    def _calculate(
+        self,
+        compiled: CompiledProgram,
+        order: OrderInput,
+        member: MemberState | None,
+        usage: CodeUsage | None,
+    ) -> CalculationResult:
+        """The calculation at the server's clock, timed when metrics are on."""
         now = self._clock()
         observe = self.observe_calculation
         if observe is None:
-            result = calculate(compiled, order, member, now=now, usage=usage)
-        else:
-            start = perf_counter()
-            result = calculate(compiled, order, member, now=now, usage=usage)
-            observe(perf_counter() - start)
-        return result_to_proto(result, applied.version)
+            return calculate(compiled, order, member, now=now, usage=usage)
+        start = perf_counter()
+        result = calculate(compiled, order, member, now=now, usage=usage)
+        observe(perf_counter() - start)
+        return result
 
     # -- the order lifecycle -------------------------------------------------------------------
 
@@ -370,3 +472,8 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         response = checkout_pb2.ReturnOrderResponse()
         _movements_to_proto(movements, response.reversed)
         return response
+
+
+#: The methods of CheckoutService whose servicer takes the request and returns the response
+#: serialized.
+SERIALIZED: Final = frozenset({"CalculateOrder"})

@@ -55,7 +55,7 @@ from typing import Any, Final
 
 import grpc
 from asyncpg import CharacterNotInRepertoireError, UntranslatableCharacterError
-from google.protobuf import any_pb2, descriptor
+from google.protobuf import any_pb2, descriptor, descriptor_pool, message_factory
 from google.rpc import error_details_pb2, status_pb2
 
 from arbiter.server.api.admission import Admission, Overloaded
@@ -244,10 +244,23 @@ def status_for(exc: BaseException, request: Any = None) -> DomainStatus:
     return DomainStatus(code, message, ((_DETAILS_KEY, status.SerializeToString()),))
 
 
+def _as_message(request: Any, method: str) -> Any:
+    """A request of a method registered to take bytes (CalculateOrder), parsed again only to
+    name the fields an error found in storage is about; anything unparsable names none."""
+    if type(request) is not bytes:
+        return request
+    service, _, rpc = method.strip("/").rpartition("/")
+    try:
+        found = descriptor_pool.Default().FindMethodByName(f"{service}.{rpc}")
+        return message_factory.GetMessageClass(found.input_type).FromString(request)
+    except Exception:  # no such method, or bytes that do not parse: nothing to name
+        return None
+
+
 async def _abort(
     context: grpc.aio.ServicerContext, exc: Exception, method: str, request: Any = None
 ) -> None:
-    status = status_for(exc, request)
+    status = status_for(exc, _as_message(request, method))
     if status.code is grpc.StatusCode.INTERNAL:
         logger.error("unexpected error in %s", method, exc_info=exc)
     await context.abort(status.code, status.message, status.trailing_metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 from typing import Final
 
@@ -12,10 +13,20 @@ from google.protobuf import descriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from arbiter.server.api import AdminService, CheckoutService, Clock, MemberService, guard, utc_now
+from arbiter.server.api import (
+    REQUEST_READING,
+    RESPONSE_ENCODING,
+    AdminService,
+    CheckoutService,
+    Clock,
+    MemberService,
+    guard,
+    utc_now,
+)
 from arbiter.server.api.admission import Admission, pending_call_options
 from arbiter.server.api.auth import ApiKeys
 from arbiter.server.api.calls import observed, register
+from arbiter.server.api.checkout import SERIALIZED
 from arbiter.server.api.metrics import Metrics, MetricsServer
 from arbiter.server.app.settings import Settings, SettingsError, split_listen
 from arbiter.server.app.tls import server_credentials
@@ -31,6 +42,8 @@ from arbiter.v1 import (
 )
 
 __all__ = ["HEALTH_NAMES", "SERVICE_NAMES", "ArbiterServer", "check_port_free"]
+
+_log = logging.getLogger(__name__)
 
 _CHECKOUT = checkout_pb2.DESCRIPTOR.services_by_name["CheckoutService"]
 _MEMBER = member_pb2.DESCRIPTOR.services_by_name["MemberService"]
@@ -204,7 +217,8 @@ class ArbiterServer:
         admin.api_keys = keys
         # As the generated add_*Servicer_to_server would, but bytes that do not parse reach the
         # wrapper (INVALID_ARGUMENT) instead of failing in gRPC's deserializer (UNKNOWN).
-        register(self._server, wrap(checkout, _CHECKOUT), _CHECKOUT)
+        # CalculateOrder takes and returns bytes (read and encoded natively, api/checkout.py).
+        register(self._server, wrap(checkout, _CHECKOUT), _CHECKOUT, serialized=SERIALIZED)
         register(
             self._server, wrap(MemberService(programs, members, clock, ledger), _MEMBER), _MEMBER
         )
@@ -220,6 +234,14 @@ class ArbiterServer:
         """Accept calls; health answers NOT_SERVING until `set_serving()`."""
         for name in HEALTH_NAMES:
             await self._health.set(name, _NOT_SERVING)
+        if RESPONSE_ENCODING == REQUEST_READING == "native":
+            _log.info("CalculateOrder: requests read and responses encoded natively (api/_*.pyx)")
+        else:
+            _log.warning(
+                "CalculateOrder: requests read by %s; responses encoded by %s",
+                REQUEST_READING,
+                RESPONSE_ENCODING,
+            )
         if self._settings.metrics_listen is not None:
             host, port = split_listen(self._settings.metrics_listen)
             self.metrics.state.loop = asyncio.get_running_loop()

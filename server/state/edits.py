@@ -46,6 +46,7 @@ __all__ = [
     "Edit",
     "apply_edit",
     "diff",
+    "timestamp_violations",
 ]
 
 # The object kinds of a program, in the order of `Program`'s fields: the diff's order too.
@@ -871,6 +872,39 @@ def _request_type(rpc: str) -> type[Message]:
 _REQUEST_TYPES: Final = {rpc: _request_type(rpc) for rpc in EDIT_RPCS}
 
 
+# google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z): a stamp
+# outside it cannot be written as JSON (the journal, an export) nor read as a date.
+_TIMESTAMP_MIN_SECONDS: Final = -62_135_596_800
+_TIMESTAMP_MAX_SECONDS: Final = 253_402_300_799
+_TIMESTAMP: Final = "google.protobuf.Timestamp"
+
+
+def timestamp_violations(message: Message, path: str) -> list[FieldViolation]:
+    """Every Timestamp inside `message` (named by its path below `path`) that lies outside the
+    range a Timestamp can hold, or whose nanos are outside 0..999,999,999."""
+    found: list[FieldViolation] = []
+    for field, value in message.ListFields():
+        name = f"{path}.{field.name}" if path else field.name
+        if field.message_type is None:
+            continue
+        items = value if field.is_repeated else (value,)
+        if field.message_type.GetOptions().map_entry:
+            continue  # the program's maps hold scalars only
+        for index, item in enumerate(items):
+            where = f"{name}[{index}]" if field.is_repeated else name
+            if field.message_type.full_name == _TIMESTAMP:
+                if not (
+                    _TIMESTAMP_MIN_SECONDS <= item.seconds <= _TIMESTAMP_MAX_SECONDS
+                    and 0 <= item.nanos <= 999_999_999
+                ):
+                    found.append(
+                        FieldViolation(where, "not a valid instant (0001-01-01 .. 9999-12-31 UTC)")
+                    )
+            else:
+                found.extend(timestamp_violations(item, where))
+    return found
+
+
 def apply_edit(draft: pb.Program, rpc: str, request: Message) -> Edit:
     """Apply the AdminService edit `rpc` (its request message) to a copy of `draft`.
 
@@ -884,6 +918,9 @@ def apply_edit(draft: pb.Program, rpc: str, request: Message) -> Edit:
     expected = _REQUEST_TYPES[rpc]
     if not isinstance(request, expected):
         raise TypeError(f"{rpc} takes {expected.__name__}, not {type(request).__name__}")
+    bad = timestamp_violations(request, "")
+    if bad:
+        raise InvalidEdit(bad)
     return handler(draft, request)
 
 

@@ -11,14 +11,24 @@
 
 Uses of a promo code by everyone change with anyone's order: they live in a `CodeUsageCache`
 (`state/codes.py`) next to the members, dropped by `invalidate_codes`.
+
+An entry is held packed (`_pack`): one small bytes object with the balances and tiers as
+indexes into an append-only table of the program's names and the points as 4- or 8-byte
+integers, and `stale_at` in microseconds; a hit unpacks it into a fresh MemberState. That keeps
+a cached member under 200 bytes with its id and the LRU's own cost (docs/api.md, "The member
+cache's memory"). An entry that does not fit the packed form (pool uses, segments, over 255
+names) is held as it is.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Final, Protocol
 
 from arbiter.server.engine import CodeUsage, MemberState
@@ -100,6 +110,118 @@ class _Entry:
     stale_at: datetime | None
 
 
+# --- Packed entries. ----------------------------------------------------------------------------
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_NOTHING: Final[Mapping[str, int]] = MappingProxyType({})
+_NO_TIERS: Final[Mapping[str, str]] = MappingProxyType({})
+_NO_SEGMENTS: Final[frozenset[str]] = frozenset()
+_MAX_NAMES: Final = 256  # an index is one byte
+_MAX_BALANCES: Final = 255  # the header's first byte
+_MAX_TIERS: Final = 63  # the header's second byte, below its two flags
+_WIDE: Final = 64  # flag: the points take 8 bytes each (else 4)
+_STALE: Final = 128  # flag: stale_at follows
+_INT32: Final = 2**31
+_INT64: Final = 2**63
+
+
+class _Names:
+    """The names (point types, tier groups, tiers) of a program's packed entries, by index.
+
+    Append-only, so an index never changes meaning while entries that use it are cached; a
+    program's members share one string per name.
+    """
+
+    __slots__ = ("index", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def of(self, name: str) -> int | None:
+        """The index of `name` (added when new), or None when the table is full."""
+        at = self.index.get(name)
+        if at is None:
+            if len(self.names) >= _MAX_NAMES:
+                return None
+            at = len(self.names)
+            self.names.append(name)
+            self.index[name] = at
+        return at
+
+
+@lru_cache(maxsize=1024)
+def _layout(balances: int, tiers: int, wide: bool, stale: bool) -> struct.Struct:
+    """After the two header bytes: (name index, points) per balance, (group, tier) indexes per
+    tier, then stale_at in microseconds since the epoch."""
+    points = "Bq" if wide else "Bi"
+    return struct.Struct("<" + points * balances + "BB" * tiers + ("q" if stale else ""))
+
+
+def _pack(member_id: str, entry: _Entry, names: _Names) -> bytes | None:
+    """`entry` packed, or None when it does not fit the packed form (then it is kept as is)."""
+    state = entry.state
+    balances = state.balances
+    tiers = state.tiers
+    if (
+        entry.pool_uses
+        or state.segments
+        or state.member_id != member_id
+        or len(balances) > _MAX_BALANCES
+        or len(tiers) > _MAX_TIERS
+    ):
+        return None
+    values: list[int] = []
+    wide = False
+    for point_type, points in balances.items():
+        at = names.of(point_type)
+        if at is None or not -_INT64 <= points < _INT64:
+            return None
+        wide = wide or not -_INT32 <= points < _INT32
+        values += (at, points)
+    for group, tier in tiers.items():
+        group_at = names.of(group)
+        tier_at = names.of(tier)
+        if group_at is None or tier_at is None:
+            return None
+        values += (group_at, tier_at)
+    stale_at = entry.stale_at
+    flags = len(tiers) | (_WIDE if wide else 0)
+    if stale_at is not None:
+        if stale_at.tzinfo is None:
+            return None
+        values.append((stale_at - _EPOCH) // _MICROSECOND)
+        flags |= _STALE
+    layout = _layout(len(balances), len(tiers), wide, stale_at is not None)
+    return bytes((len(balances), flags)) + layout.pack(*values)
+
+
+def _key(member_id: str) -> bytes:
+    """A member's key in the cache."""
+    return member_id.encode("utf-8", "surrogatepass")
+
+
+def _unpack(member_id: str, packed: bytes, names: Sequence[str]) -> _Entry:
+    """The entry `_pack` packed, with a fresh MemberState."""
+    count = packed[0]
+    flags = packed[1]
+    tier_count = flags & _MAX_TIERS
+    stale = bool(flags & _STALE)
+    flat = _layout(count, tier_count, bool(flags & _WIDE), stale).unpack_from(packed, 2)
+    end = 2 * count
+    balances: Mapping[str, int] = (
+        {names[flat[i]]: flat[i + 1] for i in range(0, end, 2)} if count else _NOTHING
+    )
+    tiers: Mapping[str, str] = (
+        {names[flat[i]]: names[flat[i + 1]] for i in range(end, end + 2 * tier_count, 2)}
+        if tier_count
+        else _NO_TIERS
+    )
+    stale_at = _EPOCH + timedelta(microseconds=flat[-1]) if stale else None
+    state = MemberState._make((member_id, balances, tiers, _NO_SEGMENTS))
+    return _Entry(state, _NOTHING, stale_at)
+
+
 class LedgerMemberDirectory:
     """Members from the ledger through a bounded in-memory cache; see the module docstring.
 
@@ -122,7 +244,10 @@ class LedgerMemberDirectory:
         self._programs = programs
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_members = max_members
-        self._cache: dict[str, OrderedDict[str, _Entry]] = {}
+        # Per program: the member id's UTF-8 -> the packed entry (or the entry, when it does not
+        # pack). Bytes keys: 16 bytes less per member than the id's str.
+        self._cache: dict[str, OrderedDict[bytes, bytes | _Entry]] = {}
+        self._names: dict[str, _Names] = {}
         # Bumped by every invalidation of a program: a load compares it before caching.
         self._epochs: dict[str, int] = {}
         self.codes = CodeUsageCache(ledger, max_codes=max_codes)
@@ -137,7 +262,7 @@ class LedgerMemberDirectory:
         if member_id is None:
             members.clear()
         else:
-            members.pop(member_id, None)
+            members.pop(_key(member_id), None)
 
     def invalidate_codes(self, program_id: str, codes: Iterable[str] | None = None) -> None:
         self.codes.invalidate(program_id, codes)
@@ -155,13 +280,18 @@ class LedgerMemberDirectory:
         members = self._cache.get(program_id)
         if members is None:
             return None
-        entry = members.get(member_id)
-        if entry is None:
+        key = _key(member_id)
+        held = members.get(key)
+        if held is None:
             return None
+        if isinstance(held, bytes):
+            entry = _unpack(member_id, held, self._names[program_id].names)
+        else:
+            entry = held
         if entry.stale_at is not None and entry.stale_at <= now:
-            del members[member_id]
+            del members[key]
             return None
-        members.move_to_end(member_id)
+        members.move_to_end(key)
         return entry
 
     async def _load(self, program_id: str, member_id: str, now: datetime) -> _Entry:
@@ -171,8 +301,10 @@ class LedgerMemberDirectory:
         entry = _Entry(snapshot.state, snapshot.usage.member_pool_uses, snapshot.stale_at)
         if self._epochs.get(program_id, 0) == epoch:
             members = self._cache.setdefault(program_id, OrderedDict())
-            members[member_id] = entry
-            members.move_to_end(member_id)
+            names = self._names.setdefault(program_id, _Names())
+            key = _key(member_id)
+            members[key] = _pack(member_id, entry, names) or entry
+            members.move_to_end(key)
             while len(members) > self._max_members:
                 members.popitem(last=False)
         return entry

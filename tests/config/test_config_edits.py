@@ -33,6 +33,7 @@ from arbiter.server.state import (
     apply_edit,
     diff,
 )
+from arbiter.server.state.edits import timestamp_violations
 from arbiter.v1 import admin_pb2 as apb
 from arbiter.v1 import program_pb2 as pb
 
@@ -1177,3 +1178,29 @@ def test_random_edits_keep_exactly_one_place_per_promotion(
         if rpc in ("CreatePromotion", "ClonePromotion", "MoveNode", "ReorderGroup"):
             assert set(listed) == set(promotion_ids)  # placing edits leave the tree explicit
         validate_program(program)  # every step here keeps the program valid
+
+
+@pytest.mark.parametrize(
+    "nanos, seconds", [(-1, 0), (1_000_000_000, 0), (0, -62_135_596_801), (0, 253_402_300_800)]
+)
+def test_an_instant_a_timestamp_cannot_hold_is_invalid_naming_the_field(
+    nanos: int, seconds: int
+) -> None:
+    """Found by the fuzzer: such a pool was journaled as JSON and failed as INTERNAL."""
+    request = apb.UpsertPromoCodePoolRequest(program="p")
+    request.pool.id = "pool"
+    request.pool.valid_to.seconds = seconds
+    request.pool.valid_to.nanos = nanos
+    with pytest.raises(InvalidEdit) as caught:
+        apply_edit(pb.Program(id="p"), "UpsertPromoCodePool", request)
+    assert [v.field for v in caught.value.violations] == ["pool.valid_to"]
+
+
+def test_timestamps_in_repeated_messages_are_named_by_index() -> None:
+    program = pb.Program(id="p")
+    program.promotions.add(id="a")
+    bad = program.promotions.add(id="b")
+    bad.period.start.nanos = -5
+    assert [v.field for v in timestamp_violations(program, "program")] == [
+        "program.promotions[1].period.start"
+    ]

@@ -1,0 +1,414 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""CalculateOrderResponse encoded natively: the wire bytes of a CalculationResult.
+
+`encode_response(result, program_version)` returns exactly the bytes that
+`result_to_proto(result, program_version).SerializeToString()` returns (server/api/translate.py
+builds the message the plain way; tests/api/test_encode.py holds the two equal on generated
+results). It writes varints and length-delimited submessages into one growing buffer: no
+message object is built, which saves most of a quote's translation cost (docs/api.md, "The
+response, encoded natively").
+
+The field numbers and types it writes are constants below; at import they are checked against
+the descriptors of proto/arbiter/v1/checkout.proto, and the engine's row layouts against the
+named tuples of server/engine/types.py, so a change of either fails the import (loudly) rather
+than sending wrong bytes.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.string cimport memcpy, memmove
+
+from datetime import UTC, datetime
+
+from arbiter.server.engine import (
+    AppliedBenefit,
+    CalculationResult,
+    LineResult,
+    PointsChange,
+    PromoCodeResult,
+    Totals,
+)
+from arbiter.v1 import checkout_pb2, program_pb2
+
+__all__ = ["encode_response"]
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+
+# --- Wire types and the field numbers this module writes. -------------------------------------
+cdef enum:
+    VARINT = 0
+    LEN = 2
+
+# (message, field) -> (number, wire type): what the encoder below assumes.
+_LAYOUT = {
+    "CalculateOrderResponse": {
+        "program_version": (1, VARINT),
+        "evaluated_at": (2, LEN),
+        "totals": (3, LEN),
+        "lines": (4, LEN),
+        "benefits": (5, LEN),
+        "points": (6, LEN),
+        "texts": (7, LEN),
+        "promo_codes": (8, LEN),
+    },
+    "Totals": {
+        "subtotal": (1, VARINT),
+        "discount": (2, VARINT),
+        "paid_with_points": (3, VARINT),
+        "shipping": (4, VARINT),
+        "shipping_discount": (5, VARINT),
+        "total": (6, VARINT),
+        "items": (7, VARINT),
+    },
+    "LineResult": {
+        "line_id": (1, LEN),
+        "base_price": (2, VARINT),
+        "discount": (3, VARINT),
+        "paid_with_points": (4, VARINT),
+        "final_price": (5, VARINT),
+        "portions": (6, LEN),
+    },
+    "Portion": {"quantity": (1, VARINT), "unit_price": (2, VARINT)},
+    "AppliedBenefit": {
+        "line_id": (1, LEN),
+        "promotion": (2, LEN),
+        "promotion_kind": (3, LEN),
+        "benefit": (4, LEN),
+        "amount": (5, VARINT),
+        "points": (6, VARINT),
+        "point_type": (7, LEN),
+        "timing": (8, VARINT),
+    },
+    "PointsChange": {
+        "point_type": (1, LEN),
+        "requested": (2, VARINT),
+        "redeemed": (3, VARINT),
+        "accrued": (4, VARINT),
+        "accrued_pending": (5, VARINT),
+    },
+    "PromoCodeResult": {
+        "code": (1, LEN),
+        "status": (2, VARINT),
+        "reason": (3, VARINT),
+        "promo_code_pool": (4, LEN),
+    },
+}
+_TIMESTAMP = {"seconds": (1, VARINT), "nanos": (2, VARINT)}
+
+# The engine's rows, read by position below.
+_ROWS = (
+    (CalculationResult, ("evaluated_at", "totals", "lines", "benefits", "points", "texts",
+                         "promo_codes")),
+    (Totals, ("subtotal", "discount", "paid_with_points", "shipping", "shipping_discount",
+              "total", "items")),
+    (LineResult, ("line_id", "base_price", "discount", "paid_with_points", "final_price",
+                  "portions")),
+    (AppliedBenefit, ("line_id", "promotion", "promotion_kind", "benefit", "amount", "points",
+                      "point_type", "timing")),
+    (PointsChange, ("point_type", "requested", "redeemed", "accrued", "accrued_pending")),
+    (PromoCodeResult, ("code", "status", "reason", "pool")),
+)
+
+
+def _wire_type(field):
+    scalar = {field.TYPE_INT64, field.TYPE_INT32, field.TYPE_ENUM}
+    if field.type in scalar and not field.is_repeated:
+        return VARINT
+    if field.type in (field.TYPE_STRING, field.TYPE_MESSAGE):
+        return LEN
+    return None
+
+
+def _check_layout():
+    """Raise when the descriptors or the engine's rows differ from what the encoder writes."""
+    problems = []
+    for message_name, fields in (
+        *_LAYOUT.items(), ("google.protobuf.Timestamp", _TIMESTAMP)
+    ):
+        if message_name.startswith("google."):
+            descriptor = checkout_pb2.CalculateOrderResponse.DESCRIPTOR.fields_by_name[
+                "evaluated_at"
+            ].message_type
+        else:
+            descriptor = checkout_pb2.DESCRIPTOR.message_types_by_name[message_name]
+        actual = {
+            f.name: (f.number, _wire_type(f)) for f in descriptor.fields
+        }
+        if actual != fields:
+            problems.append(f"{message_name}: the encoder writes {fields}, the proto has {actual}")
+        for f in descriptor.fields:
+            if f.has_presence and f.message_type is None:
+                problems.append(f"{message_name}.{f.name}: explicit presence is not encoded")
+    for row, names in _ROWS:
+        if tuple(row._fields) != names:
+            problems.append(f"{row.__name__}: the encoder reads {names}, it has {row._fields}")
+    if problems:
+        raise ImportError("arbiter.server.api._encode is out of date: " + "; ".join(problems))
+
+
+_check_layout()
+
+
+def _enum_numbers(enum, prefix):
+    numbers = {value.name.removeprefix(prefix): value.number for value in enum.DESCRIPTOR.values}
+    numbers[""] = 0
+    return numbers
+
+
+cdef dict _TIMING = _enum_numbers(program_pb2.Timing, "TIMING_")
+cdef dict _CODE_STATUS = _enum_numbers(checkout_pb2.PromoCodeStatus, "PROMO_CODE_STATUS_")
+cdef dict _CODE_REASON = _enum_numbers(checkout_pb2.PromoCodeReason, "PROMO_CODE_REASON_")
+cdef object _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+cdef object _UTC = UTC
+
+# Tags: (number << 3) | wire type; every number here is below 16, so each tag is one byte.
+cdef enum:
+    T_VERSION = (1 << 3) | VARINT
+    T_EVALUATED_AT = (2 << 3) | LEN
+    T_TOTALS = (3 << 3) | LEN
+    T_LINES = (4 << 3) | LEN
+    T_BENEFITS = (5 << 3) | LEN
+    T_POINTS = (6 << 3) | LEN
+    T_TEXTS = (7 << 3) | LEN
+    T_CODES = (8 << 3) | LEN
+
+
+cdef struct Buffer:
+    uint8_t* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int _reserve(Buffer* buf, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t wanted = buf.size + extra
+    cdef Py_ssize_t capacity = buf.capacity
+    cdef uint8_t* data
+    if wanted <= capacity:
+        return 0
+    while capacity < wanted:
+        capacity *= 2
+    data = <uint8_t*>PyMem_Realloc(buf.data, capacity)
+    if data == NULL:
+        raise MemoryError()
+    buf.data = data
+    buf.capacity = capacity
+    return 0
+
+
+cdef inline int _varint_size(uint64_t value) noexcept:
+    cdef int n = 1
+    while value >= 0x80:
+        value >>= 7
+        n += 1
+    return n
+
+
+cdef inline void _put_varint(Buffer* buf, uint64_t value) noexcept:
+    # The caller has reserved 10 bytes.
+    cdef uint8_t* out = buf.data + buf.size
+    while value >= 0x80:
+        out[0] = <uint8_t>(value | 0x80)
+        value >>= 7
+        out += 1
+    out[0] = <uint8_t>value
+    buf.size = out + 1 - buf.data
+
+
+cdef inline int _int(Buffer* buf, uint8_t tag, int64_t value) except -1:
+    # proto3 implicit presence: zero is not written; a negative value is ten bytes.
+    if value == 0:
+        return 0
+    _reserve(buf, 11)
+    buf.data[buf.size] = tag
+    buf.size += 1
+    _put_varint(buf, <uint64_t>value)
+    return 0
+
+
+cdef inline int _bytes(Buffer* buf, uint8_t tag, const char* text, Py_ssize_t n) except -1:
+    _reserve(buf, 11 + n)
+    buf.data[buf.size] = tag
+    buf.size += 1
+    _put_varint(buf, <uint64_t>n)
+    memcpy(buf.data + buf.size, text, n)
+    buf.size += n
+    return 0
+
+
+cdef inline int _str(Buffer* buf, uint8_t tag, object text) except -1:
+    # proto3 implicit presence: an empty string is not written.
+    cdef Py_ssize_t n
+    cdef const char* utf8 = PyUnicode_AsUTF8AndSize(text, &n)
+    if n:
+        _bytes(buf, tag, utf8, n)
+    return 0
+
+
+cdef inline int _repeated_str(Buffer* buf, uint8_t tag, object text) except -1:
+    # An element of a repeated field is written even when empty.
+    cdef Py_ssize_t n
+    cdef const char* utf8 = PyUnicode_AsUTF8AndSize(text, &n)
+    _bytes(buf, tag, utf8, n)
+    return 0
+
+
+cdef inline Py_ssize_t _open(Buffer* buf, uint8_t tag) except -1:
+    """Start a submessage: its tag and one byte for its length; returns where the length is."""
+    _reserve(buf, 2)
+    buf.data[buf.size] = tag
+    buf.size += 1
+    buf.size += 1
+    return buf.size - 1
+
+
+cdef int _close(Buffer* buf, Py_ssize_t at) except -1:
+    """End the submessage opened at `at`: write its length, moving the body when the length
+    needs more than the one byte kept for it."""
+    cdef Py_ssize_t length = buf.size - at - 1
+    cdef int width = _varint_size(<uint64_t>length)
+    cdef Py_ssize_t end
+    if width > 1:
+        _reserve(buf, width - 1)
+        memmove(buf.data + at + width, buf.data + at + 1, length)
+        buf.size += width - 1
+    end = buf.size
+    buf.size = at
+    _put_varint(buf, <uint64_t>length)
+    buf.size = end
+    return 0
+
+
+cdef inline object _item(object row, Py_ssize_t i):
+    return <object>PyTuple_GET_ITEM(row, i)
+
+
+cdef int _rows(object rows, str name) except -1:
+    if not PyTuple_Check(rows):
+        raise TypeError(f"{name}: a tuple of rows expected, got {type(rows).__name__}")
+    return 0
+
+
+cdef int _row(object row, Py_ssize_t width, str name) except -1:
+    if not PyTuple_Check(row) or PyTuple_GET_SIZE(row) != width:
+        raise TypeError(f"{name}: a row of {width} fields expected, got {row!r:.80}")
+    return 0
+
+
+cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
+    cdef Py_ssize_t at, line_at, i, j, count, portion_count
+    cdef object totals, lines, line, portions, portion, benefits, b, changes, c, texts, codes
+    cdef object code, evaluated_at, since_epoch
+    cdef int64_t seconds, nanos
+
+    _row(result, 7, "CalculationResult")
+    _int(buf, T_VERSION, program_version)
+
+    evaluated_at = _item(result, 0)
+    if evaluated_at.tzinfo is None:
+        evaluated_at = evaluated_at.replace(tzinfo=_UTC)
+    since_epoch = evaluated_at - _EPOCH
+    seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    nanos = since_epoch.microseconds * 1000
+    at = _open(buf, T_EVALUATED_AT)
+    _int(buf, (1 << 3) | VARINT, seconds)
+    _int(buf, (2 << 3) | VARINT, nanos)
+    _close(buf, at)
+
+    totals = _item(result, 1)
+    _row(totals, 7, "Totals")
+    at = _open(buf, T_TOTALS)
+    for i in range(7):
+        _int(buf, <uint8_t>(((i + 1) << 3) | VARINT), _item(totals, i))
+    _close(buf, at)
+
+    lines = _item(result, 2)
+    _rows(lines, "lines")
+    count = PyTuple_GET_SIZE(lines)
+    for i in range(count):
+        line = _item(lines, i)
+        _row(line, 6, "LineResult")
+        line_at = _open(buf, T_LINES)
+        _str(buf, (1 << 3) | LEN, _item(line, 0))
+        _int(buf, (2 << 3) | VARINT, _item(line, 1))
+        _int(buf, (3 << 3) | VARINT, _item(line, 2))
+        _int(buf, (4 << 3) | VARINT, _item(line, 3))
+        _int(buf, (5 << 3) | VARINT, _item(line, 4))
+        portions = _item(line, 5)
+        _rows(portions, "portions")
+        portion_count = PyTuple_GET_SIZE(portions)
+        for j in range(portion_count):
+            portion = _item(portions, j)
+            _row(portion, 2, "portion")
+            at = _open(buf, (6 << 3) | LEN)
+            _int(buf, (1 << 3) | VARINT, _item(portion, 0))
+            _int(buf, (2 << 3) | VARINT, _item(portion, 1))
+            _close(buf, at)
+        _close(buf, line_at)
+
+    benefits = _item(result, 3)
+    _rows(benefits, "benefits")
+    count = PyTuple_GET_SIZE(benefits)
+    for i in range(count):
+        b = _item(benefits, i)
+        _row(b, 8, "AppliedBenefit")
+        at = _open(buf, T_BENEFITS)
+        _str(buf, (1 << 3) | LEN, _item(b, 0))
+        _str(buf, (2 << 3) | LEN, _item(b, 1))
+        _str(buf, (3 << 3) | LEN, _item(b, 2))
+        _str(buf, (4 << 3) | LEN, _item(b, 3))
+        _int(buf, (5 << 3) | VARINT, _item(b, 4))
+        _int(buf, (6 << 3) | VARINT, _item(b, 5))
+        _str(buf, (7 << 3) | LEN, _item(b, 6))
+        _int(buf, (8 << 3) | VARINT, _TIMING[_item(b, 7)])
+        _close(buf, at)
+
+    changes = _item(result, 4)
+    _rows(changes, "points")
+    count = PyTuple_GET_SIZE(changes)
+    for i in range(count):
+        c = _item(changes, i)
+        _row(c, 5, "PointsChange")
+        at = _open(buf, T_POINTS)
+        _str(buf, (1 << 3) | LEN, _item(c, 0))
+        for j in range(1, 5):
+            _int(buf, <uint8_t>(((j + 1) << 3) | VARINT), _item(c, j))
+        _close(buf, at)
+
+    texts = _item(result, 5)
+    _rows(texts, "texts")
+    count = PyTuple_GET_SIZE(texts)
+    for i in range(count):
+        _repeated_str(buf, T_TEXTS, _item(texts, i))
+
+    codes = _item(result, 6)
+    _rows(codes, "promo_codes")
+    count = PyTuple_GET_SIZE(codes)
+    for i in range(count):
+        code = _item(codes, i)
+        _row(code, 4, "PromoCodeResult")
+        at = _open(buf, T_CODES)
+        _str(buf, (1 << 3) | LEN, _item(code, 0))
+        _int(buf, (2 << 3) | VARINT, _CODE_STATUS[_item(code, 1)])
+        _int(buf, (3 << 3) | VARINT, _CODE_REASON[_item(code, 2)])
+        _str(buf, (4 << 3) | LEN, _item(code, 3))
+        _close(buf, at)
+    return 0
+
+
+def encode_response(result: CalculationResult, program_version: int) -> bytes:
+    """The serialized CalculateOrderResponse for `result`, computed on `program_version`."""
+    cdef Buffer buf
+    buf.size = 0
+    buf.capacity = 4096
+    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
+    if buf.data == NULL:
+        raise MemoryError()
+    try:
+        _encode(&buf, result, program_version)
+        return PyBytes_FromStringAndSize(<char*>buf.data, buf.size)
+    finally:
+        PyMem_Free(buf.data)
