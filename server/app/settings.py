@@ -72,6 +72,10 @@ class Settings:
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     # 0 turns the periodic jobs off (tests run them by hand).
     jobs_interval_s: float = DEFAULT_JOBS_INTERVAL_S
+    # Replicas (docs/replicas.md): how often the applied versions are compared with PostgreSQL,
+    # and how often the outbox is relayed to Redis (with a Redis); 0 turns either off.
+    config_poll_s: float = 5.0
+    relay_interval_s: float = 0.2
     # One of runtime.EVENT_LOOPS: `auto` is uvloop when installed.
     event_loop: str = "auto"
     # One of LOG_FORMATS.
@@ -118,6 +122,8 @@ class Settings:
             split_listen(self.metrics_listen)
         if self.jobs_interval_s < 0:
             raise SettingsError("the jobs interval must not be negative (0 turns jobs off)")
+        if self.config_poll_s < 0 or self.relay_interval_s < 0:
+            raise SettingsError("the replica intervals must not be negative (0 turns them off)")
 
 
 _UNIX_PREFIXES: Final = ("unix:", "unix-abstract:")

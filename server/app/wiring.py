@@ -38,6 +38,7 @@ from arbiter.server.state import (
 from arbiter.server.state.config import Configuration
 from arbiter.server.state.errors import InvalidDraft
 from arbiter.server.state.programs import Compiler
+from arbiter.server.state.shared import ConfigFollower, RedisBus, SharedMemberDirectory
 
 __all__ = ["App", "ProgramFile", "ProgramFileError", "issue_text"]
 
@@ -98,6 +99,8 @@ class App:
         self.jobs: JobRunner | None = None
         self.cluster: EmbeddedPostgres | None = None
         self._redis: Any = None
+        self.bus: RedisBus | None = None
+        self.follower: ConfigFollower | None = None
         self._compile = compile
         self._clock = clock
         self._server: ArbiterServer | None = None
@@ -144,17 +147,26 @@ class App:
         for program_id, version in await self.config.restore():
             logger.info("program %r version %d restored", program_id, version)
         send: Send = log_sender
+        relay_interval_s = 0.0
         if settings.redis_url:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.from_url(settings.redis_url)
+            # Many replicas (docs/replicas.md): writes reach the others' caches, Applies their
+            # registries, and the outbox the event streams, through Redis.
+            self.bus = RedisBus(settings.redis_url)
+            self._redis = self.bus.client
+            self.members = SharedMemberDirectory(self.members, self.bus)
+            self.config.announce = self.bus.config_applied
             send = redis_sender(self._redis)
+            relay_interval_s = settings.relay_interval_s
+        self.follower = ConfigFollower(self.config, self.members, poll_s=settings.config_poll_s)
+        if self.bus is not None:
+            self.bus.attach(on_config=self.follower.on_applied)
         self.jobs = JobRunner(
             self.ledger,
             self.programs,
             self.members,
             send=send,
             interval_s=settings.jobs_interval_s,
+            relay_interval_s=relay_interval_s,
             clock=self._clock,
         )
 
@@ -258,7 +270,14 @@ class App:
             raise RuntimeError("App.open() has not run")
         if self.jobs is not None:
             self.jobs.start()
+        if self.follower is not None:
+            self.follower.start()
         await self._server.set_serving()
+        if self.bus is not None:
+            server = self._server
+            await server.set_redis_health(self.bus.subscribed)
+            self.bus.attach(on_link=server.set_redis_health)
+            self.bus.start()
 
     async def start(self) -> None:
         """open(), load the programs, ready(); on a failure, stops what was started."""
@@ -274,9 +293,13 @@ class App:
         jobs, self.jobs = self.jobs, None
         if jobs is not None:
             await jobs.stop()
-        client, self._redis = self._redis, None
-        if client is not None:
-            await client.aclose()
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            await follower.stop()
+        bus, self.bus = self.bus, None
+        self._redis = None
+        if bus is not None:
+            await bus.stop()
         ledger, self.ledger = self.ledger, None
         self.store = None
         self.config = None

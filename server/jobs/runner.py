@@ -7,7 +7,9 @@ The outbox relay is at least once: a batch is marked published only after `send`
 
 Where events go:
 - with Redis (`ARBITER_REDIS_URL`): XADD to the stream `arbiter:events:{program}`, one entry per
-  event (fields `id`, `topic`, `member_id`, `created_at`, `payload` as JSON), MAXLEN ~ 1,000,000;
+  event (fields `id`, `type`, `member_id`, `occurred_at`, `data` as JSON), MAXLEN ~ 1,000,000
+  (docs/replicas.md); the relay then also runs on its own every `relay_interval_s`, so events
+  leave within about that long of their commit;
 - without Redis: logged at DEBUG and dropped once marked published; the outbox table keeps them
   (`Ledger.outbox_events`), so nothing is lost for an inspection, only not streamed.
 """
@@ -26,7 +28,15 @@ from typing import Any, Final
 from arbiter.server.ledger import ExpiryReport, Ledger, OutboxEvent, TierPeriodReport
 from arbiter.server.state import MemberDirectory, ProgramRegistry
 
-__all__ = ["JobReport", "JobRunner", "log_sender", "redis_sender"]
+__all__ = [
+    "DEFAULT_RELAY_INTERVAL_S",
+    "STREAM_MAXLEN",
+    "JobReport",
+    "JobRunner",
+    "log_sender",
+    "redis_sender",
+    "stream_name",
+]
 
 logger = logging.getLogger("arbiter.jobs")
 
@@ -36,7 +46,16 @@ Clock = Callable[[], datetime]
 # One run relays at most this many batches, so a backlog cannot starve the next run's expiry.
 _MAX_RELAY_BATCHES: Final = 100
 _RELAY_BATCH: Final = 500
-_STREAM_MAXLEN: Final = 1_000_000
+#: The bound of each program's event stream (XADD MAXLEN ~: Redis trims whole nodes, so a stream
+#: holds at least this many entries and a little more).
+STREAM_MAXLEN: Final = 1_000_000
+#: How often the relay runs on its own when events go to Redis.
+DEFAULT_RELAY_INTERVAL_S: Final = 0.2
+
+
+def stream_name(program_id: str) -> str:
+    """The Redis stream of a program's events."""
+    return f"arbiter:events:{program_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +82,15 @@ def redis_sender(client: Any) -> Send:
         async with client.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.xadd(
-                    f"arbiter:events:{event.program}",
+                    stream_name(event.program),
                     {
                         "id": str(event.id),
-                        "topic": event.topic,
+                        "type": event.topic,
                         "member_id": event.member_id,
-                        "created_at": event.created_at.isoformat(),
-                        "payload": json.dumps(dict(event.payload), separators=(",", ":")),
+                        "occurred_at": event.created_at.isoformat(),
+                        "data": json.dumps(dict(event.payload), separators=(",", ":")),
                     },
-                    maxlen=_STREAM_MAXLEN,
+                    maxlen=STREAM_MAXLEN,
                     approximate=True,
                 )
             await pipe.execute()
@@ -90,9 +109,12 @@ class JobRunner:
         *,
         send: Send = log_sender,
         interval_s: float = 60.0,
+        relay_interval_s: float = 0.0,
         clock: Clock | None = None,
     ) -> None:
-        assert interval_s >= 0
+        assert interval_s >= 0 and relay_interval_s >= 0
+        self._relay_interval_s = relay_interval_s
+        self._relay_task: asyncio.Task[None] | None = None
         self._ledger = ledger
         self._programs = programs
         self._members = members
@@ -117,13 +139,37 @@ class JobRunner:
                 # The reports do not name members: forget the program's cache entries rather
                 # than keep one that a job changed.
                 self._members.invalidate(program_id)
+        return JobReport(expiry, tiers, await self.relay(at))
+
+    async def relay(self, now: datetime | None = None) -> int:
+        """Move the outbox to the event sink now (a bounded number of batches): how many went.
+        0 also when another replica holds the relay's claim."""
+        at = now or self._clock()
         relayed = 0
         for _ in range(_MAX_RELAY_BATCHES):
             count = await self._ledger.relay_outbox(self._send, limit=_RELAY_BATCH, now=at)
             relayed += count
             if count < _RELAY_BATCH:
                 break
-        return JobReport(expiry, tiers, relayed)
+        return relayed
+
+    async def _relay_loop(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._relay_interval_s)
+            try:
+                await self.relay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Redis or PostgreSQL down: the events wait in the outbox; logged once per outage.
+                if not failing:
+                    logger.warning("event relay failing (%s); events wait in the outbox", exc)
+                failing = True
+                continue
+            if failing:
+                logger.info("event relay working again")
+            failing = False
 
     async def _loop(self) -> None:
         while True:
@@ -146,10 +192,15 @@ class JobRunner:
     def start(self) -> None:
         if self._interval_s > 0 and self._task is None:
             self._task = asyncio.create_task(self._loop(), name="arbiter-jobs")
+        if self._relay_interval_s > 0 and self._relay_task is None:
+            self._relay_task = asyncio.create_task(self._relay_loop(), name="arbiter-relay")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = (self._task, self._relay_task)
+        self._task = self._relay_task = None
+        for task in tasks:
+            if task is None:
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

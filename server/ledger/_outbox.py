@@ -18,6 +18,10 @@ Send = Callable[[Sequence[OutboxEvent]], Awaitable[None]]
 
 _COLUMNS = "pk, program, topic, member_id, payload::text AS payload, created_at"
 
+# The advisory lock whose holder is the one relay at work (docs/replicas.md): a transaction-level
+# lock, so a relay that dies (SIGKILL, a lost connection) lets go with its transaction.
+RELAY_LOCK_KEY = 0x4152_4249_5445_5201  # "ARBITER" + 1, a bigint
+
 
 def event_json(program_id: str, member_id: str, payload: Mapping[str, Any]) -> str:
     """An event's payload as stored: the program and member ("" for a guest), then `payload`."""
@@ -47,11 +51,16 @@ def _event(r: asyncpg.Record) -> OutboxEvent:
 async def relay(conn: asyncpg.Connection, send: Send, limit: int, now: datetime) -> int:
     """Hand the oldest unpublished events to `send`, then mark them published.
 
-    Rows are claimed with SKIP LOCKED, so replicas relay disjoint batches; if `send` raises,
-    nothing is marked and the batch goes again (at least once; consumers dedupe by event id).
+    One relay at a time: the transaction first takes the advisory lock RELAY_LOCK_KEY without
+    waiting; a replica that does not get it relays nothing this time (returns 0), so events
+    leave in id order, which per member is commit order (a member's writes are serialized by its
+    row lock). If `send` raises, nothing is marked and the batch goes again (at least once;
+    consumers dedupe by event id).
     """
     assert limit > 0
     async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+            return 0
         rows = await conn.fetch(
             f"SELECT {_COLUMNS} FROM outbox WHERE published_at IS NULL"
             " ORDER BY pk LIMIT $1 FOR UPDATE SKIP LOCKED",

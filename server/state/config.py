@@ -91,6 +91,34 @@ class Configuration:
         # Per program: the draft revision compiled last for test mode, and its compiled form.
         self._drafts: dict[str, tuple[int, CompiledProgram]] = {}
         self._drafts_lock = threading.Lock()
+        # Told (program, version) once this replica has committed and serves a new applied
+        # version: the replica bus tells the others (server/state/shared.py).
+        self.announce: Callable[[str, int], None] | None = None
+
+    def _announce(self, program_id: str, version: int) -> None:
+        if self.announce is not None:
+            self.announce(program_id, version)
+
+    def served_version(self, program_id: str) -> int | None:
+        """The version this replica serves of a program (None: none)."""
+        return self.registry.get(program_id).version if program_id in self.registry else None
+
+    async def follow(self, program_id: str) -> bool:
+        """Serve the program's applied version from storage when it is newer than the one
+        served (another replica applied it); True when this swapped."""
+        before = self.served_version(program_id)
+        await self._serve(await self.store.record(program_id))
+        return self.served_version(program_id) != before
+
+    async def follow_all(self) -> list[str]:
+        """`follow` every program whose applied version in storage is newer than the one
+        served; the programs swapped."""
+        swapped: list[str] = []
+        for program_id, version in (await self.store.applied_versions()).items():
+            served = self.served_version(program_id)
+            if (served is None or served < version) and await self.follow(program_id):
+                swapped.append(program_id)
+        return swapped
 
     async def _compiled(self, program: program_pb2.Program) -> CompiledProgram:
         """Compile off the event loop; ConfigError -> InvalidDraft (FAILED_PRECONDITION)."""
@@ -155,6 +183,8 @@ class Configuration:
                 self._publish(outcome.version, draft, compiled)
             else:
                 await self._serve(await self.store.record(program_id))
+            if outcome.changed:
+                self._announce(program_id, outcome.version)
             return outcome
         raise ConfigurationRefused(
             f"the draft of program {program_id[:40]!r} kept changing during Apply; retry"
@@ -176,6 +206,7 @@ class Configuration:
         outcome = await self.store.import_and_apply(program, actor, self._clock(), source=source)
         if outcome.changed:
             self._publish(outcome.version, program, compiled)
+            self._announce(program.id, outcome.version)
         else:
             current = self.registry.get(program.id).version if program.id in self.registry else 0
             if current < outcome.version:

@@ -319,6 +319,14 @@ class StateStore:
             for r in rows
         ]
 
+    async def applied_versions(self) -> dict[str, int]:
+        """Each program's applied version number (programs with one), for replicas to compare."""
+        with storage_errors("reading the applied version numbers"):
+            rows = await self._pool.fetch(
+                "SELECT id, applied_version FROM programs WHERE applied_version IS NOT NULL"
+            )
+        return {r["id"]: r["applied_version"] for r in rows}
+
     async def record(self, program_id: str) -> ProgramRecord:
         """The program's draft and applied version; NotFound when it is not a program."""
         with storage_errors(f"reading program {program_id[:40]!r}"):

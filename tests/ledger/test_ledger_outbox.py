@@ -76,3 +76,32 @@ async def test_concurrent_relays_take_disjoint_batches(
 
     await asyncio.gather(*(drain() for _ in range(4)))
     assert len(sent) == len(set(sent)) == 40
+
+
+async def test_one_relay_at_a_time_so_events_leave_in_id_order(
+    ledger: Ledger, program: program_pb2.Program
+) -> None:
+    await ledger.enroll_many(program, [f"m{i}" for i in range(12)], now=T0)
+    sent: list[int] = []
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(events: Sequence[OutboxEvent]) -> None:
+        inside.set()
+        await release.wait()
+        sent.extend(e.id for e in events)
+
+    async def quick(events: Sequence[OutboxEvent]) -> None:
+        sent.extend(e.id for e in events)
+
+    holder = asyncio.ensure_future(ledger.relay_outbox(slow, limit=4, now=T0))
+    await inside.wait()
+    try:
+        # Another replica's relay finds the claim taken: it relays nothing, even later rows.
+        assert await ledger.relay_outbox(quick, limit=4, now=T0) == 0
+    finally:
+        release.set()
+    assert await holder == 4
+    while await ledger.relay_outbox(quick, limit=4, now=T0):
+        pass
+    assert len(sent) == 12 and sent == sorted(sent)
