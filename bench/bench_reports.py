@@ -34,11 +34,11 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from arbiter.server.api.program_file import program_to_json
 from arbiter.server.app.embedded_pg import EmbeddedPostgres
 from arbiter.server.app.runtime import run
 from arbiter.server.ledger import Ledger
 from arbiter.server.ledger._migrate import apply_migrations
-from arbiter.server.api.program_file import program_to_json
 from arbiter.v1 import (
     admin_pb2,
     admin_pb2_grpc,
