@@ -205,15 +205,15 @@ class Ledger:
         now: datetime | None = None,
         chunk_size: int = _ENROLL_CHUNK,
     ) -> EnrollManyResult:
-        """Enroll a stream of members in chunks (each chunk one transaction)."""
+        """Enroll a stream of members in chunks (each chunk one transaction). While a chunk is
+        written, the next one is read: one write in flight at a time."""
         cfg, at = self.program(program), _now(now)
         enrolled = already = 0
         chunk: list[tuple[str, datetime]] = []
+        writing: asyncio.Task[None] | None = None
 
-        async def flush() -> None:
+        async def write(batch: list[tuple[str, datetime]]) -> None:
             nonlocal enrolled, already
-            batch = list(chunk)
-            chunk.clear()
 
             async def op(conn: asyncpg.Connection) -> int:
                 return await _members.enroll_bulk(conn, cfg, batch, at)
@@ -221,6 +221,14 @@ class Ledger:
             created = await self._write(op)
             enrolled += created
             already += len(batch) - created
+
+        async def flush() -> None:
+            nonlocal writing
+            batch = list(chunk)
+            chunk.clear()
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(write(batch))
 
         async def items() -> AsyncIterator[str | tuple[str, datetime | None]]:
             if isinstance(members, AsyncIterable):
@@ -231,21 +239,26 @@ class Ledger:
                     yield item
 
         index = 0
-        async for item in items():
-            member_id, registered = (item, None) if isinstance(item, str) else item
-            try:
-                _members.validate_id(member_id, "member_id")
-            except InvalidArgument as exc:
-                raise InvalidArgument.field(f"members[{index}].member_id",
-                                            exc.violations[0].description) from exc
-            chunk.append(
-                (member_id, require_aware(registered, "registered_at") if registered else at)
-            )
-            index += 1
-            if len(chunk) >= chunk_size:
+        try:
+            async for item in items():
+                member_id, registered = (item, None) if isinstance(item, str) else item
+                try:
+                    _members.validate_id(member_id, "member_id")
+                except InvalidArgument as exc:
+                    raise InvalidArgument.field(f"members[{index}].member_id",
+                                                exc.violations[0].description) from exc
+                chunk.append(
+                    (member_id, require_aware(registered, "registered_at") if registered else at)
+                )
+                index += 1
+                if len(chunk) >= chunk_size:
+                    await flush()
+            if chunk:
                 await flush()
-        if chunk:
-            await flush()
+        finally:
+            if writing is not None:
+                # The chunk being written commits or fails whatever happened to the stream.
+                await writing
         return EnrollManyResult(enrolled, already)
 
     async def remove_member(self, program: ProgramLike, member_id: str, *,
