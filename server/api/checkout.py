@@ -177,10 +177,12 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         if bad or order is None:
             raise InvalidOrder(bad)
         expected = request.expected_total if request.HasField("expected_total") else None
+        raw = quote.SerializeToString(deterministic=True)
         ledger_request = OrderRequest(
             order_id=order.id,
             member_id=request.member_id,
-            payload_hash=payload_hash(quote),
+            payload_hash=hashlib.sha256(raw).hexdigest(),
+            request_bytes=raw,
             promo_codes=order.promo_codes,
             expected_total=expected,
             program_version=applied.version,

@@ -21,7 +21,7 @@ __all__ = ["OrderBatch"]
 # the connection's life, where this statement, sent as nine data-modifying CTEs, was planned
 # afresh on every call (about a third of PostgreSQL's CPU per confirm).
 _FLUSH_SQL: Final = """
-SELECT order_pk, txn_pks FROM ledger_write_order(
+WITH w AS (SELECT order_pk, txn_pks FROM ledger_write_order(
     $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9,
     $10, $11, $12, $13, $14,
     $15, $16, $17, $18,
@@ -29,6 +29,11 @@ SELECT order_pk, txn_pks FROM ledger_write_order(
     $22, $23, $24, $25, $26, $27, $28,
     $29, $30,
     $31, $32, $33)
+), i AS (
+    INSERT INTO order_inputs (order_pk, request, member, code_usage, calculated_at)
+    SELECT w.order_pk, $34::bytea, $35::jsonb, $36::jsonb, $8 FROM w WHERE $34::bytea <> ''
+)
+SELECT order_pk, txn_pks FROM w
 """
 
 
@@ -104,7 +109,8 @@ class OrderBatch:
         return out
 
     async def flush(self, *, payload_hash: str, result_json: str, total: int,
-                    program_version: int | None) -> int:
+                    program_version: int | None, request_bytes: bytes = b"",
+                    member_json: str | None = None, usage_json: str = "{}") -> int:
         """Write the order and every posting; returns the order's pk."""
         book = self._book
         txns, takes, lots = self._txns, self._takes, self._lots
@@ -144,6 +150,9 @@ class OrderBatch:
             [e[0] for e in self._events],
             [e[1] for e in self._events],
             [e[2] for e in self._events],
+            request_bytes,
+            member_json,
+            usage_json,
         )
         assert row is not None and len(row["txn_pks"]) == len(txns)
         order_pk: int = row["order_pk"]

@@ -97,6 +97,49 @@ class OrderRequest:
     expected_total: int | None = None
     program_version: int | None = None
     redeem: tuple[tuple[str, int], ...] = ()
+    # The CalculateOrderRequest the order is calculated from (protobuf bytes), stored with the
+    # member state and code usage the calculation saw so that a backtest can calculate it again
+    # (docs/reports.md); empty: nothing is stored.
+    request_bytes: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInputs:
+    """The member state and code usage a new order's calculation saw, as stored JSON
+    (`member_json` None: a guest order). The order's own segments are the member's; the
+    version's static segments are added by the calculation, so they are not stored."""
+
+    member_json: str | None
+    usage_json: str
+
+    @classmethod
+    def of(cls, member: MemberState | None, usage: CodeUsage) -> OrderInputs:
+        return cls(
+            None if member is None else json.dumps(member_state_to_obj(member),
+                                                   separators=(",", ":")),
+            json.dumps({"code_uses": dict(usage.code_uses),
+                        "member_pool_uses": dict(usage.member_pool_uses)},
+                       separators=(",", ":")),
+        )
+
+
+def member_state_to_obj(member: MemberState) -> dict[str, Any]:
+    return {"member_id": member.member_id, "balances": dict(member.balances),
+            "tiers": dict(member.tiers), "segments": sorted(member.segments)}
+
+
+def member_state_from_obj(obj: dict[str, Any]) -> MemberState:
+    return MemberState(
+        member_id=str(obj["member_id"]),
+        balances={str(k): int(v) for k, v in obj["balances"].items()},
+        tiers={str(k): str(v) for k, v in obj["tiers"].items()},
+        segments=frozenset(str(x) for x in obj["segments"]),
+    )
+
+
+def code_usage_from_obj(obj: dict[str, Any]) -> CodeUsage:
+    return CodeUsage({str(k): int(v) for k, v in obj["code_uses"].items()},
+                     {str(k): int(v) for k, v in obj["member_pool_uses"].items()})
 
 
 @dataclass(slots=True)
@@ -369,17 +412,24 @@ def _check_result(program: LedgerProgram, result: CalculationResult, available: 
 
 async def _insert_order(conn: asyncpg.Connection, program: LedgerProgram, member_pk: int | None,
                         req: OrderRequest, result: CalculationResult, state: str,
-                        hold_until: datetime | None, now: datetime) -> int:
+                        hold_until: datetime | None, now: datetime, inputs: OrderInputs) -> int:
     pk: int = await conn.fetchval(
         """
-        INSERT INTO orders (program, order_id, member_pk, state, payload_hash, result, total,
-            hold_until, created_at, confirmed_at, program_version)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
-        RETURNING pk
+        WITH o AS (
+            INSERT INTO orders (program, order_id, member_pk, state, payload_hash, result, total,
+                hold_until, created_at, confirmed_at, program_version)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
+            RETURNING pk
+        ), i AS (
+            INSERT INTO order_inputs (order_pk, request, member, code_usage, calculated_at)
+            SELECT o.pk, $12::bytea, $13::jsonb, $14::jsonb, $9 FROM o WHERE $12::bytea <> ''
+        )
+        SELECT pk FROM o
         """,
         program.id, req.order_id, member_pk, state, req.payload_hash,
         result_to_json(result), result.totals.total, hold_until, now,
         now if state == "CONFIRMED" else None, req.program_version,
+        req.request_bytes, inputs.member_json, inputs.usage_json,
     )
     return pk
 
@@ -468,19 +518,20 @@ def _check_new(program: LedgerProgram, req: OrderRequest, result: CalculationRes
 
 
 async def _calculate_new(opened: _Opened, req: OrderRequest, compute: Compute
-                         ) -> tuple[CalculationResult, dict[str, int]]:
+                         ) -> tuple[CalculationResult, OrderInputs]:
     """Calculate a new order on the member as it stands, and check what it would post."""
     member, usage, available = await _snapshot(opened, req)
     result = _calculate(compute, member, usage)
     _check_new(opened.book.program, req, result, available, usage)
-    return result, available
+    return result, OrderInputs.of(member, usage)
 
 
 # -- guest orders ---------------------------------------------------------------------------------
 
 
 async def _calculate_guest(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
-                           compute: Compute, now: datetime) -> CalculationResult:
+                           compute: Compute, now: datetime
+                           ) -> tuple[CalculationResult, OrderInputs]:
     """Calculate a new guest order under its codes' locks (no member: no pool uses to count,
     so `max_uses_per_member` cannot apply), and check it moves no points."""
     usage = CodeUsage(await _lock_code_uses(conn, program, req.promo_codes, now), {})
@@ -492,7 +543,7 @@ async def _calculate_guest(conn: asyncpg.Connection, program: LedgerProgram, req
                 " has no member to post them to"
             )
     _check_new(program, req, result, {}, usage)
-    return result
+    return result, OrderInputs.of(None, usage)
 
 
 async def _confirm_guest(conn: asyncpg.Connection, program: LedgerProgram, req: OrderRequest,
@@ -505,8 +556,9 @@ async def _confirm_guest(conn: asyncpg.Connection, program: LedgerProgram, req: 
         if order.state == "CANCELLED":
             raise OrderStateError(req.order_id, "CANCELLED", "confirm")
         return await _post_guest_hold(conn, program, order, now)
-    result = await _calculate_guest(conn, program, req, compute, now)
-    order_pk = await _insert_order(conn, program, None, req, result, "CONFIRMED", None, now)
+    result, inputs = await _calculate_guest(conn, program, req, compute, now)
+    order_pk = await _insert_order(conn, program, None, req, result, "CONFIRMED", None, now,
+                                   inputs)
     await _use_codes(conn, program, None, order_pk, result, "CONFIRMED", None, now)
     await _outbox.emit(conn, program.id, "", "order.confirmed",
                        _confirmed_event(program, req.order_id, result), now)
@@ -521,9 +573,10 @@ async def _reserve_guest(conn: asyncpg.Connection, program: LedgerProgram, req: 
             raise OrderStateError(req.order_id, "CANCELLED", "reserve")
         return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True,
                             order.program_version)
-    result = await _calculate_guest(conn, program, req, compute, now)
+    result, inputs = await _calculate_guest(conn, program, req, compute, now)
     hold_until = now + timedelta(seconds=seconds)
-    order_pk = await _insert_order(conn, program, None, req, result, "RESERVED", hold_until, now)
+    order_pk = await _insert_order(conn, program, None, req, result, "RESERVED", hold_until, now,
+                                   inputs)
     await _use_codes(conn, program, None, order_pk, result, "HELD", hold_until, now)
     return OrderOutcome(req.order_id, "RESERVED", result, hold_until, False, req.program_version)
 
@@ -596,7 +649,7 @@ async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
         if order.state == "CANCELLED":
             raise OrderStateError(req.order_id, "CANCELLED", "confirm")
         return await _post_hold(book, order)
-    result, _available = await _calculate_new(opened, req, compute)
+    result, inputs = await _calculate_new(opened, req, compute)
     batch = OrderBatch(book, req.order_id)
     for p in result.points:
         if p.redeemed > 0:
@@ -616,7 +669,9 @@ async def confirm_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
         batch.use_code(code, pool)
     batch.emit("order.confirmed", _confirmed_event(program, req.order_id, result))
     await batch.flush(payload_hash=req.payload_hash, result_json=result_to_json(result),
-                      total=result.totals.total, program_version=req.program_version)
+                      total=result.totals.total, program_version=req.program_version,
+                      request_bytes=req.request_bytes, member_json=inputs.member_json,
+                      usage_json=inputs.usage_json)
     if any(g.point_type in book.touched for g in program.tier_groups):
         live = pre.live()
         for point_type, value in batch.value_by_type().items():
@@ -643,10 +698,10 @@ async def reserve_order(conn: asyncpg.Connection, program: LedgerProgram, req: O
             raise OrderStateError(req.order_id, "CANCELLED", "reserve")
         return OrderOutcome(req.order_id, order.state, order.result, order.hold_until, True,
                             order.program_version)
-    result, _available = await _calculate_new(opened, req, compute)
+    result, inputs = await _calculate_new(opened, req, compute)
     hold_until = now + timedelta(seconds=seconds)
     order_pk = await _insert_order(conn, program, book.member_pk, req, result, "RESERVED",
-                                   hold_until, now)
+                                   hold_until, now, inputs)
     earmarks: list[tuple[str, int, list[tuple[int, int]]]] = []
     for p in result.points:
         if p.redeemed <= 0:

@@ -411,14 +411,169 @@ class GetProgramReportRequest(_message.Message):
     def __init__(self, program: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class GetProgramReportResponse(_message.Message):
-    __slots__ = ("members", "point_types", "orders")
+    __slots__ = ("members", "point_types", "orders", "member_counts", "order_counts", "days", "promotions")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     POINT_TYPES_FIELD_NUMBER: _ClassVar[int]
     ORDERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
     members: int
     point_types: _containers.RepeatedCompositeFieldContainer[PointTypeReport]
     orders: int
-    def __init__(self, members: _Optional[int] = ..., point_types: _Optional[_Iterable[_Union[PointTypeReport, _Mapping]]] = ..., orders: _Optional[int] = ...) -> None: ...
+    member_counts: MemberCounts
+    order_counts: OrderCounts
+    days: _containers.RepeatedCompositeFieldContainer[DayReport]
+    promotions: _containers.RepeatedCompositeFieldContainer[PromotionReport]
+    def __init__(self, members: _Optional[int] = ..., point_types: _Optional[_Iterable[_Union[PointTypeReport, _Mapping]]] = ..., orders: _Optional[int] = ..., member_counts: _Optional[_Union[MemberCounts, _Mapping]] = ..., order_counts: _Optional[_Union[OrderCounts, _Mapping]] = ..., days: _Optional[_Iterable[_Union[DayReport, _Mapping]]] = ..., promotions: _Optional[_Iterable[_Union[PromotionReport, _Mapping]]] = ...) -> None: ...
+
+class MemberCounts(_message.Message):
+    __slots__ = ("enrolled", "active")
+    ENROLLED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    enrolled: int
+    active: int
+    def __init__(self, enrolled: _Optional[int] = ..., active: _Optional[int] = ...) -> None: ...
+
+class OrderCounts(_message.Message):
+    __slots__ = ("confirmed", "cancelled", "returned")
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    confirmed: int
+    cancelled: int
+    returned: int
+    def __init__(self, confirmed: _Optional[int] = ..., cancelled: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
+
+class DayReport(_message.Message):
+    __slots__ = ("date", "orders", "revenue", "discount", "paid_with_points", "accrued", "redeemed")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAID_WITH_POINTS_FIELD_NUMBER: _ClassVar[int]
+    ACCRUED_FIELD_NUMBER: _ClassVar[int]
+    REDEEMED_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    orders: int
+    revenue: int
+    discount: int
+    paid_with_points: int
+    accrued: int
+    redeemed: int
+    def __init__(self, date: _Optional[str] = ..., orders: _Optional[int] = ..., revenue: _Optional[int] = ..., discount: _Optional[int] = ..., paid_with_points: _Optional[int] = ..., accrued: _Optional[int] = ..., redeemed: _Optional[int] = ...) -> None: ...
+
+class PromotionReport(_message.Message):
+    __slots__ = ("promotion", "orders", "discount", "points")
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    promotion: str
+    orders: int
+    discount: int
+    points: int
+    def __init__(self, promotion: _Optional[str] = ..., orders: _Optional[int] = ..., discount: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+
+class BacktestDraftRequest(_message.Message):
+    __slots__ = ("program", "to", "limit")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    to: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, program: _Optional[str] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., **kwargs) -> None: ...
+
+class BacktestDraftResponse(_message.Message):
+    __slots__ = ("progress", "summary")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    progress: BacktestProgress
+    summary: BacktestSummary
+    def __init__(self, progress: _Optional[_Union[BacktestProgress, _Mapping]] = ..., summary: _Optional[_Union[BacktestSummary, _Mapping]] = ...) -> None: ...
+
+class BacktestProgress(_message.Message):
+    __slots__ = ("done", "total")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class BacktestMoney(_message.Message):
+    __slots__ = ("discount", "paid_with_points", "total")
+    DISCOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAID_WITH_POINTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    discount: int
+    paid_with_points: int
+    total: int
+    def __init__(self, discount: _Optional[int] = ..., paid_with_points: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class BacktestPoints(_message.Message):
+    __slots__ = ("point_type", "before", "after")
+    POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    point_type: str
+    before: int
+    after: int
+    def __init__(self, point_type: _Optional[str] = ..., before: _Optional[int] = ..., after: _Optional[int] = ...) -> None: ...
+
+class BacktestPromotionFigures(_message.Message):
+    __slots__ = ("orders", "amount", "points")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    orders: int
+    amount: int
+    points: int
+    def __init__(self, orders: _Optional[int] = ..., amount: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
+
+class BacktestPromotion(_message.Message):
+    __slots__ = ("promotion", "before", "after")
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    promotion: str
+    before: BacktestPromotionFigures
+    after: BacktestPromotionFigures
+    def __init__(self, promotion: _Optional[str] = ..., before: _Optional[_Union[BacktestPromotionFigures, _Mapping]] = ..., after: _Optional[_Union[BacktestPromotionFigures, _Mapping]] = ...) -> None: ...
+
+class BacktestExample(_message.Message):
+    __slots__ = ("order_id", "total_before", "total_after")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_AFTER_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    total_before: int
+    total_after: int
+    def __init__(self, order_id: _Optional[str] = ..., total_before: _Optional[int] = ..., total_after: _Optional[int] = ...) -> None: ...
+
+class BacktestSummary(_message.Message):
+    __slots__ = ("orders", "reproduced", "changed", "before", "after", "points", "promotions", "examples", "without_member_state")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    REPRODUCED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_MEMBER_STATE_FIELD_NUMBER: _ClassVar[int]
+    orders: int
+    reproduced: int
+    changed: int
+    before: BacktestMoney
+    after: BacktestMoney
+    points: _containers.RepeatedCompositeFieldContainer[BacktestPoints]
+    promotions: _containers.RepeatedCompositeFieldContainer[BacktestPromotion]
+    examples: _containers.RepeatedCompositeFieldContainer[BacktestExample]
+    without_member_state: int
+    def __init__(self, orders: _Optional[int] = ..., reproduced: _Optional[int] = ..., changed: _Optional[int] = ..., before: _Optional[_Union[BacktestMoney, _Mapping]] = ..., after: _Optional[_Union[BacktestMoney, _Mapping]] = ..., points: _Optional[_Iterable[_Union[BacktestPoints, _Mapping]]] = ..., promotions: _Optional[_Iterable[_Union[BacktestPromotion, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[BacktestExample, _Mapping]]] = ..., without_member_state: _Optional[int] = ...) -> None: ...
 
 class PointTypeReport(_message.Message):
     __slots__ = ("point_type", "accrued", "redeemed", "expired", "outstanding")

@@ -185,6 +185,11 @@ class AdminServiceStub:
                 request_serializer=arbiter_dot_v1_dot_admin__pb2.GetProgramReportRequest.SerializeToString,
                 response_deserializer=arbiter_dot_v1_dot_admin__pb2.GetProgramReportResponse.FromString,
                 _registered_method=True)
+        self.BacktestDraft = channel.unary_stream(
+                '/arbiter.v1.AdminService/BacktestDraft',
+                request_serializer=arbiter_dot_v1_dot_admin__pb2.BacktestDraftRequest.SerializeToString,
+                response_deserializer=arbiter_dot_v1_dot_admin__pb2.BacktestDraftResponse.FromString,
+                _registered_method=True)
         self.ListAuditEntries = channel.unary_unary(
                 '/arbiter.v1.AdminService/ListAuditEntries',
                 request_serializer=arbiter_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
@@ -386,6 +391,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BacktestDraft(self, request, context):
+        """Recalculates past confirmed orders under the draft and under their own version; writes
+        nothing. Progress messages, then one summary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEntries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -556,6 +569,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetProgramReport,
                     request_deserializer=arbiter_dot_v1_dot_admin__pb2.GetProgramReportRequest.FromString,
                     response_serializer=arbiter_dot_v1_dot_admin__pb2.GetProgramReportResponse.SerializeToString,
+            ),
+            'BacktestDraft': grpc.unary_stream_rpc_method_handler(
+                    servicer.BacktestDraft,
+                    request_deserializer=arbiter_dot_v1_dot_admin__pb2.BacktestDraftRequest.FromString,
+                    response_serializer=arbiter_dot_v1_dot_admin__pb2.BacktestDraftResponse.SerializeToString,
             ),
             'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEntries,
@@ -1384,6 +1402,33 @@ class AdminService:
             '/arbiter.v1.AdminService/GetProgramReport',
             arbiter_dot_v1_dot_admin__pb2.GetProgramReportRequest.SerializeToString,
             arbiter_dot_v1_dot_admin__pb2.GetProgramReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BacktestDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/arbiter.v1.AdminService/BacktestDraft',
+            arbiter_dot_v1_dot_admin__pb2.BacktestDraftRequest.SerializeToString,
+            arbiter_dot_v1_dot_admin__pb2.BacktestDraftResponse.FromString,
             options,
             channel_credentials,
             insecure,

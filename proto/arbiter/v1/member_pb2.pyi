@@ -56,14 +56,61 @@ OPERATION_ACCRUAL: Operation
 OPERATION_DEDUCTION: Operation
 
 class EnrollMemberRequest(_message.Message):
-    __slots__ = ("program", "member_id", "registered_at")
+    __slots__ = ("program", "member_id", "registered_at", "fields", "registration_field")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRATION_FIELD_FIELD_NUMBER: _ClassVar[int]
     program: str
     member_id: str
     registered_at: _timestamp_pb2.Timestamp
-    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fields: _containers.ScalarMap[str, str]
+    registration_field: str
+    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., registration_field: _Optional[str] = ...) -> None: ...
+
+class EnrollSegmentRequest(_message.Message):
+    __slots__ = ("program", "segment", "registered_at")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    segment: str
+    registered_at: _timestamp_pb2.Timestamp
+    def __init__(self, program: _Optional[str] = ..., segment: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EnrollSegmentResponse(_message.Message):
+    __slots__ = ("enrolled", "already_enrolled")
+    ENROLLED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ENROLLED_FIELD_NUMBER: _ClassVar[int]
+    enrolled: int
+    already_enrolled: int
+    def __init__(self, enrolled: _Optional[int] = ..., already_enrolled: _Optional[int] = ...) -> None: ...
+
+class ClearMembersRequest(_message.Message):
+    __slots__ = ("program", "confirm")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    confirm: bool
+    def __init__(self, program: _Optional[str] = ..., confirm: _Optional[bool] = ...) -> None: ...
+
+class ClearMembersResponse(_message.Message):
+    __slots__ = ("removed", "total", "done")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    total: int
+    done: bool
+    def __init__(self, removed: _Optional[int] = ..., total: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class EnrollMemberResponse(_message.Message):
     __slots__ = ("member", "created")
@@ -218,18 +265,25 @@ class CreateTransactionResponse(_message.Message):
     def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
 
 class ListTransactionsRequest(_message.Message):
-    __slots__ = ("program", "member_id", "point_type", "page_size", "page_token")
+    __slots__ = ("program", "member_id", "point_type", "page_size", "page_token", "type", "source_type", "to")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     POINT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
     program: str
     member_id: str
     point_type: str
     page_size: int
     page_token: str
-    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., point_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    type: TransactionType
+    source_type: SourceType
+    to: _timestamp_pb2.Timestamp
+    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., point_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., source_type: _Optional[_Union[SourceType, str]] = ..., to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class ListTransactionsResponse(_message.Message):
     __slots__ = ("transactions", "next_page_token")

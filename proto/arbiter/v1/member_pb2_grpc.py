@@ -60,10 +60,20 @@ class MemberServiceStub:
                 request_serializer=arbiter_dot_v1_dot_member__pb2.EnrollMemberRequest.SerializeToString,
                 response_deserializer=arbiter_dot_v1_dot_member__pb2.EnrollMembersResponse.FromString,
                 _registered_method=True)
+        self.EnrollSegment = channel.unary_unary(
+                '/arbiter.v1.MemberService/EnrollSegment',
+                request_serializer=arbiter_dot_v1_dot_member__pb2.EnrollSegmentRequest.SerializeToString,
+                response_deserializer=arbiter_dot_v1_dot_member__pb2.EnrollSegmentResponse.FromString,
+                _registered_method=True)
         self.RemoveMember = channel.unary_unary(
                 '/arbiter.v1.MemberService/RemoveMember',
                 request_serializer=arbiter_dot_v1_dot_member__pb2.RemoveMemberRequest.SerializeToString,
                 response_deserializer=arbiter_dot_v1_dot_member__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.ClearMembers = channel.unary_stream(
+                '/arbiter.v1.MemberService/ClearMembers',
+                request_serializer=arbiter_dot_v1_dot_member__pb2.ClearMembersRequest.SerializeToString,
+                response_deserializer=arbiter_dot_v1_dot_member__pb2.ClearMembersResponse.FromString,
                 _registered_method=True)
         self.ExportMembers = channel.unary_stream(
                 '/arbiter.v1.MemberService/ExportMembers',
@@ -116,8 +126,23 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrollSegment(self, request, context):
+        """Enrolls every profile id of a member segment of the applied version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemoveMember(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearMembers(self, request, context):
+        """Removes every member of the program (their history is kept and marked), in bounded batches;
+        streams progress and ends with the count. Refused without `confirm: true`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -168,10 +193,20 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=arbiter_dot_v1_dot_member__pb2.EnrollMemberRequest.FromString,
                     response_serializer=arbiter_dot_v1_dot_member__pb2.EnrollMembersResponse.SerializeToString,
             ),
+            'EnrollSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollSegment,
+                    request_deserializer=arbiter_dot_v1_dot_member__pb2.EnrollSegmentRequest.FromString,
+                    response_serializer=arbiter_dot_v1_dot_member__pb2.EnrollSegmentResponse.SerializeToString,
+            ),
             'RemoveMember': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveMember,
                     request_deserializer=arbiter_dot_v1_dot_member__pb2.RemoveMemberRequest.FromString,
                     response_serializer=arbiter_dot_v1_dot_member__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'ClearMembers': grpc.unary_stream_rpc_method_handler(
+                    servicer.ClearMembers,
+                    request_deserializer=arbiter_dot_v1_dot_member__pb2.ClearMembersRequest.FromString,
+                    response_serializer=arbiter_dot_v1_dot_member__pb2.ClearMembersResponse.SerializeToString,
             ),
             'ExportMembers': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportMembers,
@@ -336,6 +371,33 @@ class MemberService:
             _registered_method=True)
 
     @staticmethod
+    def EnrollSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/arbiter.v1.MemberService/EnrollSegment',
+            arbiter_dot_v1_dot_member__pb2.EnrollSegmentRequest.SerializeToString,
+            arbiter_dot_v1_dot_member__pb2.EnrollSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RemoveMember(request,
             target,
             options=(),
@@ -352,6 +414,33 @@ class MemberService:
             '/arbiter.v1.MemberService/RemoveMember',
             arbiter_dot_v1_dot_member__pb2.RemoveMemberRequest.SerializeToString,
             arbiter_dot_v1_dot_member__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/arbiter.v1.MemberService/ClearMembers',
+            arbiter_dot_v1_dot_member__pb2.ClearMembersRequest.SerializeToString,
+            arbiter_dot_v1_dot_member__pb2.ClearMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
