@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -715,7 +716,13 @@ def _json_line(message: Any) -> str:
 
 # --- points --------------------------------------------------------------------------------------
 
-_OPERATIONS = {"accrue": member_pb2.OPERATION_ACCRUAL, "deduct": member_pb2.OPERATION_DEDUCTION}
+OPERATIONS = {"accrue": member_pb2.OPERATION_ACCRUAL, "deduct": member_pb2.OPERATION_DEDUCTION}
+
+
+def _new_external_id() -> str:
+    """A posting's id when the command line is not given one: each run posts once, anew (give
+    --external-id to make a retry of the same posting safe)."""
+    return f"cli-{uuid.uuid4().hex}"
 
 
 def _transaction_summary(out: Output, transaction: member_pb2.Transaction) -> None:
@@ -740,13 +747,12 @@ async def trigger(ctx: Context, args: argparse.Namespace) -> int:
         program=program,
         member_id=args.member_id,
         trigger_promotion=args.trigger_promotion,
-        point_type=args.point_type or "",
-        points=args.points or 0,
-        external_id=args.external_id or "",
+        point_type=args.point_type,
+        operation=OPERATIONS[args.operation],
+        points=args.points,
+        external_id=args.external_id or _new_external_id(),
         comment=args.comment or "",
     )
-    if args.operation:
-        request.operation = _OPERATIONS[args.operation]
     response = await ctx.call(ctx.client.members.ApplyTrigger, request)
     if ctx.out.json_mode:
         ctx.out.message(response)
@@ -761,9 +767,9 @@ async def transaction(ctx: Context, args: argparse.Namespace) -> int:
         program=program,
         member_id=args.member_id,
         point_type=args.point_type,
-        operation=_OPERATIONS[args.operation],
+        operation=OPERATIONS[args.operation],
         points=args.points,
-        external_id=args.external_id or "",
+        external_id=args.external_id or _new_external_id(),
         comment=args.comment or "",
     )
     response = await ctx.call(ctx.client.members.CreateTransaction, request)

@@ -10,6 +10,7 @@ it can, the line or the field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -160,7 +161,7 @@ def read_member_csv(path: Path) -> list[MemberRow]:
 
 
 def _member_rows(text: str, path: Path) -> Iterator[MemberRow]:
-    reader = csv.reader(text.splitlines())
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:

@@ -133,11 +133,15 @@ def _parser(serving: bool) -> argparse.ArgumentParser:
     trig = top.add_parser(
         "trigger", parents=[client], help="apply a trigger promotion to a member (ApplyTrigger)"
     )
-    trig.add_argument("member_id", metavar="MEMBER")
     trig.add_argument("trigger_promotion", metavar="TRIGGER_PROMOTION")
-    trig.add_argument("--point-type", help="for a trigger that leaves it to the call")
-    trig.add_argument("--points", type=int, help="for a trigger that leaves them to the call")
-    trig.add_argument("--operation", choices=sorted(commands._OPERATIONS))
+    trig.add_argument("member_id", metavar="MEMBER")
+    trig.add_argument(
+        "points", type=int, metavar="POINTS", help="the rule's fixed value or in its range"
+    )
+    trig.add_argument("--point-type", required=True)
+    trig.add_argument(
+        "--operation", choices=sorted(commands.OPERATIONS), default="accrue", help="default accrue"
+    )
     trig.add_argument("--external-id", help="makes a retry safe: the same id posts once")
     trig.add_argument("--comment")
     _program_option(trig)
@@ -148,7 +152,7 @@ def _parser(serving: bool) -> argparse.ArgumentParser:
         parents=[client],
         help="accrue or deduct points by hand (CreateTransaction)",
     )
-    trans.add_argument("operation", choices=sorted(commands._OPERATIONS))
+    trans.add_argument("operation", choices=sorted(commands.OPERATIONS))
     trans.add_argument("member_id", metavar="MEMBER")
     trans.add_argument("points", type=int, metavar="POINTS")
     trans.add_argument("--point-type", required=True)
