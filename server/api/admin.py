@@ -7,24 +7,33 @@ answers for a program never applied, Revert without a version, ...) are in docs/
 The draft edits themselves (`apply_edit`, `diff`) are the pure functions of
 `arbiter.server.state.edits`; test mode's response (the result, the balances, the decision
 trace) is `arbiter.server.api.testmode.test_calculation`, on the compiled program picked here.
-GetProgramReport, BacktestDraft, CreateApiKey and RevokeApiKey are not here yet: UNIMPLEMENTED.
+GetProgramReport reads the ledger (`Ledger.program_report`); BacktestDraft streams the ledger's
+orders through worker processes (`arbiter.server.api.backtest`); docs/reports.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from google.protobuf import timestamp_pb2
+
+from arbiter.server.api import backtest
 from arbiter.server.api.actor import actor_of
 from arbiter.server.api.checkout import Clock, utc_now
 from arbiter.server.api.keys import ApiKeyRpcs
 from arbiter.server.api.testmode import test_calculation
 from arbiter.server.engine import FieldViolation
-from arbiter.server.ledger import AuditEntry, InvalidArgument
+from arbiter.server.ledger import AuditEntry, InvalidArgument, Ledger
 from arbiter.server.state import MemberDirectory, NotFound, ProgramRegistry, edits
 from arbiter.server.state.config import Configuration
-from arbiter.server.state.store import EditOutcome, ProgramRecord
+from arbiter.server.state.store import EditOutcome, ProgramRecord, program_bytes
 from arbiter.v1 import admin_pb2, admin_pb2_grpc, program_pb2
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AdminService"]
@@ -32,6 +41,7 @@ __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "AdminService"]
 MAX_PAGE_SIZE: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 100
 _TOKEN_PREFIX: Final = "audit:"
+_UTC: Final = UTC
 
 
 def _required(program_id: str, field: str = "program") -> str:
@@ -87,6 +97,64 @@ def _sizes(program: program_pb2.Program) -> dict[str, int]:
     }
 
 
+def _instant(request: Any, name: str) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(request, name)
+    return stamp.ToDatetime(tzinfo=_UTC)
+
+
+def _progress(done: int, total: int) -> admin_pb2.BacktestDraftResponse:
+    return admin_pb2.BacktestDraftResponse(
+        progress=admin_pb2.BacktestProgress(done=done, total=total)
+    )
+
+
+_PROGRESS_EVERY_S: Final = 1.0
+
+
+async def _drain(in_flight: set[asyncio.Future[backtest.Figures]], figures: backtest.Figures,
+                 total: int, *, first: bool) -> AsyncIterator[admin_pb2.BacktestDraftResponse]:
+    """Wait for a batch (a progress message each second meanwhile) and add it up."""
+    while True:
+        done, _ = await asyncio.wait(in_flight, timeout=_PROGRESS_EVERY_S,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            yield _progress(figures.orders, total)
+            continue
+        for f in done:
+            in_flight.discard(f)
+            figures.add(f.result())
+        yield _progress(figures.orders, total)
+        return
+
+
+def _side(side: backtest.Side, out: admin_pb2.BacktestMoney) -> None:
+    out.discount = side.discount
+    out.paid_with_points = side.paid_with_points
+    out.total = side.total
+
+
+def _summary(f: backtest.Figures) -> admin_pb2.BacktestSummary:
+    summary = admin_pb2.BacktestSummary(
+        orders=f.orders, reproduced=f.reproduced, changed=f.changed,
+        without_member_state=f.without_inputs, failed_under_draft=f.failed_under_draft,
+    )
+    _side(f.before, summary.before)
+    _side(f.after, summary.after)
+    for t in sorted(set(f.before.points) | set(f.after.points)):
+        summary.points.add(point_type=t, before=f.before.points.get(t, 0),
+                           after=f.after.points.get(t, 0))
+    for p in sorted(set(f.before.promotions) | set(f.after.promotions)):
+        entry = summary.promotions.add(promotion=p)
+        for side, out in ((f.before, entry.before), (f.after, entry.after)):
+            figures = side.promotions.get(p, backtest.Promo())
+            out.orders, out.amount, out.points = figures.orders, figures.amount, figures.points
+    for _, order_id, before, after in f.examples:
+        summary.examples.add(order_id=order_id, total_before=before, total_after=after)
+    return summary
+
+
 class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
     """Without storage (a server for quotes only) the configuration RPCs are UNIMPLEMENTED;
     TestCalculateOrder on the applied version still answers. API keys: `ApiKeyRpcs`."""
@@ -98,11 +166,21 @@ class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
         clock: Clock = utc_now,
         *,
         config: Configuration | None = None,
+        ledger: Ledger | None = None,
+        backtest_workers: int = 0,
     ) -> None:
         self._programs = programs
         self._members = members
         self._clock = clock
         self._config = config
+        self._ledger = ledger
+        # 0: one worker per core but one (at least one).
+        self._backtest_workers = backtest_workers or max(1, (os.cpu_count() or 2) - 1)
+
+    def _storage(self) -> tuple[Configuration, Ledger]:
+        if self._config is None or self._ledger is None:
+            raise NotImplementedError("reports and backtests need storage (PostgreSQL)")
+        return self._config, self._ledger
 
     def _configuration(self) -> Configuration:
         if self._config is None:
@@ -293,6 +371,99 @@ class AdminService(ApiKeyRpcs, admin_pb2_grpc.AdminServiceServicer):
             applied = self._programs.get(program_id)
             compiled, version = applied.compiled, applied.version
         return await test_calculation(request, compiled, version, self._members, self._clock)
+
+    # -- reports and backtests -----------------------------------------------------------------
+
+    async def GetProgramReport(
+        self, request: admin_pb2.GetProgramReportRequest, context: Any
+    ) -> admin_pb2.GetProgramReportResponse:
+        """The ledger's figures over [from, to) (docs/reports.md)."""
+        config, ledger = self._storage()
+        record = await config.store.record(_required(request.program))
+        source = record.applied or record.draft
+        report = await ledger.program_report(
+            source, _instant(request, "from"), _instant(request, "to"), now=self._clock()
+        )
+        response = admin_pb2.GetProgramReportResponse(
+            members=report.enrolled, orders=report.confirmed
+        )
+        response.member_counts.enrolled = report.enrolled
+        response.member_counts.active = report.active
+        response.order_counts.confirmed = report.confirmed
+        response.order_counts.cancelled = report.cancelled
+        response.order_counts.returned = report.returned
+        for t in report.point_types:
+            response.point_types.add(point_type=t.point_type, accrued=t.accrued,
+                                     redeemed=t.redeemed, expired=t.expired,
+                                     outstanding=t.outstanding)
+        for d in report.days:
+            response.days.add(date=d.day.isoformat(), orders=d.orders, revenue=d.revenue,
+                              discount=d.discount, paid_with_points=d.paid_with_points,
+                              accrued=d.accrued, redeemed=d.redeemed)
+        for p in report.promotions:
+            response.promotions.add(promotion=p.promotion, orders=p.orders, discount=p.discount,
+                                    points=p.points)
+        return response
+
+    async def BacktestDraft(
+        self, request: admin_pb2.BacktestDraftRequest, context: Any
+    ) -> AsyncIterator[admin_pb2.BacktestDraftResponse]:
+        """Progress at least every 500 orders or every second, then one summary; writes
+        nothing (docs/reports.md)."""
+        config, ledger = self._storage()
+        program_id = _required(request.program)
+        if not 0 <= request.limit <= backtest.MAX_LIMIT:
+            raise InvalidArgument.field(
+                "limit", f"must lie in [0, {backtest.MAX_LIMIT}] (0 means"
+                f" {backtest.DEFAULT_LIMIT})"
+            )
+        limit = request.limit or backtest.DEFAULT_LIMIT
+        start, end = _instant(request, "from"), _instant(request, "to")
+        record, _ = await config.compiled_draft(program_id)  # a draft that does not compile
+        draft_key = backtest.program_key(record.draft_pb)
+        programs: dict[str, bytes] = {draft_key: record.draft_pb}
+        versions: dict[int, str] = {}
+        figures = backtest.Figures()
+        total = 0
+        loop = asyncio.get_running_loop()
+        in_flight: set[asyncio.Future[backtest.Figures]] = set()
+        with ProcessPoolExecutor(
+            max_workers=self._backtest_workers,
+            mp_context=backtest.worker_context(),
+            initializer=backtest.worker_init,
+        ) as pool:
+            try:
+                async for batch in ledger.backtest_orders(program_id, start, end, limit,
+                                                          batch_size=backtest.BATCH_ORDERS):
+                    total = batch.total
+                    if not batch.orders:
+                        yield _progress(figures.orders, total)
+                        continue
+                    for o in batch.orders:
+                        v = o.program_version
+                        if v is not None and v not in versions:
+                            data = program_bytes(await config.store.version(program_id, v))
+                            key = backtest.program_key(data)
+                            programs[key] = data
+                            versions[v] = key
+                    needed = {versions[o.program_version] for o in batch.orders
+                              if o.program_version is not None} | {draft_key}
+                    future: Future[backtest.Figures] = pool.submit(
+                        backtest.backtest_batch, {k: programs[k] for k in needed}, versions,
+                        draft_key, list(batch.orders),
+                    )
+                    in_flight.add(asyncio.wrap_future(future, loop=loop))
+                    # Bounded memory: at most two batches per worker wait or run.
+                    while len(in_flight) >= 2 * self._backtest_workers:
+                        async for message in _drain(in_flight, figures, total, first=True):
+                            yield message
+                while in_flight:
+                    async for message in _drain(in_flight, figures, total, first=True):
+                        yield message
+            finally:
+                for f in in_flight:
+                    f.cancel()
+        yield admin_pb2.BacktestDraftResponse(summary=_summary(figures))
 
     # -- the audit journal ---------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from arbiter.server.api.actor import actor_of
 from arbiter.server.api.translate import TIMESTAMP_RANGE, timestamp_in_range
@@ -17,8 +18,10 @@ from arbiter.server.ledger import (
     InvalidArgument,
     Ledger,
     MemberInfo,
+    NotFound,
     TierStatus,
     Transaction,
+    TransactionFilter,
 )
 from arbiter.server.state import AppliedProgram, MemberDirectory, ProgramRegistry, after_write
 from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
@@ -31,6 +34,7 @@ MAX_ENROLL_STREAM: Final = 1_000_000
 _MAX_ID_CHARS: Final = 256
 
 Clock = Callable[[], datetime]
+_UTC_ZONE: Final = ZoneInfo("UTC")
 
 _OPERATIONS: Final = {
     member_pb2.OPERATION_ACCRUAL: "ACCRUAL",
@@ -105,14 +109,63 @@ def _check_id(bad: list[FieldViolation], value: str, field: str) -> None:
 
 
 def _registered_at(
-    request: member_pb2.EnrollMemberRequest, field: str, bad: list[FieldViolation]
+    request: member_pb2.EnrollMemberRequest, field: str, bad: list[FieldViolation],
+    tz: ZoneInfo = _UTC_ZONE,
 ) -> datetime | None:
-    if not request.HasField("registered_at"):
+    """`registered_at` when given; else the profile field `registration_field` names (RFC 3339,
+    or a date: midnight in the program's time zone); else None (the server's clock)."""
+    if request.HasField("registered_at"):
+        stamp = request.registered_at
+        at = timestamp_in_range(stamp.seconds, stamp.nanos)
+        if at is None:
+            bad.append(FieldViolation(field, TIMESTAMP_RANGE))
+        return at
+    name = request.registration_field
+    if not name:
         return None
-    stamp = request.registered_at
+    prefix = field[: -len("registered_at")]
+    if name not in request.fields:
+        bad.append(FieldViolation(f"{prefix}fields[{name}]",
+                                  "missing: registration_field names it"))
+        return None
+    text = request.fields[name].strip()
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), tz).astimezone(UTC)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        bad.append(FieldViolation(f"{prefix}fields[{name}]",
+                                  "not a date (YYYY-MM-DD) or an RFC 3339 instant"))
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def _zone(program: program_pb2.Program) -> ZoneInfo:
+    try:
+        return ZoneInfo(program.time_zone or "UTC")
+    except (ValueError, KeyError):
+        return _UTC_ZONE
+
+
+_TYPES: Final = {
+    v.number: v.name.removeprefix("TRANSACTION_TYPE_")
+    for v in member_pb2.TransactionType.DESCRIPTOR.values if v.number
+}
+_SOURCES: Final = {
+    v.number: v.name.removeprefix("SOURCE_TYPE_")
+    for v in member_pb2.SourceType.DESCRIPTOR.values if v.number
+}
+
+
+def _window_bound(request: Any, name: str, bad: list[FieldViolation]) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    stamp = getattr(request, name)
     at = timestamp_in_range(stamp.seconds, stamp.nanos)
     if at is None:
-        bad.append(FieldViolation(field, TIMESTAMP_RANGE))
+        bad.append(FieldViolation(name, TIMESTAMP_RANGE))
     return at
 
 
@@ -196,8 +249,11 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     async def ListTransactions(
         self, request: member_pb2.ListTransactionsRequest, context: Any
     ) -> member_pb2.ListTransactionsResponse:
+        """A member's transactions, or without `member_id` the program's (the Transactions
+        tab), filtered by point type, type, source and window; oldest first, paged."""
         bad: list[FieldViolation] = []
-        _check_id(bad, request.member_id, "member_id")
+        if request.member_id:
+            _check_id(bad, request.member_id, "member_id")
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             bad.append(
                 FieldViolation(
@@ -205,6 +261,14 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                     f"must lie in [0, {MAX_PAGE_SIZE}] (0 means the default, {DEFAULT_PAGE_SIZE})",
                 )
             )
+        if request.type and request.type not in _TYPES:
+            bad.append(FieldViolation("type", "not a TransactionType"))
+        if request.source_type and request.source_type not in _SOURCES:
+            bad.append(FieldViolation("source_type", "not a SourceType"))
+        start = _window_bound(request, "from", bad)
+        end = _window_bound(request, "to", bad)
+        if start is not None and end is not None and end <= start:
+            bad.append(FieldViolation("to", "must be after `from`"))
         ledger, applied, program = self._begin(request.program, bad)
         self._check_point_type(bad, applied, request.point_type, required=False)
         _raise_if(bad)
@@ -214,6 +278,13 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
             point_type=request.point_type,
             page_size=request.page_size,
             page_token=request.page_token,
+            filters=TransactionFilter(
+                point_type=request.point_type,
+                type=_TYPES.get(request.type, ""),
+                source_type=_SOURCES.get(request.source_type, ""),
+                start=start,
+                end=end,
+            ),
         )
         response = member_pb2.ListTransactionsResponse(next_page_token=page.next_page_token)
         for txn in page.transactions:
@@ -255,7 +326,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         bad: list[FieldViolation] = []
         _check_id(bad, request.member_id, "member_id")
         ledger, _, program = self._begin(request.program, bad)
-        registered = _registered_at(request, "registered_at", bad)
+        registered = _registered_at(request, "registered_at", bad, _zone(program))
         _raise_if(bad)
         result = await after_write(
             ledger.enroll(program, request.member_id, registered_at=registered, now=self._clock()),
@@ -278,6 +349,7 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
             return member_pb2.EnrollMembersResponse()
         _, _, program = self._begin(first.program, [])
         program_id = first.program
+        zone = _zone(program)
 
         async def members() -> AsyncIterator[tuple[str, datetime | None]]:
             index = 0
@@ -292,7 +364,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
                         f"members[{index}].program", "every request of a stream names one program"
                     )
                 bad: list[FieldViolation] = []
-                registered = _registered_at(request, f"members[{index}].registered_at", bad)
+                registered = _registered_at(request, f"members[{index}].registered_at", bad,
+                                            zone)
                 _raise_if(bad)
                 self._members.invalidate(program_id, request.member_id)
                 yield request.member_id, registered
@@ -315,6 +388,55 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
             self._forget(request.program, request.member_id, codes=True),
         )
         return member_pb2.RemoveMemberResponse()
+
+    async def EnrollSegment(
+        self, request: member_pb2.EnrollSegmentRequest, context: Any
+    ) -> member_pb2.EnrollSegmentResponse:
+        """Every profile id of a member segment of the applied version, as EnrollMembers."""
+        bad: list[FieldViolation] = []
+        if not request.segment:
+            bad.append(FieldViolation("segment", "required: a member segment id"))
+        registered = None
+        if request.HasField("registered_at"):
+            stamp = request.registered_at
+            registered = timestamp_in_range(stamp.seconds, stamp.nanos)
+            if registered is None:
+                bad.append(FieldViolation("registered_at", TIMESTAMP_RANGE))
+        ledger, _, program = self._begin(request.program, bad)
+        segment = next((s for s in program.member_segments if s.id == request.segment), None)
+        if segment is None:
+            raise NotFound("member segment", request.segment)
+        for i, member_id in enumerate(segment.members):
+            _check_id(bad, member_id, f"segment.members[{i}]")
+        _raise_if(bad)
+        ids = list(segment.members)
+        result = await ledger.enroll_many(
+            program, [(m, registered) for m in ids], now=self._clock()
+        )
+        for member_id in ids:
+            self._members.invalidate(request.program, member_id)
+        return member_pb2.EnrollSegmentResponse(
+            enrolled=result.enrolled, already_enrolled=result.already_enrolled
+        )
+
+    async def ClearMembers(
+        self, request: member_pb2.ClearMembersRequest, context: Any
+    ) -> AsyncIterator[member_pb2.ClearMembersResponse]:
+        """Remove every member (their history kept, marked removed), a batch per transaction;
+        progress after each batch, the last message `done`. Refused without `confirm`."""
+        bad: list[FieldViolation] = []
+        if not request.confirm:
+            bad.append(FieldViolation(
+                "confirm", "must be true: every member of the program is removed"))
+        ledger, _, program = self._begin(request.program, bad)
+        removed = total = 0
+        try:
+            async for removed, total in ledger.clear_members(program, now=self._clock()):
+                yield member_pb2.ClearMembersResponse(removed=removed, total=total)
+        finally:
+            self._members.invalidate(request.program)
+            self._members.invalidate_codes(request.program)
+        yield member_pb2.ClearMembersResponse(removed=removed, total=total, done=True)
 
     async def ExportMembers(
         self, request: member_pb2.ExportMembersRequest, context: Any

@@ -191,7 +191,7 @@ class ArbiterServer:
 
         checkout = CheckoutService(programs, members, clock, ledger=ledger)
         checkout.observe_calculation = self.metrics.observe_calculation()
-        admin = AdminService(programs, members, clock, config=config)
+        admin = AdminService(programs, members, clock, config=config, ledger=ledger)
         admin.api_keys = keys
         # As the generated add_*Servicer_to_server would, but bytes that do not parse reach the
         # wrapper (INVALID_ARGUMENT) instead of failing in gRPC's deserializer (UNKNOWN).

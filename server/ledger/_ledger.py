@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
 from arbiter.server.engine.types import CodeUsage, MemberState
-from arbiter.server.ledger import _jobs, _members, _orders, _outbox, _returns, _tiers
+from arbiter.server.ledger import (
+    _backtest,
+    _jobs,
+    _members,
+    _orders,
+    _outbox,
+    _reports,
+    _returns,
+    _tiers,
+)
 from arbiter.server.ledger._audit import AuditRecord
 from arbiter.server.ledger._book import Book
 from arbiter.server.ledger._calendar import require_aware
@@ -55,7 +64,10 @@ _RETRY = (
 )
 # PostgreSQL cannot be reached or went away: UNAVAILABLE, and nothing was committed.
 _UNAVAILABLE = UNAVAILABLE_ERRORS
-_ENROLL_CHUNK = 500
+_ENROLL_CHUNK = 5_000
+_CLEAR_BATCH = 1_000
+_BEGINNING = datetime(1, 1, 2, tzinfo=UTC)
+_END = datetime(9999, 12, 30, tzinfo=UTC)
 _EXPORT_BATCH = 500
 _PROGRAM_CACHE = 16
 
@@ -204,11 +216,7 @@ class Ledger:
             chunk.clear()
 
             async def op(conn: asyncpg.Connection) -> int:
-                created = 0
-                for member_id, registered in batch:
-                    _, new = await _members.enroll(conn, cfg, member_id, registered, at)
-                    created += new
-                return created
+                return await _members.enroll_bulk(conn, cfg, batch, at)
 
             created = await self._write(op)
             enrolled += created
@@ -264,6 +272,23 @@ class Ledger:
 
                 await self._write(op)
                 removed += 1
+
+    async def clear_members(self, program: ProgramLike, *, now: datetime | None = None,
+                            batch_size: int = _CLEAR_BATCH) -> AsyncIterator[tuple[int, int]]:
+        """Remove every member of the program, `batch_size` per transaction; yields (removed so
+        far, members when it started) after each batch. Their history stays (docs/reports.md)."""
+        cfg, at = self.program(program), _now(now)
+        total = int(await self._read(lambda conn: conn.fetchval(
+            "SELECT count(*) FROM members WHERE program = $1 AND NOT removed", cfg.id)))
+        removed = 0
+        yield removed, total
+        while True:
+            done = await self._write(
+                lambda conn: _members.remove_batch(conn, cfg, batch_size, at))
+            if not done:
+                return
+            removed += done
+            yield removed, max(total, removed)
 
     async def export_members(self, program: ProgramLike, *, now: datetime | None = None,
                              expiring_within_days: int = 0, batch_size: int = _EXPORT_BATCH
@@ -408,13 +433,47 @@ class Ledger:
         cfg, at = self.program(program), _now(now)
         return await self._read(lambda conn: read_code_uses(conn, cfg.id, codes, at))
 
+    async def program_report(self, program: ProgramLike, start: datetime | None,
+                             end: datetime | None, *, now: datetime | None = None
+                             ) -> _reports.ProgramReport:
+        """The report of [start, end): `start` None is the beginning, `end` None is just after
+        `now` (what happened at `now` counts)."""
+        cfg, at = self.program(program), _now(now)
+        low = require_aware(start, "from") if start is not None else _BEGINNING
+        high = require_aware(end, "to") if end is not None else at + timedelta(microseconds=1)
+        if high <= low:
+            raise InvalidArgument.field("to", "must be after `from`")
+        return await self._read(lambda conn: _reports.program_report(conn, cfg, low, high))
+
+    async def backtest_orders(self, program_id: str, start: datetime | None,
+                              end: datetime | None, limit: int, *, batch_size: int = 500
+                              ) -> AsyncIterator[_backtest.StoredOrders]:
+        """The orders confirmed in [start, end), oldest first, at most `limit`, with what
+        each was calculated from: first their count (an empty batch with `total`), then
+        batches read through a server-side cursor of one read-only snapshot."""
+        low = require_aware(start, "from") if start is not None else _BEGINNING
+        high = require_aware(end, "to") if end is not None else _END
+        if high <= low:
+            raise InvalidArgument.field("to", "must be after `from`")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True
+            ):
+                async for batch in _backtest.stored_orders(conn, program_id, low, high, limit,
+                                                           batch_size):
+                    yield batch
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailable(f"the ledger database is unavailable: {exc}") from exc
+
     async def list_transactions(self, program: ProgramLike, member_id: str, *,
-                                point_type: str = "", page_size: int = 0, page_token: str = ""
+                                point_type: str = "", page_size: int = 0, page_token: str = "",
+                                filters: _members.TransactionFilter | None = None
                                 ) -> TransactionPage:
-        """A member's transactions, oldest first, a page at a time."""
+        """A member's transactions (`member_id` empty: the whole program's), oldest first, a
+        page at a time; `filters` (type, source, window) replaces `point_type` when given."""
         cfg = self.program(program)
         return await self._read(lambda conn: _members.list_transactions(
-            conn, cfg, member_id, point_type, page_size, page_token))
+            conn, cfg, member_id, point_type, page_size, page_token, filters))
 
     async def expiring_points(self, program: ProgramLike, member_id: str, *,
                               point_type: str = "", within_days: int = 0, limit: int = 0,

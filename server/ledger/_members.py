@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +28,15 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_PAGE_SIZE",
     "MemberRow",
+    "TransactionFilter",
     "enroll",
+    "enroll_bulk",
     "expiring_lots",
     "find_member",
     "list_transactions",
     "member_infos",
     "remove",
+    "remove_batch",
     "tier_history",
     "validate_id",
     "within_days_or_default",
@@ -223,26 +227,55 @@ def _decode_token(token: str, member_id: str, point_type: str) -> int:
     return after
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    """What ListTransactions keeps: empty strings and None bounds keep everything."""
+
+    point_type: str = ""
+    type: str = ""
+    source_type: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def key(self) -> str:
+        """The filter as a page token carries it (a token belongs to one query)."""
+        return json.dumps([self.point_type, self.type, self.source_type,
+                           self.start.isoformat() if self.start else "",
+                           self.end.isoformat() if self.end else ""], separators=(",", ":"))
+
+
 async def list_transactions(conn: asyncpg.Connection, program: LedgerProgram, member_id: str,
-                            point_type: str, page_size: int, page_token: str) -> TransactionPage:
+                            point_type: str, page_size: int, page_token: str,
+                            filters: TransactionFilter | None = None) -> TransactionPage:
+    """A member's transactions (or, `member_id` empty, the program's), oldest first."""
     if page_size < 0:
         raise InvalidArgument.field("page_size", "must not be negative")
+    f = filters or TransactionFilter(point_type=point_type)
+    if filters is None or not (f.type or f.source_type or f.start or f.end):
+        key = f.point_type  # the token of a query by point type alone stays as it was
+    else:
+        key = f.key()
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    after = _decode_token(page_token, member_id, point_type) if page_token else 0
-    pk, _, _ = await find_member(conn, program, member_id)
+    after = _decode_token(page_token, member_id, key) if page_token else 0
+    where = ["pk > $1", "($2 = '' OR point_type = $2)", "($3 = '' OR type = $3)",
+             "($4 = '' OR source_type = $4)",
+             "($5::timestamptz IS NULL OR created_at >= $5)",
+             "($6::timestamptz IS NULL OR created_at < $6)"]
+    args: list[Any] = [after, f.point_type, f.type, f.source_type, f.start, f.end, size + 1]
+    if member_id:
+        pk, _, _ = await find_member(conn, program, member_id)
+        where.append("member_pk = $8")
+        args.append(pk)
+    else:
+        where.append("program = $8")
+        args.append(program.id)
     rows = await conn.fetch(
-        f"""
-        SELECT {TXN_COLUMNS} FROM transactions
-        WHERE member_pk = $1 AND pk > $2 AND ($3 = '' OR point_type = $3)
-        ORDER BY pk LIMIT $4
-        """,
-        pk,
-        after,
-        point_type,
-        size + 1,
+        f"SELECT {TXN_COLUMNS} FROM transactions WHERE {' AND '.join(where)}"
+        " ORDER BY pk LIMIT $7",
+        *args,
     )
     page = [row_to_transaction(r) for r in rows[:size]]
-    token = _encode_token(member_id, point_type, int(page[-1].id)) if len(rows) > size else ""
+    token = _encode_token(member_id, key, int(page[-1].id)) if len(rows) > size else ""
     return TransactionPage(tuple(page), token)
 
 
@@ -289,3 +322,121 @@ async def tier_history(conn: asyncpg.Connection, program: LedgerProgram, member_
     )
     return [TierChange(r["tier_group"], r["from_tier"], r["to_tier"], r["points"], r["reason"],
                        r["changed_at"]) for r in rows]
+
+
+# Enrollment of many members in one transaction, set-based (docs/reports.md, "Enrolling many"):
+# the members, their balance rows, the initial balances (a transaction and a lot each) and the
+# events, five statements per chunk whatever its size. Tier groups need each member's tier rows
+# worked out one by one, so a program with tier groups enrolls member by member.
+_BULK_MEMBERS_SQL = """
+INSERT INTO members (program, member_id, registered_at, created_at)
+SELECT $1, x.member_id, x.registered_at, $4
+FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS x(member_id, registered_at, n)
+ORDER BY x.n
+ON CONFLICT (program, member_id) WHERE NOT removed DO NOTHING
+RETURNING pk, member_id, registered_at
+"""
+
+_BULK_BALANCES_SQL = """
+INSERT INTO balances (member_pk, point_type, balance, txn_count)
+SELECT m.pk, t.point_type, t.points, (t.points > 0)::int
+FROM unnest($1::bigint[]) AS m(pk)
+CROSS JOIN unnest($2::text[], $3::bigint[]) AS t(point_type, points)
+ORDER BY m.pk, t.point_type
+"""
+
+_BULK_GRANTS_SQL = """
+WITH g AS (
+    SELECT m.pk, m.member_id, t.point_type, t.points, t.expires_at
+    FROM unnest($2::bigint[], $3::text[]) AS m(pk, member_id)
+    CROSS JOIN unnest($4::text[], $5::bigint[], $6::timestamptz[])
+        AS t(point_type, points, expires_at)
+), txn AS (
+    INSERT INTO transactions (program, member_pk, member_id, point_type, type, balance_before,
+        value, balance_after, source_type, source_id, comment, created_at)
+    SELECT $1, g.pk, g.member_id, g.point_type, 'ACCRUAL', 0, g.points, g.points, 'ENROLLMENT',
+        g.member_id, 'initial balance', $7
+    FROM g ORDER BY g.pk, g.point_type
+    RETURNING pk, member_pk, member_id, point_type, value
+), lot AS (
+    INSERT INTO lots (member_pk, point_type, state, points, remaining, accrued_at, expires_at,
+        timing, txn_pk, created_at)
+    SELECT txn.member_pk, txn.point_type, 'ACTIVE', txn.value, txn.value, $7, g.expires_at, '',
+        txn.pk, $7
+    FROM txn JOIN g ON g.pk = txn.member_pk AND g.point_type = txn.point_type
+)
+INSERT INTO outbox (program, topic, member_id, payload, created_at)
+SELECT $1, 'points.accrued', txn.member_id,
+    jsonb_build_object('program', $1::text, 'member_id', txn.member_id,
+        'point_type', txn.point_type, 'points', txn.value, 'source_type', 'ENROLLMENT',
+        'transaction_id', txn.pk::text),
+    $7
+FROM txn ORDER BY txn.pk
+"""
+
+_BULK_ENROLLED_EVENTS_SQL = """
+INSERT INTO outbox (program, topic, member_id, payload, created_at)
+SELECT $1, 'member.enrolled', x.member_id,
+    jsonb_build_object('program', $1::text, 'member_id', x.member_id,
+        'registered_at', x.registered_at),
+    $4
+FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS x(member_id, registered_at, n)
+ORDER BY x.n
+"""
+
+
+async def enroll_bulk(conn: asyncpg.Connection, program: LedgerProgram,
+                      members: Sequence[tuple[str, datetime]], now: datetime) -> int:
+    """Enroll `members` (inside the caller's transaction); returns how many were new."""
+    if program.tier_groups:
+        created = 0
+        for member_id, registered in members:
+            _, new = await enroll(conn, program, member_id, registered, now)
+            created += new
+        return created
+    rows = await conn.fetch(_BULK_MEMBERS_SQL, program.id, [m[0] for m in members],
+                            [m[1] for m in members], now)
+    if not rows:
+        return 0
+    pks = [r["pk"] for r in rows]
+    ids = [r["member_id"] for r in rows]
+    grants = [
+        cfg for cfg in program.point_types.values()
+        if cfg.kind == "STANDARD" and cfg.usable_at(now) and cfg.initial_balance > 0
+    ]
+    initial = {cfg.id: cfg.initial_balance for cfg in grants}
+    types = sorted(program.point_types)
+    await conn.execute(_BULK_BALANCES_SQL, pks, types, [initial.get(t, 0) for t in types])
+    await conn.execute(_BULK_ENROLLED_EVENTS_SQL, program.id, ids,
+                       [r["registered_at"].isoformat() for r in rows], now)
+    if grants:
+        await conn.execute(
+            _BULK_GRANTS_SQL, program.id, pks, ids, [g.id for g in grants],
+            [g.initial_balance for g in grants], [g.expiry(now, program.tz) for g in grants], now,
+        )
+    return len(rows)
+
+
+async def remove_batch(conn: asyncpg.Connection, program: LedgerProgram, size: int,
+                       now: datetime) -> int:
+    """Remove up to `size` live members of the program (inside the caller's transaction), as
+    `remove` does one: their holds voided, held code uses released, the rows marked removed.
+    Each member's balance rows are locked first, in the order every writer takes them."""
+    pks = [r["pk"] for r in await conn.fetch(
+        "SELECT pk FROM members WHERE program = $1 AND NOT removed ORDER BY pk LIMIT $2"
+        " FOR UPDATE", program.id, size)]
+    if not pks:
+        return 0
+    await conn.execute(
+        "SELECT 1 FROM balances WHERE member_pk = ANY($1::bigint[])"
+        " ORDER BY member_pk, point_type FOR UPDATE", pks)
+    await conn.execute(
+        "UPDATE holds SET state = 'VOIDED', closed_at = $2"
+        " WHERE member_pk = ANY($1::bigint[]) AND state = 'HELD'", pks, now)
+    await conn.execute(
+        "UPDATE promo_code_uses SET state = 'RELEASED', closed_at = $2"
+        " WHERE member_pk = ANY($1::bigint[]) AND state = 'HELD'", pks, now)
+    await conn.execute(
+        "UPDATE members SET removed = true, removed_at = $2 WHERE pk = ANY($1::bigint[])",
+        pks, now)
+    return len(pks)

@@ -554,7 +554,7 @@ class BacktestExample(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., total_before: _Optional[int] = ..., total_after: _Optional[int] = ...) -> None: ...
 
 class BacktestSummary(_message.Message):
-    __slots__ = ("orders", "reproduced", "changed", "before", "after", "points", "promotions", "examples", "without_member_state")
+    __slots__ = ("orders", "reproduced", "changed", "before", "after", "points", "promotions", "examples", "without_member_state", "failed_under_draft")
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     REPRODUCED_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +564,7 @@ class BacktestSummary(_message.Message):
     PROMOTIONS_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     WITHOUT_MEMBER_STATE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_UNDER_DRAFT_FIELD_NUMBER: _ClassVar[int]
     orders: int
     reproduced: int
     changed: int
@@ -573,7 +574,8 @@ class BacktestSummary(_message.Message):
     promotions: _containers.RepeatedCompositeFieldContainer[BacktestPromotion]
     examples: _containers.RepeatedCompositeFieldContainer[BacktestExample]
     without_member_state: int
-    def __init__(self, orders: _Optional[int] = ..., reproduced: _Optional[int] = ..., changed: _Optional[int] = ..., before: _Optional[_Union[BacktestMoney, _Mapping]] = ..., after: _Optional[_Union[BacktestMoney, _Mapping]] = ..., points: _Optional[_Iterable[_Union[BacktestPoints, _Mapping]]] = ..., promotions: _Optional[_Iterable[_Union[BacktestPromotion, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[BacktestExample, _Mapping]]] = ..., without_member_state: _Optional[int] = ...) -> None: ...
+    failed_under_draft: int
+    def __init__(self, orders: _Optional[int] = ..., reproduced: _Optional[int] = ..., changed: _Optional[int] = ..., before: _Optional[_Union[BacktestMoney, _Mapping]] = ..., after: _Optional[_Union[BacktestMoney, _Mapping]] = ..., points: _Optional[_Iterable[_Union[BacktestPoints, _Mapping]]] = ..., promotions: _Optional[_Iterable[_Union[BacktestPromotion, _Mapping]]] = ..., examples: _Optional[_Iterable[_Union[BacktestExample, _Mapping]]] = ..., without_member_state: _Optional[int] = ..., failed_under_draft: _Optional[int] = ...) -> None: ...
 
 class PointTypeReport(_message.Message):
     __slots__ = ("point_type", "accrued", "redeemed", "expired", "outstanding")
