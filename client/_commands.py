@@ -23,7 +23,7 @@ from rich.tree import Tree
 from arbiter.client._client import ArbiterClient
 from arbiter.client._files import read_member_csv, read_order, read_program
 from arbiter.client._output import Output, enum_name, message_json, money, program_file_json
-from arbiter.v1 import admin_pb2, member_pb2, program_pb2
+from arbiter.v1 import admin_pb2, checkout_pb2, member_pb2, program_pb2
 
 __all__ = ["Context", "UsageError", "resolve_program"]
 
@@ -402,7 +402,7 @@ def show_test_result(out: Output, response: admin_pb2.TestCalculateOrderResponse
             [
                 (
                     c.code,
-                    enum_name(_checkout().PromoCodeStatus, c.status, "PROMO_CODE_STATUS_"),
+                    enum_name(checkout_pb2.PromoCodeStatus, c.status, "PROMO_CODE_STATUS_"),
                     c.promo_code_pool,
                 )
                 for c in result.promo_codes
@@ -412,12 +412,6 @@ def show_test_result(out: Output, response: admin_pb2.TestCalculateOrderResponse
     if result.texts:
         out.table(["text"], [(text,) for text in result.texts], title="Texts")
     out.tree(trace_tree(response.trace))
-
-
-def _checkout() -> Any:
-    from arbiter.v1 import checkout_pb2
-
-    return checkout_pb2
 
 
 def _trace_label(entry: admin_pb2.TraceEntry) -> str:
@@ -454,6 +448,39 @@ def trace_tree(trace: Sequence[admin_pb2.TraceEntry]) -> Tree:
         if is_group:
             groups[entry.node] = node
     return root
+
+
+async def confirm_order(ctx: Context, args: argparse.Namespace) -> int:
+    """ConfirmOrder of an order file (the form `calculate` and `test` read): the order is
+    placed, its points redeemed and accrued."""
+    order = read_order(args.file)
+    request = checkout_pb2.ConfirmOrderRequest(
+        program=order.program,
+        member_id=order.member_id,
+        member_context=order.member_context,
+        order=order.order,
+    )
+    if args.member is not None:
+        request.member_id = args.member
+        request.ClearField("member_context")
+    if args.order_id:
+        request.order.id = args.order_id
+    request.program = await resolve_program(ctx, args.program or order.program or None)
+    response = await ctx.call(ctx.client.checkout.ConfirmOrder, request)
+    if ctx.out.json_mode:
+        ctx.out.message(response)
+        return 0
+    t = response.result.totals
+    points = ", ".join(
+        f"{p.point_type} -{p.redeemed} +{p.accrued + p.accrued_pending}"
+        for p in response.result.points
+    )
+    ctx.out.line(
+        f"order {request.order.id} confirmed: total {money(t.total)}, discount "
+        f"{money(t.discount)}, paid with points {money(t.paid_with_points)}"
+        + (f"; points {points}" if points else "")
+    )
+    return 0
 
 
 # --- members -------------------------------------------------------------------------------------

@@ -128,6 +128,23 @@ def _parser(serving: bool) -> argparse.ArgumentParser:
     _program_option(test)
     test.set_defaults(run=commands.test_order)
 
+    confirm = top.add_parser(
+        "confirm",
+        parents=[client],
+        help="confirm an order (ConfirmOrder): the points are redeemed and accrued",
+    )
+    confirm.add_argument(
+        "file", type=Path, metavar="ORDER.json", help="the form `calculate` reads; '-' is stdin"
+    )
+    confirm.add_argument("--order-id", metavar="ID", help="overrides the file's order.id")
+    confirm.add_argument(
+        "--member",
+        metavar="ID",
+        help="as this enrolled member ('' for a guest); overrides the file",
+    )
+    _program_option(confirm)
+    confirm.set_defaults(run=commands.confirm_order)
+
     _member_commands(top, client)
 
     trig = top.add_parser(
@@ -260,8 +277,50 @@ def _member_commands(top: Any, client: argparse.ArgumentParser) -> None:
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
 
 
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from",
+        dest="since",
+        metavar="WHEN",
+        help="a date (midnight in the program's time zone) or an ISO 8601 time",
+    )
+    parser.add_argument(
+        "--to",
+        dest="until",
+        metavar="WHEN",
+        help="a date (that day included) or an ISO 8601 time (excluded)",
+    )
+
+
 def _report_commands(top: Any, client: argparse.ArgumentParser) -> None:
     """`report` and `backtest` (client/_report.py)."""
+    from arbiter.client import _report
+
+    report = top.add_parser(
+        "report", parents=[client], help="a program's figures: members, orders, points, promotions"
+    )
+    _window_options(report)
+    report.add_argument(
+        "--chart",
+        type=Path,
+        metavar="REPORT.png",
+        help="also draw orders and discount, points accrued and redeemed per day, and the top "
+        "promotions by cost, as a PNG",
+    )
+    _program_option(report)
+    report.set_defaults(run=_report.report)
+
+    backtest = top.add_parser(
+        "backtest",
+        parents=[client],
+        help="recalculate past confirmed orders under the draft; writes nothing",
+    )
+    _window_options(backtest)
+    backtest.add_argument(
+        "--limit", type=int, default=0, help="at most this many orders (default: the server's)"
+    )
+    _program_option(backtest)
+    backtest.set_defaults(run=_report.backtest)
 
 
 def _serve(args: argparse.Namespace) -> int:
