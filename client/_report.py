@@ -168,7 +168,6 @@ def write_chart(response: admin_pb2.GetProgramReportResponse, path: Path, *, tit
     from matplotlib.ticker import FuncFormatter
 
     thousands = FuncFormatter(lambda value, _: f"{value:,.0f}")
-    compact = FuncFormatter(lambda value, _: _compact(value))
     days = [d.date for d in response.days]
     x = list(range(len(days)))
     figure = plt.figure(figsize=(12, 13), layout="constrained")
@@ -217,7 +216,8 @@ def write_chart(response: admin_pb2.GetProgramReportResponse, path: Path, *, tit
     )
     points_axis.set_title("Points accrued and redeemed per day (every point type)")
     points_axis.set_ylabel("points")
-    points_axis.yaxis.set_major_formatter(compact)
+    peak = max([d.accrued for d in response.days] + [d.redeemed for d in response.days] + [0])
+    points_axis.yaxis.set_major_formatter(FuncFormatter(_scaled(peak)))
     points_axis.legend(loc="upper left")
     for axis in (orders_axis, points_axis):
         _day_axis(axis, x, days)
@@ -233,8 +233,10 @@ def write_chart(response: admin_pb2.GetProgramReportResponse, path: Path, *, tit
     moved_axis.set_title("... and the points they moved")
     moved_axis.set_xlabel("points (accrued and redeemed, every type)")
     moved_axis.tick_params(labelleft=False)
-    money_axis.xaxis.set_major_formatter(compact)
-    moved_axis.xaxis.set_major_formatter(compact)
+    money_axis.xaxis.set_major_formatter(
+        FuncFormatter(_scaled(max([p.discount / 100 for p in top] + [0])))
+    )
+    moved_axis.xaxis.set_major_formatter(FuncFormatter(_scaled(max([p.points for p in top] + [0]))))
     for axis in (money_axis, moved_axis):
         axis.grid(axis="x", alpha=0.3)
         if not top:
@@ -243,14 +245,13 @@ def write_chart(response: admin_pb2.GetProgramReportResponse, path: Path, *, tit
     plt.close(figure)
 
 
-def _compact(value: float) -> str:
-    """An axis figure: 950, 12,000, 250k, 1.4M."""
-    size = abs(value)
-    if size >= 1_000_000:
-        return f"{value / 1_000_000:.4g}M"
-    if size >= 100_000:
-        return f"{value / 1_000:.4g}k"
-    return f"{value:,.0f}"
+def _scaled(peak: float) -> Any:
+    """An axis's tick text, one unit for the whole axis: 950 and 12,000; 250k; 1.4M."""
+    if peak >= 1_000_000:
+        return lambda value, _: f"{value / 1_000_000:.3g}M"
+    if peak >= 100_000:
+        return lambda value, _: f"{value / 1_000:,.0f}k"
+    return lambda value, _: f"{value:,.0f}"
 
 
 # A day axis shows at least this many slots, so that one day is a bar, not a wall.
