@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.tree import Tree
 
@@ -27,6 +29,8 @@ from arbiter.v1 import admin_pb2, checkout_pb2, member_pb2, program_pb2
 
 __all__ = ["Context", "UsageError", "resolve_program"]
 
+# The program of commands given no --program.
+PROGRAM_VARIABLE = "ARBITER_PROGRAM"
 # Rows per EnrollMembers stream message batch between progress updates.
 _PROGRESS_EVERY = 500
 # ListTransactions page size the command asks for (the server's limit is larger).
@@ -52,10 +56,21 @@ class Context:
 
 
 async def resolve_program(ctx: Context, given: str | None) -> str:
-    """The program the command is about: `--program`, else the server's only program."""
+    """The program the command is about: `--program`, else ARBITER_PROGRAM, else the server's
+    only program (asking ListPrograms, which only an admin key may)."""
     if given:
         return given
-    listed = await ctx.call(ctx.client.admin.ListPrograms, admin_pb2.ListProgramsRequest())
+    from_environment = os.environ.get(PROGRAM_VARIABLE)
+    if from_environment:
+        return from_environment
+    try:
+        listed = await ctx.call(ctx.client.admin.ListPrograms, admin_pb2.ListProgramsRequest())
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            raise UsageError(
+                f"give --program (or {PROGRAM_VARIABLE}): this key may not list the programs"
+            ) from None
+        raise
     ids = [p.id for p in listed.programs]
     if len(ids) == 1:
         return str(ids[0])

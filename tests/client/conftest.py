@@ -103,8 +103,10 @@ def _wait_serving(target: str, process: subprocess.Popen[bytes], log_path: Path)
         time.sleep(0.1)
 
 
-def start_server(pg_dsn: str, folder: Path, *serve_args: str) -> Iterator[Server]:
-    """`arbiter serve` on a fresh database of the session's cluster."""
+def start_server(
+    pg_dsn: str, folder: Path, *serve_args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`arbiter serve` on a fresh database of the session's cluster (`env`: more variables)."""
     name = f"t_{secrets.token_hex(8)}"
     run_psql(pg_dsn, f'CREATE DATABASE "{name}"')
     target = f"127.0.0.1:{free_port()}"
@@ -124,7 +126,7 @@ def start_server(pg_dsn: str, folder: Path, *serve_args: str) -> Iterator[Server
                 "WARNING",
                 *serve_args,
             ],
-            env=client_env(ARBITER_DATA_DIR=str(folder / "data")),
+            env=client_env(ARBITER_DATA_DIR=str(folder / "data"), **(env or {})),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
