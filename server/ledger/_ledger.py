@@ -443,7 +443,13 @@ class Ledger:
         high = require_aware(end, "to") if end is not None else at + timedelta(microseconds=1)
         if high <= low:
             raise InvalidArgument.field("to", "must be after `from`")
-        return await self._read(lambda conn: _reports.program_report(conn, cfg, low, high))
+        await self._write(lambda conn: _reports.roll_up(conn, cfg, at))
+
+        async def read(conn: asyncpg.Connection) -> _reports.ProgramReport:
+            rolled = await _reports.rolled_to(conn, cfg.id)
+            return await _reports.program_report(conn, cfg, low, high, rolled)
+
+        return await self._read(read)
 
     async def backtest_orders(self, program_id: str, start: datetime | None,
                               end: datetime | None, limit: int, *, batch_size: int = 500

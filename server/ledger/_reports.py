@@ -4,13 +4,23 @@ day and per promotion, over a window [start, end). Read-only, one consistent sna
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from arbiter.server.ledger._config import LedgerProgram
 
-__all__ = ["DayFigures", "ProgramReport", "PromotionFigures", "TypeFigures", "program_report"]
+__all__ = [
+    "ROLLUP_DELAY",
+    "DayFigures",
+    "ProgramReport",
+    "PromotionFigures",
+    "TypeFigures",
+    "program_report",
+    "roll_up",
+    "rolled_to",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +123,111 @@ ORDER BY 1
 """
 
 
+# The rollups (migration 0016): the same sums by UTC hour, for the hours before `rolled_to`.
+_TXN_ROLLUP_SQL = """
+SELECT (hour AT TIME ZONE $4)::date AS day, point_type, type, sum(value)::bigint AS value
+FROM report_hours
+WHERE program = $1 AND hour >= $2 AND hour < $3
+  AND type IN ('ACCRUAL', 'REDEMPTION', 'EXPIRATION')
+GROUP BY 1, 2, 3
+"""
+
+_ORDER_DAYS_ROLLUP_SQL = """
+SELECT (hour AT TIME ZONE $4)::date AS day, sum(orders)::bigint AS orders,
+       sum(revenue)::bigint AS revenue, sum(discount)::bigint AS discount,
+       sum(paid_with_points)::bigint AS paid_with_points
+FROM report_order_hours
+WHERE program = $1 AND hour >= $2 AND hour < $3
+GROUP BY 1
+"""
+
+_PROMOTIONS_ROLLUP_SQL = """
+SELECT promotion, sum(orders)::bigint AS orders, sum(discount)::bigint AS discount,
+       sum(points)::bigint AS points
+FROM report_promotion_hours
+WHERE program = $1 AND hour >= $2 AND hour < $3
+GROUP BY 1
+ORDER BY 1
+"""
+
+_ROLL_UP_SQL = (
+    """
+    INSERT INTO report_hours (program, hour, point_type, type, value)
+    SELECT program, date_trunc('hour', created_at, 'UTC'), point_type, type, sum(value)
+    FROM transactions
+    WHERE program = $1 AND created_at >= $2 AND created_at < $3
+    GROUP BY 1, 2, 3, 4
+    """,
+    """
+    INSERT INTO report_order_hours (program, hour, orders, revenue, discount, paid_with_points)
+    SELECT program, date_trunc('hour', confirmed_at, 'UTC'), count(*), sum(total),
+           sum(discount), sum(paid_with_points)
+    FROM orders
+    WHERE program = $1 AND confirmed_at >= $2 AND confirmed_at < $3
+    GROUP BY 1, 2
+    """,
+    """
+    INSERT INTO report_promotion_hours (program, hour, promotion, orders, discount, points)
+    SELECT o.program, date_trunc('hour', o.confirmed_at, 'UTC'), b ->> 1,
+           count(DISTINCT o.pk), sum((b ->> 4)::bigint), sum((b ->> 5)::bigint)
+    FROM orders o CROSS JOIN LATERAL jsonb_array_elements(o.result -> 'benefits') b
+    WHERE o.program = $1 AND o.confirmed_at >= $2 AND o.confirmed_at < $3
+    GROUP BY 1, 2, 3
+    """,
+)
+
+#: Hours are rolled up once they ended this long ago (no write takes that long to commit).
+ROLLUP_DELAY = timedelta(hours=1)
+_HOUR = timedelta(hours=1)
+_EPOCH = datetime(1, 1, 2, tzinfo=UTC)
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    floor = _floor_hour(at)
+    return floor if floor == at else floor + _HOUR
+
+
+def _whole_hour_zone(tz: ZoneInfo, *instants: datetime) -> bool:
+    """Hour buckets fall in one local day only in a zone whose offsets are whole hours."""
+    for at in instants:
+        offset = at.astimezone(tz).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+    return True
+
+
+async def roll_up(conn: asyncpg.Connection, program: LedgerProgram, now: datetime) -> datetime:
+    """Sum the hours that ended at least ROLLUP_DELAY before `now` into the rollups (inside the
+    caller's transaction, under the program's rollup row lock); returns `rolled_to`."""
+    await conn.execute(
+        "INSERT INTO report_rollups (program, rolled_to) VALUES ($1, $2)"
+        " ON CONFLICT (program) DO NOTHING", program.id, _EPOCH)
+    rolled_to: datetime = await conn.fetchval(
+        "SELECT rolled_to FROM report_rollups WHERE program = $1 FOR UPDATE", program.id)
+    target = _floor_hour(now - ROLLUP_DELAY)
+    if target <= rolled_to:
+        return rolled_to
+    for sql in _ROLL_UP_SQL:
+        await conn.execute(sql, program.id, rolled_to, target)
+    await conn.execute("UPDATE report_rollups SET rolled_to = $2 WHERE program = $1",
+                       program.id, target)
+    return target
+
+
+async def rolled_to(conn: asyncpg.Connection, program_id: str) -> datetime | None:
+    value: datetime | None = await conn.fetchval(
+        "SELECT rolled_to FROM report_rollups WHERE program = $1", program_id)
+    return value
+
+
 async def program_report(conn: asyncpg.Connection, program: LedgerProgram, start: datetime,
-                         end: datetime) -> ProgramReport:
-    """The report of [start, end); run inside one REPEATABLE READ snapshot."""
+                         end: datetime, rolled: datetime | None = None) -> ProgramReport:
+    """The report of [start, end); run inside one REPEATABLE READ snapshot. With `rolled`
+    (the rollups' `rolled_to`), the window's whole hours before it come from the rollups."""
     tz = program.tz.key
     pid = program.id
     days: dict[date, dict[str, int]] = {}
@@ -133,27 +245,41 @@ async def program_report(conn: asyncpg.Connection, program: LedgerProgram, start
         return per_type.setdefault(t, {"accrued": 0, "redeemed": 0, "expired": 0,
                                        "outstanding": 0})
 
-    for r in await conn.fetch(_TXN_SQL, pid, start, end, tz):
-        value = int(r["value"])
-        kind = r["type"]
-        if kind == "ACCRUAL":
-            typed(r["point_type"])["accrued"] += value
-            day(r["day"])["accrued"] += value
-        elif kind == "REDEMPTION":
-            typed(r["point_type"])["redeemed"] -= value
-            day(r["day"])["redeemed"] -= value
-        else:
-            typed(r["point_type"])["expired"] -= value
-    for r in await conn.fetch(_ORDER_DAYS_SQL, pid, start, end, tz):
-        d = day(r["day"])
-        for key in ("orders", "revenue", "discount", "paid_with_points"):
-            d[key] += int(r[key] or 0)
+    promotions: dict[str, list[int]] = {}
+
+    async def add(txn_sql: str, order_sql: str, promo_sql: str, low: datetime,
+                  high: datetime) -> None:
+        for r in await conn.fetch(txn_sql, pid, low, high, tz):
+            value = int(r["value"])
+            kind = r["type"]
+            if kind == "ACCRUAL":
+                typed(r["point_type"])["accrued"] += value
+                day(r["day"])["accrued"] += value
+            elif kind == "REDEMPTION":
+                typed(r["point_type"])["redeemed"] -= value
+                day(r["day"])["redeemed"] -= value
+            else:
+                typed(r["point_type"])["expired"] -= value
+        for r in await conn.fetch(order_sql, pid, low, high, tz):
+            d = day(r["day"])
+            for key in ("orders", "revenue", "discount", "paid_with_points"):
+                d[key] += int(r[key] or 0)
+        for r in await conn.fetch(promo_sql, pid, low, high):
+            figures = promotions.setdefault(r["promotion"], [0, 0, 0])
+            figures[0] += int(r["orders"])
+            figures[1] += int(r["discount"] or 0)
+            figures[2] += int(r["points"] or 0)
+
+    live = [(start, end)]
+    if rolled is not None and _whole_hour_zone(program.tz, start, end):
+        low, high = _ceil_hour(start), min(_floor_hour(end), rolled)
+        if low < high:
+            live = [w for w in ((start, low), (high, end)) if w[0] < w[1]]
+            await add(_TXN_ROLLUP_SQL, _ORDER_DAYS_ROLLUP_SQL, _PROMOTIONS_ROLLUP_SQL, low, high)
+    for low, high in live:
+        await add(_TXN_SQL, _ORDER_DAYS_SQL, _PROMOTIONS_SQL, low, high)
     for r in await conn.fetch(_OUTSTANDING_SQL, pid):
         typed(r["point_type"])["outstanding"] = int(r["balance"])
-    promotions = tuple(
-        PromotionFigures(r["promotion"], int(r["orders"]), int(r["discount"]), int(r["points"]))
-        for r in await conn.fetch(_PROMOTIONS_SQL, pid, start, end)
-    )
     confirmed = sum(d["orders"] for d in days.values())
     return ProgramReport(
         enrolled=int(await conn.fetchval(_ENROLLED_SQL, pid, end)),
@@ -163,5 +289,5 @@ async def program_report(conn: asyncpg.Connection, program: LedgerProgram, start
         cancelled=int(await conn.fetchval(_CANCELLED_SQL, pid, start, end)),
         returned=int(await conn.fetchval(_RETURNED_SQL, pid, start, end)),
         days=tuple(DayFigures(d, **f) for d, f in sorted(days.items())),
-        promotions=promotions,
+        promotions=tuple(PromotionFigures(p, *f) for p, f in sorted(promotions.items())),
     )

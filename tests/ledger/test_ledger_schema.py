@@ -201,7 +201,8 @@ def test_public_names_are_pinned() -> None:
         "LedgerProgram", "MemberInfo", "MemberSnapshot", "NotFound", "OrderOutcome", "OrderRequest",
         "OrderStateError", "OutboxEvent", "PointsMovement", "ProgramLike", "StorageUnavailable",
         "TierChange", "TierPeriodReport", "TierStatus", "TotalMismatch", "Transaction",
-        "TransactionPage", "line_points", "read_audit", "record_audit", "result_from_json",
+        "TransactionFilter", "TransactionPage", "line_points", "read_audit", "record_audit",
+        "result_from_json",
         "result_to_json", "storage_errors",
     }
     for name in ledger_pkg.__all__:
