@@ -31,7 +31,7 @@ __all__ = ["Context", "UsageError", "resolve_program"]
 
 # The program of commands given no --program.
 PROGRAM_VARIABLE = "ARBITER_PROGRAM"
-# Rows per EnrollMembers stream message batch between progress updates.
+# Members sent between two updates of the enrolment progress bar.
 _PROGRESS_EVERY = 500
 # ListTransactions page size the command asks for (the server's limit is larger).
 _PAGE_SIZE = 500
