@@ -39,7 +39,8 @@ class ArbiterClient:
     ) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._metadata: tuple[tuple[str, str], ...] = (
+        # Sent with every call of the command line; the stubs' callers pass it themselves.
+        self.metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {api_key}"),) if api_key else ()
         )
         self._channel = grpc.aio.insecure_channel(
@@ -55,7 +56,7 @@ class ArbiterClient:
     ) -> checkout_pb2.CalculateOrderResponse:
         """CalculateOrder; a failed call raises grpc.aio.AioRpcError."""
         response: checkout_pb2.CalculateOrderResponse = await self.checkout.CalculateOrder(
-            request, timeout=self.timeout_s, metadata=self._metadata
+            request, timeout=self.timeout_s, metadata=self.metadata
         )
         return response
 
