@@ -244,8 +244,26 @@ def _oversized_bytes(data: bytes, rpc: _Rpc, limit: int) -> InvalidArgument:
     return error
 
 
+async def _checked(request: Any, context: Any, rpc: _Rpc) -> Any:
+    """The request, refused (INVALID_ARGUMENT) when it did not parse or is above the size limit;
+    a client stream's messages are checked one by one as they are read."""
+    max_bytes, type_name = rpc.max_bytes, rpc.type_name
+    if rpc.streaming_in:
+        return _each_checked(request, max_bytes, type_name)
+    if type(request) is bytes:  # a method of `register(serialized=)`: parsed inside
+        if len(request) > max_bytes:
+            await _refuse(context, _oversized_bytes(request, rpc, max_bytes))
+    elif type(request) is Undecodable:
+        await _refuse(context, request.invalid("", type_name))
+    elif request.ByteSize() > max_bytes:
+        error = oversized(request, max_bytes)
+        assert error is not None
+        await _refuse(context, error)
+    return request
+
+
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes, type_name, _request_class = rpc
+    method, roles = rpc.method, rpc.roles
     enabled = keys.enabled
     observe = timer.observe
 
@@ -261,17 +279,7 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
                     _allow(principal, roles, method)
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
-            if streaming_in:
-                request = _each_checked(request, max_bytes, type_name)
-            elif type(request) is bytes:  # a method of `register(serialized=)`: parsed inside
-                if len(request) > max_bytes:
-                    await _refuse(context, _oversized_bytes(request, rpc, max_bytes))
-            elif type(request) is Undecodable:
-                await _refuse(context, request.invalid("", type_name))
-            elif request.ByteSize() > max_bytes:
-                error = oversized(request, max_bytes)
-                assert error is not None
-                await _refuse(context, error)
+            request = await _checked(request, context, rpc)
             return await inner(request, context)
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -292,7 +300,7 @@ def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Hand
 
 
 def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles, streaming_in, max_bytes, type_name, _request_class = rpc
+    method, roles = rpc.method, rpc.roles
     enabled = keys.enabled
     observe = timer.observe
 
@@ -308,14 +316,7 @@ def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handle
                     _allow(principal, roles, method)
                 except (Unauthenticated, PermissionDenied) as exc:
                     await _refuse(context, exc)
-            if streaming_in:
-                request = _each_checked(request, max_bytes, type_name)
-            elif type(request) is Undecodable:
-                await _refuse(context, request.invalid("", type_name))
-            elif request.ByteSize() > max_bytes:
-                error = oversized(request, max_bytes)
-                assert error is not None
-                await _refuse(context, error)
+            request = await _checked(request, context, rpc)
             async for response in inner(request, context):
                 yield response
         except grpc.aio.AbortError:
