@@ -271,6 +271,7 @@ class LedgerMemberDirectory:
         assert max_members > 0
         self._ledger = ledger
         self._programs = programs
+        self.programs = programs
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_members = max_members
         # Per program: the member id's UTF-8 -> the packed entry (or the entry, when it does not

@@ -114,8 +114,9 @@ class RedisBus:
         level = self.level
         while True:
             batch: list[tuple[str, bytes]] = []
-            if level is not None and level.waiting():
-                # Second-level invalidations that could not be sent: again after a pause.
+            if level is not None:
+                # Second-level invalidations waiting without a message (sent again after a
+                # failure, or those of a link coming up) leave within this pause.
                 with contextlib.suppress(TimeoutError):
                     batch.append(await asyncio.wait_for(self._queue.get(), self._reconnect_s))
             else:
@@ -123,6 +124,8 @@ class RedisBus:
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             drops = level.take() if level is not None else {}
+            if not batch and not drops:
+                continue
             try:
                 async with self.client.pipeline(transaction=False) as pipe:
                     if level is not None:
@@ -292,10 +295,15 @@ class SharedMemberDirectory:
         self.local.invalidate(program_id, member if isinstance(member, str) else None)
 
     def forget_everything(self) -> None:
-        """Drop every cached member and code use of every program read so far."""
+        """Drop every cached member and code use of every program read so far; and, in Redis,
+        every program's entries: a write this replica made while cut off (or before it died and
+        started again) may not have dropped its member's entry."""
         for program_id in list(self._programs):
             self.local.invalidate(program_id)
             self.local.invalidate_codes(program_id)
+        if self.level is not None and isinstance(self.local, LedgerMemberDirectory):
+            for program_id in self.local.programs.program_ids():
+                self.level.dropped(program_id, None)
 
 
 class ConfigFollower:

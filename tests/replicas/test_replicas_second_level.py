@@ -97,7 +97,7 @@ async def test_a_member_loaded_by_one_replica_is_served_to_another_from_redis(
     client = aioredis.from_url(redis_url)
     try:
         await _enroll(a)
-        await _settled(a)
+        await _settled(a, b)
         reads_a, reads_b = count_ledger_reads(a), count_ledger_reads(b)
         assert await _redeemable(a) == 1_000
         assert reads_a() == 1 and _level(a).stored == 1
@@ -111,7 +111,7 @@ async def test_a_member_loaded_by_one_replica_is_served_to_another_from_redis(
 
         # A write on a drops the entry; b's next quotes show the new balance.
         await _accrue(a, 500)
-        await _settled(a)
+        await _settled(a, b)
         assert await client.exists(KEY) == 0
 
         async def b_sees_it() -> bool:
@@ -134,7 +134,7 @@ async def test_a_load_that_overlapped_a_write_does_not_store(
     client = aioredis.from_url(redis_url)
     try:
         await _enroll(a)
-        await _settled(a)
+        await _settled(a, b)
         paused, release = asyncio.Event(), asyncio.Event()
 
         async def hold() -> None:
@@ -147,7 +147,7 @@ async def test_a_load_that_overlapped_a_write_does_not_store(
         load = asyncio.create_task(_redeemable(b))
         await paused.wait()
         await _accrue(a, 500)  # committed, and a's invalidation sent
-        await _settled(a)
+        await _settled(a, b)
         release.set()
         await load  # answered with what it read
         level.before_store = None
@@ -175,7 +175,7 @@ async def test_an_entry_expires_at_its_stale_at(replicas: MakeReplicas, redis_ur
     client = aioredis.from_url(redis_url)
     try:
         await _enroll(a)  # 1,000 points expiring in 30 days
-        await _settled(a)
+        await _settled(a, b)
         _clock(a).advance(timedelta(days=30) - timedelta(seconds=5))
         assert await _redeemable(a) == 1_000
         ttl_ms = await client.pttl(KEY)
@@ -195,7 +195,7 @@ async def test_redis_stopped_quotes_answer_from_postgresql(
 ) -> None:
     a, b = await replicas(2, redis=own_redis.url)
     await _enroll(a)
-    await _settled(a)
+    await _settled(a, b)
     assert await _redeemable(a) == 1_000  # stored in Redis
     own_redis.stop()
     for replica in (a, b):
