@@ -348,8 +348,11 @@ class LedgerMemberDirectory:
         if second is not None and second.usable(program_id, member_id):
             seen = await second.lookup(program_id, member_id, version)
             if seen is not None and seen.body is not None:
-                entry = unpack_portable(member_id, seen.body)
-                if entry.stale_at is None or entry.stale_at > now:
+                try:
+                    entry = unpack_portable(member_id, seen.body)
+                except (ValueError, IndexError, struct.error):
+                    entry = None  # not an entry of ours: read PostgreSQL, then store over it
+                if entry is not None and (entry.stale_at is None or entry.stale_at > now):
                     second.hits += 1
                     self._keep(program_id, member_id, entry, epoch)
                     return entry

@@ -19,7 +19,8 @@ DEL that follows the INCR (before it).
 
 Until this replica's own invalidation of a member has reached Redis (it leaves from the bus's
 queue), the replica neither reads nor stores that member's entry, so it always sees its own
-writes. An invalidation that cannot be sent is kept and sent again. Redis slow or down: each
+writes. An invalidation that cannot be sent is kept and sent again; a replica whose subscription
+comes up (its start, the end of an outage) drops every program's entries. Redis slow or down: each
 call gives up after `TIMEOUT_S` and the load goes on from PostgreSQL.
 """
 
@@ -169,6 +170,8 @@ class RedisMemberLevel:
             logger.debug("member second level: lookup failed: %s", exc)
             return None
         program_gen = program_gen or b""
+        if body is not None and len(body) < _PREFIX.size:
+            body = None  # not an entry of ours
         if body is not None:
             stamp, read_with = _PREFIX.unpack_from(body)
             current = int(program_gen) if program_gen else 0
