@@ -36,6 +36,7 @@ from arbiter.server.ledger import Ledger
 from arbiter.server.state.codes import DEFAULT_CACHE_CODES, CodeUsageCache
 from arbiter.server.state.errors import NotFound
 from arbiter.server.state.programs import ProgramRegistry
+from arbiter.server.state.second import MAX_TTL_MS, RedisMemberLevel
 from arbiter.v1 import program_pb2
 
 __all__ = [
@@ -201,6 +202,34 @@ def _key(member_id: str) -> bytes:
     return member_id.encode("utf-8", "surrogatepass")
 
 
+def pack_portable(member_id: str, entry: _Entry) -> bytes | None:
+    """`entry` packed with its own names (for the second level, shared by processes whose name
+    tables differ): the count of names, each name as a 2-byte length and its UTF-8, then the
+    packed entry. None when it does not fit the packed form."""
+    names = _Names()
+    packed = _pack(member_id, entry, names)
+    if packed is None:
+        return None
+    parts = [bytes((len(names.names),))]
+    for name in names.names:
+        data = name.encode("utf-8", "surrogatepass")
+        if len(data) > 0xFFFF:
+            return None
+        parts += (len(data).to_bytes(2, "little"), data)
+    parts.append(packed)
+    return b"".join(parts)
+
+
+def unpack_portable(member_id: str, body: bytes) -> _Entry:
+    """The entry `pack_portable` packed."""
+    count, at, names = body[0], 1, []
+    for _ in range(count):
+        size = int.from_bytes(body[at:at + 2], "little")
+        names.append(body[at + 2:at + 2 + size].decode("utf-8", "surrogatepass"))
+        at += 2 + size
+    return _unpack(member_id, body[at:], names)
+
+
 def _unpack(member_id: str, packed: bytes, names: Sequence[str]) -> _Entry:
     """The entry `_pack` packed, with a fresh MemberState."""
     count = packed[0]
@@ -242,6 +271,7 @@ class LedgerMemberDirectory:
         assert max_members > 0
         self._ledger = ledger
         self._programs = programs
+        self.programs = programs
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_members = max_members
         # Per program: the member id's UTF-8 -> the packed entry (or the entry, when it does not
@@ -251,6 +281,10 @@ class LedgerMemberDirectory:
         # Bumped by every invalidation of a program: a load compares it before caching.
         self._epochs: dict[str, int] = {}
         self.codes = CodeUsageCache(ledger, max_codes=max_codes)
+        #: The shared second level (Redis, server/state/second.py), set by the replica wiring.
+        self.second: RedisMemberLevel | None = None
+        #: Loads that read PostgreSQL (tests, metrics).
+        self.loads = 0
         self.hits = 0
         self.misses = 0
 
@@ -294,19 +328,44 @@ class LedgerMemberDirectory:
         members.move_to_end(key)
         return entry
 
+    def _keep(self, program_id: str, member_id: str, entry: _Entry, epoch: int) -> None:
+        if self._epochs.get(program_id, 0) != epoch:
+            return
+        members = self._cache.setdefault(program_id, OrderedDict())
+        names = self._names.setdefault(program_id, _Names())
+        key = _key(member_id)
+        members[key] = _pack(member_id, entry, names) or entry
+        members.move_to_end(key)
+        while len(members) > self._max_members:
+            members.popitem(last=False)
+
     async def _load(self, program_id: str, member_id: str, now: datetime) -> _Entry:
         program = self._source(program_id)
         epoch = self._epochs.get(program_id, 0)
+        second = self.second
+        seen = None
+        version = self._programs.get(program_id).version
+        if second is not None and second.usable(program_id, member_id):
+            seen = await second.lookup(program_id, member_id, version)
+            if seen is not None and seen.body is not None:
+                try:
+                    entry = unpack_portable(member_id, seen.body)
+                except (ValueError, IndexError, struct.error):
+                    entry = None  # not an entry of ours: read PostgreSQL, then store over it
+                if entry is not None and (entry.stale_at is None or entry.stale_at > now):
+                    second.hits += 1
+                    self._keep(program_id, member_id, entry, epoch)
+                    return entry
+        self.loads += 1
         snapshot = await self._ledger.member_snapshot(program, member_id, now=now)
         entry = _Entry(snapshot.state, snapshot.usage.member_pool_uses, snapshot.stale_at)
-        if self._epochs.get(program_id, 0) == epoch:
-            members = self._cache.setdefault(program_id, OrderedDict())
-            names = self._names.setdefault(program_id, _Names())
-            key = _key(member_id)
-            members[key] = _pack(member_id, entry, names) or entry
-            members.move_to_end(key)
-            while len(members) > self._max_members:
-                members.popitem(last=False)
+        self._keep(program_id, member_id, entry, epoch)
+        if second is not None and seen is not None and second.usable(program_id, member_id):
+            body = pack_portable(member_id, entry)
+            if body is not None:
+                ttl_ms = MAX_TTL_MS if entry.stale_at is None else (
+                    (entry.stale_at - now) // timedelta(milliseconds=1))
+                await second.store(program_id, member_id, version, seen, body, ttl_ms)
         return entry
 
     async def _entry(self, program_id: str, member_id: str) -> _Entry:

@@ -31,7 +31,8 @@ from typing import Any, Final
 
 from arbiter.server.engine import CodeUsage, MemberState
 from arbiter.server.state.config import Configuration
-from arbiter.server.state.members import MemberDirectory
+from arbiter.server.state.members import LedgerMemberDirectory, MemberDirectory
+from arbiter.server.state.second import RedisMemberLevel
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -80,6 +81,8 @@ class RedisBus:
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(_MAX_QUEUED)
         self._tasks: list[asyncio.Task[None]] = []
         self._members: SharedMemberDirectory | None = None
+        #: The members' second level in Redis (server/state/second.py), when there is one.
+        self.level: RedisMemberLevel | None = None
         self._on_config: OnConfig | None = None
         self._on_link: OnLink | None = None
         self.received = 0
@@ -108,19 +111,40 @@ class RedisBus:
         self.publish(CONFIG_CHANNEL, {"p": program_id, "v": version})
 
     async def _publisher(self) -> None:
+        level = self.level
         while True:
-            batch = [await self._queue.get()]
+            batch: list[tuple[str, bytes]] = []
+            if level is not None:
+                # Second-level invalidations waiting without a message (sent again after a
+                # failure, or those of a link coming up) leave within this pause.
+                with contextlib.suppress(TimeoutError):
+                    batch.append(await asyncio.wait_for(self._queue.get(), self._reconnect_s))
+            else:
+                batch.append(await self._queue.get())
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
+            drops = level.take() if level is not None else {}
+            if not batch and not drops:
+                continue
             try:
                 async with self.client.pipeline(transaction=False) as pipe:
+                    if level is not None:
+                        # In one pipeline, before the messages: Redis runs them in order.
+                        level.add_commands(pipe, drops)
                     for channel, data in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
             except asyncio.CancelledError:
+                if level is not None:
+                    level.not_sent(drops)
                 raise
             except Exception as exc:
+                if level is not None:
+                    level.not_sent(drops)
                 logger.debug("replica bus: %d message(s) not published: %s", len(batch), exc)
+            else:
+                if level is not None:
+                    level.sent(drops)
 
     # -- listening -------------------------------------------------------------------------------
 
@@ -219,6 +243,11 @@ class SharedMemberDirectory:
         self._bus = bus
         self._programs: set[str] = set()
         bus.attach(members=self)
+        self.level: RedisMemberLevel | None = None
+        if isinstance(local, LedgerMemberDirectory):
+            # Members also shared through Redis (docs/replicas.md, "Member state").
+            self.level = RedisMemberLevel(bus.client, available=lambda: bus.subscribed)
+            local.second = bus.level = self.level
 
     def __getattr__(self, name: str) -> Any:
         # hits, misses, cached(), codes: the local directory's.
@@ -242,6 +271,8 @@ class SharedMemberDirectory:
 
     def invalidate(self, program_id: str, member_id: str | None = None) -> None:
         self.local.invalidate(program_id, member_id)
+        if self.level is not None:
+            self.level.dropped(program_id, member_id)
         message: dict[str, Any] = {"p": program_id}
         if member_id is not None:
             message["m"] = member_id
@@ -264,10 +295,15 @@ class SharedMemberDirectory:
         self.local.invalidate(program_id, member if isinstance(member, str) else None)
 
     def forget_everything(self) -> None:
-        """Drop every cached member and code use of every program read so far."""
+        """Drop every cached member and code use of every program read so far; and, in Redis,
+        every program's entries: a write this replica made while cut off (or before it died and
+        started again) may not have dropped its member's entry."""
         for program_id in list(self._programs):
             self.local.invalidate(program_id)
             self.local.invalidate_codes(program_id)
+        if self.level is not None and isinstance(self.local, LedgerMemberDirectory):
+            for program_id in self.local.programs.program_ids():
+                self.level.dropped(program_id, None)
 
 
 class ConfigFollower:

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arbiter.server.engine import MemberState
-from arbiter.server.state.members import _Entry, _key, _Names, _pack, _unpack
+from arbiter.server.state.members import (
+    _Entry,
+    _key,
+    _Names,
+    _pack,
+    _unpack,
+    pack_portable,
+    unpack_portable,
+)
 
 NAMES = st.sampled_from(["bonus", "qual", "extra", "levels", "gold", "silver", "Бонус", "🎁"])
 POINTS = st.one_of(
@@ -84,3 +92,28 @@ def test_entries_that_do_not_fit_are_kept_as_they_are() -> None:
 def test_the_key_is_the_ids_utf8() -> None:
     assert _key("m-1") == b"m-1"
     assert _key("Ёж🎁") == "Ёж🎁".encode()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    member_id=st.text(min_size=1, max_size=40),
+    balances=st.dictionaries(NAMES, POINTS, max_size=5),
+    tiers=st.dictionaries(NAMES, NAMES, max_size=3),
+    stale_at=STAMPS,
+)
+def test_a_portable_entry_carries_its_own_names(
+    member_id: str, balances: dict[str, int], tiers: dict[str, str], stale_at: datetime | None
+) -> None:
+    # The Redis form (docs/replicas.md): unpacked by a process whose name table differs.
+    entry = _Entry(MemberState(member_id, balances, tiers, frozenset()), {}, stale_at)
+    body = pack_portable(member_id, entry)
+    assert body is not None
+    again = unpack_portable(member_id, body)
+    assert again.state == entry.state
+    assert list(again.state.tiers.items()) == list(tiers.items())
+    assert again.stale_at == stale_at
+
+
+def test_entries_with_pool_uses_have_no_portable_form() -> None:
+    entry = _Entry(MemberState("m-1", {"bonus": 10}), {"pool-1": 1}, None)
+    assert pack_portable("m-1", entry) is None
