@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Final
 
 from arbiter.server.engine import CompiledProgram, ConfigError, ConfigIssue
-from arbiter.server.state.errors import ConfigurationRefused, InvalidDraft
+from arbiter.server.state.errors import InvalidDraft
 from arbiter.server.state.programs import MAX_PROGRAMS, Compiler, ProgramRegistry
 from arbiter.server.state.store import (
     ApplyOutcome,
@@ -31,8 +31,8 @@ from arbiter.v1 import program_pb2
 
 __all__ = ["Configuration"]
 
-# An Apply whose draft keeps moving under it (edits faster than it compiles) gives up after this
-# many compiles and answers the last error: the caller retries.
+# An Apply whose draft keeps moving under it (edits faster than it compiles) tries this many
+# compiles without a lock, then compiles once with the draft's row locked (edits wait for it).
 _APPLY_ATTEMPTS: Final = 5
 
 Clock = Callable[[], datetime]
@@ -186,9 +186,22 @@ class Configuration:
             if outcome.changed:
                 self._announce(program_id, outcome.version)
             return outcome
-        raise ConfigurationRefused(
-            f"the draft of program {program_id[:40]!r} kept changing during Apply; retry"
+        # Edits kept overtaking the compile: compile once more with the draft's row locked, so
+        # that the edits wait for this Apply instead (every Apply ends, none is refused).
+        compiled_locked: list[CompiledProgram] = []
+
+        async def check(draft: program_pb2.Program) -> None:
+            compiled_locked.append(await self._compiled(draft))
+
+        outcome = await self.store.commit_version(
+            program_id, None, actor, self._clock(), check=check
         )
+        if compiled_locked and outcome.changed:
+            self._publish(outcome.version, outcome.program, compiled_locked[-1])
+            self._announce(program_id, outcome.version)
+        else:
+            await self._serve(await self.store.record(program_id))
+        return outcome
 
     async def import_and_apply(
         self,

@@ -22,7 +22,7 @@ edge), translated by the ledger's own `storage_errors`, so both rooms agree on w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -460,12 +460,20 @@ class StateStore:
         return result
 
     async def commit_version(
-        self, program_id: str, revision: int, actor: str, now: datetime
+        self,
+        program_id: str,
+        revision: int | None,
+        actor: str,
+        now: datetime,
+        *,
+        check: Callable[[program_pb2.Program], Awaitable[object]] | None = None,
     ) -> ApplyOutcome:
         """The draft at `revision` (the one the caller compiled) as the next version.
 
         An unchanged draft answers the applied version and makes none; a draft that moved
-        since raises DraftMoved (nothing written).
+        since raises DraftMoved (nothing written). `revision` None: whatever the draft is once
+        its row is locked, after `check(draft)` (the caller's compile) has passed with the
+        lock held, so that edits wait and the Apply cannot be overtaken again.
         """
 
         async def op(conn: asyncpg.Connection) -> ApplyOutcome:
@@ -475,8 +483,14 @@ class StateStore:
             if not record.has_draft_changes:
                 assert record.applied_version is not None and record.applied_pb is not None
                 return ApplyOutcome(record.applied_version, record.draft, False)
-            if record.revision != revision:
+            if revision is None:
+                assert check is not None, "a locked commit compiles what it commits"
+                await check(record.draft)
+                revision_now = record.revision
+            elif record.revision != revision:
                 raise DraftMoved(program_id)
+            else:
+                revision_now = revision
             previous = record.applied_version
             record = await _add_version(conn, record, now)
             assert record.applied_version is not None
@@ -484,7 +498,7 @@ class StateStore:
                 conn,
                 AuditRecord(program_id, actor, "apply", "program", program_id,
                             {"version": record.applied_version, "previous_version": previous,
-                             "revision": revision}),
+                             "revision": revision_now}),
                 now,
             )
             return ApplyOutcome(record.applied_version, record.draft, True)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from arbiter.server.state import config as config_module
 from arbiter.v1 import admin_pb2, program_pb2
 from tests.e2e.admin_support import anonymous_quote, discount_program, journal, status_of
 from tests.e2e.conftest import PROGRAM, MovableClock, shop_program
@@ -213,3 +214,32 @@ async def test_concurrent_edits_are_serialised_never_lost(admin: Admin) -> None:
     assert (await admin.export(PROGRAM, draft=False)) == draft
     quoted = await admin.checkout.CalculateOrder(anonymous_quote(PROGRAM))
     assert quoted.program_version == version
+
+
+async def test_an_apply_overtaken_by_edits_compiles_under_the_lock_and_ends(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no optimistic attempt left, Apply compiles with the draft's row locked: it makes
+    the version (edits wait for it) and an invalid draft is refused with nothing changed."""
+    monkeypatch.setattr(config_module, "_APPLY_ATTEMPTS", 0)
+    await admin.admin.UpsertPartner(
+        admin_pb2.UpsertPartnerRequest(
+            program=PROGRAM, partner=program_pb2.Partner(id="locked", name="L")
+        )
+    )
+    assert await admin.apply(PROGRAM) == 2
+    assert admin.app.programs.get(PROGRAM).version == 2
+    assert [p.id for p in (await admin.export(PROGRAM, draft=False)).partners][-1] == "locked"
+    assert (await journal(admin.admin, PROGRAM))[-1].action == "apply"
+    # Unchanged now: no version, on the locked path too.
+    assert await admin.apply(PROGRAM) == 2
+    bad = program_pb2.Promotion(id="bad", name="Bad")
+    bad.audience.kind = program_pb2.AUDIENCE_KIND_IN_SEGMENTS
+    bad.audience.segments.append("no-such-segment")
+    await admin.admin.CreatePromotion(
+        admin_pb2.CreatePromotionRequest(program=PROGRAM, promotion=bad)
+    )
+    assert await status_of(admin.admin.Apply(admin_pb2.ApplyRequest(program=PROGRAM))) == (
+        FAILED_PRECONDITION
+    )
+    assert admin.app.programs.get(PROGRAM).version == 2
