@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from arbiter.server.engine import CodeUsage, MemberState
 from arbiter.server.state import LedgerMemberDirectory, ProgramRegistry
-from bench.dense import dense_workload
+from bench.workloads import dense_workload
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """CalculateOrder through a whole server, against the same server's health Check (its floor).
 
     make bench      (the server runs as `arbiter serve` on the demo program and the dense
-                     program of bench/dense.py, embedded PostgreSQL)
+                     program of bench/workloads.py, embedded PostgreSQL)
     .venv/bin/pytest -q -p no:cacheprovider bench/test_bench_server.py --benchmark-only -s
 
 Goals (reported, not asserted), on the dense workload: CalculateOrder p50 within 1.25x and p99
@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from arbiter.server.api.program_file import program_to_json
 from arbiter.v1 import checkout_pb2, checkout_pb2_grpc
-from bench.dense import dense_workload
+from bench.workloads import dense_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "server" / "demo"
