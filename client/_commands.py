@@ -783,6 +783,16 @@ def _transaction_summary(out: Output, transaction: member_pb2.Transaction) -> No
     )
 
 
+async def _post_points(ctx: Context, rpc: Any, request: Any) -> int:
+    """Send a points posting (ApplyTrigger, CreateTransaction); show the transaction it wrote."""
+    response = await ctx.call(rpc, request)
+    if ctx.out.json_mode:
+        ctx.out.message(response)
+    else:
+        _transaction_summary(ctx.out, response.transaction)
+    return 0
+
+
 async def trigger(ctx: Context, args: argparse.Namespace) -> int:
     program = await resolve_program(ctx, args.program)
     request = member_pb2.ApplyTriggerRequest(
@@ -795,12 +805,7 @@ async def trigger(ctx: Context, args: argparse.Namespace) -> int:
         external_id=args.external_id or _new_external_id(),
         comment=args.comment or "",
     )
-    response = await ctx.call(ctx.client.members.ApplyTrigger, request)
-    if ctx.out.json_mode:
-        ctx.out.message(response)
-        return 0
-    _transaction_summary(ctx.out, response.transaction)
-    return 0
+    return await _post_points(ctx, ctx.client.members.ApplyTrigger, request)
 
 
 async def transaction(ctx: Context, args: argparse.Namespace) -> int:
@@ -814,12 +819,7 @@ async def transaction(ctx: Context, args: argparse.Namespace) -> int:
         external_id=args.external_id or _new_external_id(),
         comment=args.comment or "",
     )
-    response = await ctx.call(ctx.client.members.CreateTransaction, request)
-    if ctx.out.json_mode:
-        ctx.out.message(response)
-        return 0
-    _transaction_summary(ctx.out, response.transaction)
-    return 0
+    return await _post_points(ctx, ctx.client.members.CreateTransaction, request)
 
 
 # --- keys ----------------------------------------------------------------------------------------
