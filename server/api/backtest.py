@@ -4,7 +4,9 @@ under the version each was confirmed on, in worker processes, summed into one su
 The parent streams the orders from the ledger in batches and hands each batch to a
 ProcessPoolExecutor; a worker builds the compiled programs itself from the stored program bytes
 (cached per process by their digest), so the serving process only reads, sums and answers.
-Workers run at a lower CPU priority so that live calculations keep their latency.
+Workers run under the idle scheduling class (Linux's SCHED_IDLE: a worker gets a core only when
+nothing else wants it; elsewhere the lowest nice level) so that live calculations keep their
+latency.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ DEFAULT_LIMIT: Final = 10_000
 MAX_LIMIT: Final = 10_000_000
 MAX_EXAMPLES: Final = 20
 BATCH_ORDERS: Final = 500
-_WORKER_NICENESS: Final = 10
+_WORKER_NICENESS: Final = 19  # where the idle class is missing
 
 ProgramKey = str  # the digest of a program's bytes
 
@@ -62,7 +64,13 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 
 def worker_init() -> None:
-    """Each worker yields the CPU to the serving process."""
+    """Each worker yields the CPU to the serving process: the idle scheduling class where the
+    platform has it (a nice level still leaves a worker a share of a busy core), else nice 19."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+            return
     with contextlib.suppress(OSError):  # a platform without nice
         os.nice(_WORKER_NICENESS)
 
