@@ -185,30 +185,28 @@ cdef class SelectTables:
         cdef array.array a = self._arr("Q", values)
         return <uint64_t*> a.data.as_voidptr
 
-    cdef void _line_segments(self, object line, uint64_t* out) except *:
+    cdef void _line_segments(self, object line, uint64_t* out, uint64_t* scratch) except *:
         """The segments `line` is in, as `seg_words` words at `out` (docs/rules.md: every
-        given criterion must match, within a list any)."""
+        given criterion must match, within a list any); `scratch` holds as many words."""
         cdef int W = self.seg_words
         cdef int w, lo, hi, mid, bit
         cdef uint64_t* rows = self.seg_rows
         cdef uint64_t* row
-        cdef uint64_t* free_row
-        cdef uint64_t acc
         cdef int64_t price
         memcpy(out, rows + self.row_all * W, W * sizeof(uint64_t))
         if self.row_free_sku >= 0:
             _and_with(out, rows, self.by_sku.get(line.sku), self.row_free_sku, W)
         if self.row_free_category >= 0:
-            free_row = rows + self.row_free_category * W
+            memcpy(scratch, rows + self.row_free_category * W, W * sizeof(uint64_t))
             by_category = self.by_category
-            categories = line.categories
+            for category in line.categories:
+                found = by_category.get(category)
+                if found is not None:
+                    row = rows + <int> found * W
+                    for w in range(W):
+                        scratch[w] |= row[w]
             for w in range(W):
-                acc = free_row[w]
-                for category in categories:
-                    found = by_category.get(category)
-                    if found is not None:
-                        acc |= rows[<int> found * W + w]
-                out[w] &= acc
+                out[w] &= scratch[w]
         if self.row_free_brand >= 0:
             _and_with(out, rows, self.by_brand.get(line.brand), self.row_free_brand, W)
         if self.row_free_partner >= 0:
@@ -251,11 +249,11 @@ cdef class SelectTables:
     def line_bits(self, line: object) -> int:
         """The segments `line` is in, as a Python integer bit set (bit s: segment s)."""
         cdef int W = self.seg_words
-        cdef uint64_t* out = <uint64_t*> malloc(W * sizeof(uint64_t))
+        cdef uint64_t* out = <uint64_t*> malloc(2 * W * sizeof(uint64_t))
         if out == NULL:
             raise MemoryError()
         try:
-            self._line_segments(line, out)
+            self._line_segments(line, out, out + W)
             bits = 0
             for w in range(W):
                 bits |= (<object> out[w]) << (64 * w)
@@ -390,14 +388,14 @@ cdef class SelectTables:
         sel.live = [False] * self.n_prom
         sel.rule_active = [False] * self.n_rules
         sel._alloc(L, LW, self.n_segments, self.n_scopes)
-        line_seg = <uint64_t*> malloc(SW * sizeof(uint64_t))
+        line_seg = <uint64_t*> malloc(2 * SW * sizeof(uint64_t))
         if line_seg == NULL:
             raise MemoryError()
         try:
             for i in range(L):
                 line = lines[i]
                 sel.quantity[i] = line.quantity
-                self._line_segments(line, line_seg)
+                self._line_segments(line, line_seg, line_seg + SW)
                 line_bit = (<uint64_t> 1) << (i & 63)
                 for w in range(SW):
                     word = line_seg[w]
