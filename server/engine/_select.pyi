@@ -1,8 +1,8 @@
 """Types of the typed selection (_select.pyx), for mypy."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
