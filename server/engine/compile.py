@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from arbiter.server.engine._select import SelectTables, build_tables
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.server.engine.render import template_parts
 from arbiter.server.engine.segments import (
@@ -202,29 +203,6 @@ class CandidatePlan:
     subset_indicator: npt.NDArray[np.int64]  # [mask, child] 0/1 for every mask 0..2^n-1
 
 
-@dataclass(frozen=True, slots=True)
-class SelectionArrays:
-    """Per-promotion constants of selection as arrays, so that selecting is a few vector ops."""
-
-    active: npt.NDArray[np.bool_]  # status ACTIVE and at least one rule
-    start_us: npt.NDArray[np.int64]  # microseconds since the epoch (min: no bound)
-    end_us: npt.NDArray[np.int64]  # (max: no bound)
-    weekday_bits: npt.NDArray[np.int64]  # bit d for ISO weekday d; 0: any
-    month_bits: npt.NDArray[np.int64]  # bit m for month m; 0: any
-    has_windows: npt.NDArray[np.bool_]
-    audience: npt.NDArray[np.int64]
-    audience_named: npt.NDArray[np.bool_]  # the audience names segments or tiers
-    any_channel: npt.NDArray[np.bool_]
-    channel: dict[str, npt.NDArray[np.bool_]]  # channel listed with every point of contact
-    channel_point: dict[tuple[str, str], npt.NDArray[np.bool_]]
-    pool: npt.NDArray[np.int64]  # index into pool_ids, -1: none
-    pool_ids: tuple[str, ...]
-
-
-_I64_MIN = np.iinfo(np.int64).min
-_I64_MAX = np.iinfo(np.int64).max
-
-
 def to_us(dt: datetime) -> int:
     """Microseconds since the epoch of an aware instant."""
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
@@ -255,65 +233,6 @@ def _time_bounds(promotions: list[CPromotion]) -> tuple[int, ...]:
         if p.end is not None:
             bounds.add(to_us(p.end))
     return tuple(sorted(bounds))
-
-
-def _selection_arrays(promotions: list[CPromotion], pool_ids: tuple[str, ...]) -> SelectionArrays:
-    n = len(promotions)
-    channel: dict[str, npt.NDArray[np.bool_]] = {}
-    channel_point: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
-    for p in promotions:
-        for ch, points in p.channels.items():
-            if not points:
-                channel.setdefault(ch, np.zeros(n, dtype=np.bool_))[p.index] = True
-            for point in points:
-                channel_point.setdefault((ch, point), np.zeros(n, dtype=np.bool_))[p.index] = True
-    pool_index = {pid: i for i, pid in enumerate(pool_ids)}
-    arrays = SelectionArrays(
-        active=np.array([p.active and bool(p.rules) for p in promotions], dtype=np.bool_),
-        start_us=np.array(
-            [to_us(p.start) if p.start else _I64_MIN for p in promotions], dtype=np.int64
-        ),
-        end_us=np.array([to_us(p.end) if p.end else _I64_MAX for p in promotions], dtype=np.int64),
-        weekday_bits=np.array(
-            [sum(1 << d for d in p.weekdays) for p in promotions], dtype=np.int64
-        ),
-        month_bits=np.array([sum(1 << m for m in p.months) for p in promotions], dtype=np.int64),
-        has_windows=np.array([bool(p.windows) for p in promotions], dtype=np.bool_),
-        audience=np.array([p.audience for p in promotions], dtype=np.int64),
-        audience_named=np.array(
-            [
-                p.audience
-                in (
-                    pb.AUDIENCE_KIND_IN_SEGMENTS,
-                    pb.AUDIENCE_KIND_NOT_IN_SEGMENTS,
-                    pb.AUDIENCE_KIND_TIERS,
-                )
-                for p in promotions
-            ],
-            dtype=np.bool_,
-        ),
-        any_channel=np.array([not p.channels for p in promotions], dtype=np.bool_),
-        channel=channel,
-        channel_point=channel_point,
-        pool=np.array([pool_index[p.pool] if p.pool else -1 for p in promotions], dtype=np.int64),
-        pool_ids=pool_ids,
-    )
-    for arr in (
-        arrays.active,
-        arrays.start_us,
-        arrays.end_us,
-        arrays.weekday_bits,
-        arrays.month_bits,
-        arrays.has_windows,
-        arrays.audience,
-        arrays.audience_named,
-        arrays.any_channel,
-        arrays.pool,
-        *channel.values(),
-        *channel_point.values(),
-    ):
-        arr.setflags(write=False)
-    return arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,17 +271,18 @@ class CompiledProgram:
     # Per benefit, what its result rows name: (promotion index, promotion id, promotion kind,
     # benefit kind, point type index or -1, point type id or "", accrual timing or "").
     row_info: tuple[tuple[int, str, str, str, int, str, str], ...]
-    selection: SelectionArrays
     segment_index: SegmentIndex
     rules: RuleTable
     rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
     # Every promotion's start and end, ascending (microseconds since the epoch): between two
     # of them no promotion enters or leaves its period.
     time_bounds: tuple[int, ...]
-    # Promotions passing status, period, weekday, month, channel and pools, by (weekday, month,
-    # channel, point of contact, valid pools), with the period bounds they hold between
-    # (select.py); bounded, filled as orders come.
-    gates: dict[tuple[object, ...], tuple[int, int, tuple[int, ...]]] = field(
+    # What selection reads, as C arrays (_select.pyx): promotions, rules, scopes, segments.
+    select_tables: SelectTables
+    # Promotions passing status, period, weekday, month, channel and pools (int32 indices as
+    # bytes), by (weekday, month, channel, point of contact, valid pools), with the period
+    # bounds they hold between (_select.pyx); bounded, filled as orders come.
+    gates: dict[tuple[object, ...], tuple[int, int, bytes]] = field(
         default_factory=dict, compare=False, repr=False
     )
     source: pb.Program = field(default_factory=pb.Program)
@@ -683,6 +603,19 @@ def compile_program(program: pb.Program) -> CompiledProgram:
     }
     segment_index = build_segment_index(list(product_segments.values()))
     rules = build_rule_table(builder.promotions, segment_index, PRODUCT)
+    order_segments = {
+        s.id: COrderSegment(
+            id=s.id,
+            min_subtotal=int(s.min_subtotal),
+            max_subtotal=int(s.max_subtotal),
+            min_items=int(s.min_items),
+            channels=frozenset(s.channels),
+            regions=frozenset(s.regions),
+            contains=tuple((c.product_segment, int(c.min_quantity) or 1) for c in s.contains),
+        )
+        for s in program.order_segments
+    }
+    time_bounds = _time_bounds(builder.promotions)
     return CompiledProgram(
         id=program.id,
         time_zone=program.time_zone or "UTC",
@@ -697,18 +630,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         member_segments={s.id: frozenset(s.members) for s in program.member_segments},
         segments_of_member=_segments_of_member(program),
         product_segments=product_segments,
-        order_segments={
-            s.id: COrderSegment(
-                id=s.id,
-                min_subtotal=int(s.min_subtotal),
-                max_subtotal=int(s.max_subtotal),
-                min_items=int(s.min_items),
-                channels=frozenset(s.channels),
-                regions=frozenset(s.regions),
-                contains=tuple((c.product_segment, int(c.min_quantity) or 1) for c in s.contains),
-            )
-            for s in program.order_segments
-        },
+        order_segments=order_segments,
         pools=pools,
         code_pool=code_pool,
         promotions=tuple(builder.promotions),
@@ -723,10 +645,12 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         benefit_levels=[b.level for b in benefits],
         pay_types=pay_type.tolist(),
         row_info=_row_info(benefits, builder.promotions, point_types),
-        selection=_selection_arrays(builder.promotions, tuple(pools)),
         segment_index=segment_index,
         rules=rules,
         rule_scope=list(rules.scope),
-        time_bounds=_time_bounds(builder.promotions),
+        time_bounds=time_bounds,
+        select_tables=build_tables(
+            builder.promotions, segment_index, rules, order_segments, tuple(pools), time_bounds
+        ),
         source=source,
     )

@@ -139,7 +139,11 @@ def _by_value(pairs: Iterable[tuple[int, frozenset[str]]]) -> tuple[dict[str, in
 
 def build_segment_index(segments: Sequence[_Segment]) -> SegmentIndex:
     bit = {seg.id: i for i, seg in enumerate(segments)}
-    all_bits = (1 << len(segments)) - 1
+    # Built from the dictionary's values (Python integers): Cython compiles `1 << len(...)` as
+    # a C shift, which is wrong from 32 segments on.
+    all_bits = 0
+    for position in bit.values():
+        all_bits |= 1 << position
     by_sku, c_sku = _by_value([(bit[s.id], s.skus) for s in segments])
     by_cat, c_cat = _by_value([(bit[s.id], s.categories) for s in segments])
     by_brand, c_brand = _by_value([(bit[s.id], s.brands) for s in segments])

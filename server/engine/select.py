@@ -6,25 +6,14 @@ never on an intermediate state (docs/rules.md, The program model; The calculatio
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import numpy.typing as npt
-
-from arbiter.server.engine.compile import (
-    CompiledProgram,
-    COrderSegment,
-    CProductSegment,
-    CPromotion,
-    SelectionArrays,
-    to_us,
-)
-from arbiter.server.engine.segments import SCOPE_ALL, SCOPE_NOT, RuleTable, field_ok
-from arbiter.server.engine.types import CodeUsage, LineInput, MemberState, OrderInput
+from arbiter.server.engine._select import Selection
+from arbiter.server.engine.compile import CompiledProgram, CProductSegment, CPromotion, to_us
+from arbiter.server.engine.segments import field_ok
+from arbiter.server.engine.types import CodeUsage, MemberState, OrderInput
 from arbiter.v1 import program_pb2 as pb
 
 __all__ = [
@@ -37,8 +26,6 @@ __all__ = [
     "with_static_segments",
 ]
 
-BoolArray = npt.NDArray[np.bool_]
-
 
 class CodeCheck(NamedTuple):
     """A distinct code of the order: its pool when valid, else why it is invalid."""
@@ -46,99 +33,6 @@ class CodeCheck(NamedTuple):
     code: str  # as first written on the order
     pool: str  # "" when unknown
     reason: str  # "" when valid, else UNKNOWN_CODE | EXPIRED | NOT_YET_VALID | EXHAUSTED
-
-
-class Selection:
-    """Which promotions and rules apply to an order, and the lines of every rule.
-
-    A product scope's lines are an integer bit set over the order's lines (bit i: line i), the
-    union of its segments' lines, computed when first asked for and shared by every rule of
-    that scope."""
-
-    __slots__ = (
-        "_full",
-        "_kinds",
-        "_lines",
-        "_masks",
-        "_n_lines",
-        "_rows",
-        "_scope_segments",
-        "_seg_lines",
-        "codes",
-        "live",
-        "rule_active",
-        "scope",
-    )
-
-    def __init__(
-        self,
-        live: list[bool],
-        rule_active: list[bool],
-        scope: list[int],
-        codes: tuple[CodeCheck, ...],
-        n_lines: int,
-        seg_lines: list[int],
-        table: RuleTable,
-    ) -> None:
-        self.live = live  # per promotion: eligible, and at least one of its rules applies
-        self.rule_active = rule_active  # per rule (global rule id): the rule applies
-        self.scope = scope  # per rule: its product scope (-1: an order rule)
-        self.codes = codes
-        self._n_lines = n_lines
-        self._full = (1 << n_lines) - 1
-        self._seg_lines = seg_lines  # per product segment: its lines, as a bit set
-        self._kinds = table.scope_kind
-        self._scope_segments = table.scope_segments
-        self._masks = [-1] * len(table.scope_kind)  # per scope: its lines (-1: not yet)
-        self._lines: dict[int, list[int]] = {}
-        self._rows: dict[int, BoolArray] = {}
-
-    def scope_mask(self, sid: int) -> int:
-        """The lines product scope `sid` holds, as a bit set."""
-        mask = self._masks[sid]
-        if mask < 0:
-            kind = self._kinds[sid]
-            if kind == SCOPE_ALL:
-                mask = self._full
-            else:
-                mask = 0
-                seg_lines = self._seg_lines
-                for bit in self._scope_segments[sid]:
-                    mask |= seg_lines[bit]
-                if kind == SCOPE_NOT:
-                    mask = self._full & ~mask
-            self._masks[sid] = mask
-        return mask
-
-    def rule_lines(self, gid: int) -> list[int]:
-        """The matching lines of product rule `gid`, ascending."""
-        sid = self.scope[gid]
-        hit = self._lines.get(sid)
-        if hit is None:
-            hit = _bits(self.scope_mask(sid))
-            self._lines[sid] = hit
-        return hit
-
-    def rule_mask(self, gid: int) -> BoolArray:
-        """[L] the matching lines of product rule `gid` (for the batched evaluation)."""
-        sid = self.scope[gid]
-        row = self._rows.get(sid)
-        if row is None:
-            row = np.zeros(self._n_lines, dtype=np.bool_)
-            row[self.rule_lines(gid)] = True
-            row.setflags(write=False)
-            self._rows[sid] = row
-        return row
-
-
-def _bits(mask: int) -> list[int]:
-    """The positions of the set bits of `mask`, ascending."""
-    out: list[int] = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
 
 
 def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
@@ -160,26 +54,6 @@ def line_in_segment(seg: CProductSegment, order: OrderInput, i: int) -> bool:
     return not seg.fields or any(
         field_ok(line.fields.get(name), op, ref, values) for name, op, ref, values in seg.fields
     )
-
-
-def order_in_segment(
-    seg: COrderSegment,
-    order: OrderInput,
-    subtotal: int,
-    items: int,
-    segment_units: Callable[[str], int],
-) -> bool:
-    if seg.min_subtotal and subtotal < seg.min_subtotal:
-        return False
-    if seg.max_subtotal and subtotal > seg.max_subtotal:
-        return False
-    if seg.min_items and items < seg.min_items:
-        return False
-    if seg.channels and order.channel not in seg.channels:
-        return False
-    if seg.regions and order.region not in seg.regions:
-        return False
-    return all(segment_units(seg_id) >= min_quantity for seg_id, min_quantity in seg.contains)
 
 
 def resolve_tiers(program: CompiledProgram, member: MemberState) -> frozenset[str]:
@@ -278,72 +152,7 @@ def check_codes(
     return tuple(checks)
 
 
-# Entries of a program's eligibility cache (CompiledProgram.gates) before it is emptied.
-GATE_CACHE: Final = 1024
-_NO_BOUND_LOW: Final = -(1 << 63)
-_NO_BOUND_HIGH: Final = 1 << 63
-
-
-def _eligible(
-    arrays: SelectionArrays,
-    at_us: int,
-    local: datetime,
-    channel: str,
-    point: str,
-    valid_pools: frozenset[str],
-) -> BoolArray:
-    """Status, period, weekday, month, channel and pools of every promotion at once."""
-    ok: BoolArray = (
-        arrays.active
-        & (arrays.start_us <= at_us)
-        & (at_us < arrays.end_us)
-        & ((arrays.weekday_bits == 0) | ((arrays.weekday_bits >> local.isoweekday()) & 1 == 1))
-        & ((arrays.month_bits == 0) | ((arrays.month_bits >> local.month) & 1 == 1))
-    )
-    channel_ok = arrays.any_channel
-    by_channel = arrays.channel.get(channel)
-    if by_channel is not None:
-        channel_ok = channel_ok | by_channel
-    by_point = arrays.channel_point.get((channel, point))
-    if by_point is not None:
-        channel_ok = channel_ok | by_point
-    ok &= channel_ok
-    if arrays.pool_ids:
-        pool_ok = np.array([pid in valid_pools for pid in arrays.pool_ids] + [True])
-        ok &= pool_ok[arrays.pool]  # index -1: no pool, always fine
-    else:
-        ok &= arrays.pool < 0
-    return ok
-
-
-def _gate(
-    program: CompiledProgram,
-    at_us: int,
-    local: datetime,
-    channel: str,
-    point: str,
-    valid_pools: frozenset[str],
-) -> tuple[int, ...]:
-    """The promotions passing status, period, weekday, month, channel and pools (ascending).
-
-    The answer only changes when the instant crosses a promotion's start or end, so it is kept
-    per (weekday, month, channel, point of contact, valid pools) with the two bounds around
-    the instant it was computed for, and reused while an order's instant lies between them."""
-    key = (local.isoweekday(), local.month, channel, point, valid_pools)
-    gates = program.gates
-    hit = gates.get(key)
-    if hit is not None and hit[0] <= at_us < hit[1]:
-        return hit[2]
-    bounds = program.time_bounds
-    j = bisect_right(bounds, at_us)
-    low = bounds[j - 1] if j else _NO_BOUND_LOW
-    high = bounds[j] if j < len(bounds) else _NO_BOUND_HIGH
-    ok = _eligible(program.selection, at_us, local, channel, point, valid_pools)
-    passing = tuple(np.flatnonzero(ok).tolist())
-    if len(gates) >= GATE_CACHE:
-        gates.clear()
-    gates[key] = (low, high, passing)
-    return passing
+_NO_POOLS: Final[frozenset[str]] = frozenset()
 
 
 def select(
@@ -356,107 +165,22 @@ def select(
 ) -> Selection:
     """Eligibility of every promotion and the matching lines of every rule.
 
-    Status, period, weekday, month, channel and pools are array operations over all promotions
-    at once, kept between orders (`_gate`); time windows and audiences are checked one by one
-    on the promotions that pass; the rules of those are then walked with lines as bit sets."""
-    codes = check_codes(program, order, at, usage)
-    valid_pools = frozenset(c.pool for c in codes if c.pool and not c.reason)
-    local = at.astimezone(zone)
-    passing = _gate(program, to_us(at), local, order.channel, order.point_of_contact, valid_pools)
-    lines = order.lines
-    n_lines = len(lines)
-    seg_index = program.segment_index
-    seg_lines = [0] * seg_index.count
-    for i, line in enumerate(lines):
-        bits = seg_index.line_bits(line)
-        line_bit = 1 << i
-        while bits:
-            low = bits & -bits
-            seg_lines[low.bit_length() - 1] |= line_bit
-            bits ^= low
-    table = program.rules
-    rule_active = [False] * table.count
-    live = [False] * len(program.promotions)
-    sel = Selection(live, rule_active, program.rule_scope, codes, n_lines, seg_lines, table)
-    if not passing:
-        return sel
-    masks = sel._masks
-    promotions = program.promotions
-    product_rules = table.product
-    order_rules = table.order
-    everyone: int = pb.AUDIENCE_KIND_EVERYONE
-    all_members: int = pb.AUDIENCE_KIND_ALL_MEMBERS
-    tiers: frozenset[str] | None = None
-    order_hits: dict[str, bool] = {}
-    for index in passing:
-        p = promotions[index]
-        if p.windows and not _in_availability(p, local):
-            continue
-        if p.audience != everyone:
-            if member is None:
-                continue
-            if p.audience != all_members:
-                if tiers is None:
-                    # A member state carries its segments: an inline context names them all,
-                    # and the member directory adds the static ones for an enrolled member.
-                    tiers = resolve_tiers(program, member)
-                if not _audience_ok(p, member, member.segments, tiers):
-                    continue
-        applies = False
-        for gid, sid, min_quantity in product_rules[index]:
-            mask = masks[sid]
-            if mask < 0:
-                mask = sel.scope_mask(sid)
-            # Quantities are positive (checked at the boundary): a scope holding a line holds
-            # a unit.
-            if mask and (min_quantity <= 1 or _units(lines, mask) >= min_quantity):
-                rule_active[gid] = True
-                applies = True
-        for gid, scope_all, scope_not, segments in order_rules[index]:
-            if (
-                scope_all
-                or _order_hit(program, order, seg_lines, segments, order_hits) != scope_not
-            ):
-                rule_active[gid] = True
-                applies = True
-        live[index] = applies
-    return sel
-
-
-def _units(lines: Sequence[LineInput], mask: int) -> int:
-    """Units of the lines in `mask`."""
-    return sum(lines[i].quantity for i in _bits(mask))
-
-
-def _order_hit(
-    program: CompiledProgram,
-    order: OrderInput,
-    seg_lines: list[int],
-    segments: tuple[str, ...],
-    known: dict[str, bool],
-) -> bool:
-    """Whether the order is in any of these order segments (each evaluated once per order)."""
-    lines = order.lines
-    bit = program.segment_index.bit
-
-    def segment_units(product_segment: str) -> int:
-        return _units(lines, seg_lines[bit[product_segment]])
-
-    for seg_id in segments:
-        hit = known.get(seg_id)
-        if hit is None:
-            subtotal = items = 0
-            for line in lines:
-                subtotal += line.unit_price * line.quantity
-                items += line.quantity
-            hit = order_in_segment(
-                program.order_segments[seg_id],
-                order,
-                subtotal,
-                items,
-                segment_units,
-            )
-            known[seg_id] = hit
-        if hit:
-            return True
-    return False
+    The promo codes are checked here; the rest is the typed selection (_select.pyx) over the
+    program's tables: status, period, weekday, month, channel and pools of every promotion,
+    kept between orders (the gate), then time windows and audiences of those that pass, then
+    their rules with lines as bit sets."""
+    codes = check_codes(program, order, at, usage) if order.promo_codes else ()
+    valid_pools = (
+        frozenset(c.pool for c in codes if c.pool and not c.reason) if codes else _NO_POOLS
+    )
+    return program.select_tables.select(
+        program.gates,
+        order,
+        member,
+        to_us(at),
+        at.astimezone(zone),
+        codes,
+        valid_pools,
+        resolve_tiers,
+        program,
+    )
