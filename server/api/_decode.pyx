@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from arbiter.server.api import translate
 from arbiter.server.engine import LineInput, MemberState, OrderInput
+from arbiter.server.state import instants
 from arbiter.v1 import checkout_pb2
 
 __all__ = ["point_types_of", "read_quote"]
@@ -112,9 +113,9 @@ cdef int64_t MAX_SEGMENTS = translate.MAX_SEGMENTS
 cdef int64_t MAX_QUANTITY = translate.MAX_QUANTITY
 cdef int64_t MAX_MONEY_MINOR = translate.MAX_MONEY_MINOR
 cdef int64_t MAX_POINTS = translate.MAX_POINTS
-cdef int64_t MIN_SECONDS = translate._MIN_SECONDS
-cdef int64_t MAX_SECONDS = translate._MAX_SECONDS
-cdef object _EPOCH = translate._EPOCH
+cdef int64_t MIN_SECONDS = instants.MIN_SECONDS
+cdef int64_t MAX_SECONDS = instants.MAX_SECONDS
+cdef object _EPOCH = instants.EPOCH
 cdef object _EMPTY = translate._EMPTY
 cdef object _NO_SEGMENTS = translate._NO_SEGMENTS
 cdef object _is_time_zone = translate._is_time_zone
