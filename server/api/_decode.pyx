@@ -13,6 +13,9 @@ mutated requests, and on random bytes.
 The field numbers are checked against the descriptors at import, as api/_encode.pyx does.
 """
 
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
@@ -20,6 +23,7 @@ from datetime import timedelta
 
 from arbiter.server.api import translate
 from arbiter.server.engine import LineInput, MemberState, OrderInput
+from arbiter.server.state import instants
 from arbiter.v1 import checkout_pb2
 
 __all__ = ["point_types_of", "read_quote"]
@@ -109,29 +113,74 @@ cdef int64_t MAX_SEGMENTS = translate.MAX_SEGMENTS
 cdef int64_t MAX_QUANTITY = translate.MAX_QUANTITY
 cdef int64_t MAX_MONEY_MINOR = translate.MAX_MONEY_MINOR
 cdef int64_t MAX_POINTS = translate.MAX_POINTS
-cdef int64_t MIN_SECONDS = translate._MIN_SECONDS
-cdef int64_t MAX_SECONDS = translate._MAX_SECONDS
-cdef object _EPOCH = translate._EPOCH
+cdef int64_t MIN_SECONDS = instants.MIN_SECONDS
+cdef int64_t MAX_SECONDS = instants.MAX_SECONDS
+cdef object _EPOCH = instants.EPOCH
 cdef object _EMPTY = translate._EMPTY
 cdef object _NO_SEGMENTS = translate._NO_SEGMENTS
 cdef object _is_time_zone = translate._is_time_zone
-# What the named tuples' `_make` does, without its Python frame.
-cdef object _tuple_new = tuple.__new__
 cdef object LINE = LineInput
 cdef object ORDER = OrderInput
 cdef object MEMBER = MemberState
 
-
-cdef inline object _new_line(tuple fields):
-    return _tuple_new(LINE, fields)
-
-
-cdef inline object _new_order(tuple fields):
-    return _tuple_new(ORDER, fields)
+cdef extern from "Python.h":
+    # A new reference (NULL with an exception set: Cython raises it).
+    object PyType_GenericAlloc(PyTypeObject* kind, Py_ssize_t items)
 
 
-cdef inline object _new_member(tuple fields):
-    return _tuple_new(MEMBER, fields)
+# A named tuple of the engine built in place: allocated at its width (as tuple.__new__ allocates
+# a tuple subclass: the type's tp_alloc, which a tuple subclass inherits as PyType_GenericAlloc)
+# and filled field by field, without the intermediate tuple of `_make` nor its Python frame.
+cdef inline object _alloc(object kind, Py_ssize_t width):
+    return PyType_GenericAlloc(<PyTypeObject*>kind, width)
+
+
+cdef inline void _put(object row, Py_ssize_t i, object value):
+    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
+    PyTuple_SET_ITEM(row, i, value)
+
+
+cdef object _new_line(
+    object line_id, object sku, int64_t quantity, int64_t unit_price, object categories,
+    object brand, object partner, object fields,
+):
+    cdef object row = _alloc(LINE, 8)
+    _put(row, 0, line_id)
+    _put(row, 1, sku)
+    _put(row, 2, quantity)
+    _put(row, 3, unit_price)
+    _put(row, 4, categories)
+    _put(row, 5, brand)
+    _put(row, 6, partner)
+    _put(row, 7, fields)
+    return row
+
+
+cdef object _new_order(
+    object order_id, object lines, object channel, object contact, object region,
+    object time_zone, object created_at, int64_t shipping_cost, object codes, object redeem,
+):
+    cdef object row = _alloc(ORDER, 10)
+    _put(row, 0, order_id)
+    _put(row, 1, lines)
+    _put(row, 2, channel)
+    _put(row, 3, contact)
+    _put(row, 4, region)
+    _put(row, 5, time_zone)
+    _put(row, 6, created_at)
+    _put(row, 7, shipping_cost)
+    _put(row, 8, codes)
+    _put(row, 9, redeem)
+    return row
+
+
+cdef object _new_member(object member_id, object balances, object tiers, object segments):
+    cdef object row = _alloc(MEMBER, 4)
+    _put(row, 0, member_id)
+    _put(row, 1, balances)
+    _put(row, 2, tiers)
+    _put(row, 3, segments)
+    return row
 
 
 class _Doubt(Exception):
@@ -217,7 +266,9 @@ cdef object _line(Reader* r):
     cdef uint64_t tag
     cdef int64_t quantity = 0, unit_price = 0, value
     cdef object line_id = "", sku = "", brand = "", partner = "", key
+    cdef object category = None  # the first category; `categories` holds them from the second
     cdef list categories = None
+    cdef Py_ssize_t category_count = 0
     cdef dict fields = None
     while m.p < m.end:
         tag = _varint(&m)
@@ -230,9 +281,14 @@ cdef object _line(Reader* r):
         elif tag == ((4 << 3) | VARINT):
             unit_price = _int64(&m)
         elif tag == ((5 << 3) | LEN):
-            if categories is None:
-                categories = []
-            categories.append(_str(&m))
+            # Most lines name one category: it needs no list.
+            if category_count == 0:
+                category = _str(&m)
+            else:
+                if categories is None:
+                    categories = [category]
+                categories.append(_str(&m))
+            category_count += 1
         elif tag == ((6 << 3) | LEN):
             brand = _str(&m)
         elif tag == ((7 << 3) | LEN):
@@ -258,21 +314,19 @@ cdef object _line(Reader* r):
         line_id
         and 0 < quantity <= MAX_QUANTITY
         and 0 <= unit_price <= MAX_MONEY_MINOR
-        and (categories is None or len(categories) <= MAX_CATEGORIES_PER_LINE)
+        and category_count <= MAX_CATEGORIES_PER_LINE
         and (fields is None or len(fields) <= MAX_FIELDS_PER_LINE)
     ):
         raise _Doubt()
     return _new_line(
-        (
-            line_id,
-            sku,
-            quantity,
-            unit_price,
-            tuple(categories) if categories else (),
-            brand,
-            partner,
-            fields if fields else _EMPTY,
-        )
+        line_id,
+        sku,
+        quantity,
+        unit_price,
+        tuple(categories) if categories is not None else ((category,) if category_count else ()),
+        brand,
+        partner,
+        fields if fields else _EMPTY,
     )
 
 
@@ -381,18 +435,16 @@ cdef object _order(Reader* r):
     if time_zone and not _is_time_zone(time_zone):
         raise _Doubt()
     return _new_order(
-        (
-            order_id,
-            tuple(lines) if lines else (),
-            channel,
-            contact,
-            region,
-            time_zone,
-            created_at,
-            shipping_cost,
-            tuple(codes) if codes else (),
-            tuple(redeem) if redeem else (),
-        )
+        order_id,
+        tuple(lines) if lines else (),
+        channel,
+        contact,
+        region,
+        time_zone,
+        created_at,
+        shipping_cost,
+        tuple(codes) if codes else (),
+        tuple(redeem) if redeem else (),
     )
 
 
@@ -468,10 +520,10 @@ def read_quote(const unsigned char[:] data):
         return None
     if order is None:
         # No order field: an empty order (as protobuf reads it).
-        order = _new_order(("", (), "", "", "", "", None, 0, (), ()))
+        order = _new_order("", (), "", "", "", "", None, 0, (), ())
     member = None
     if context is not None:
-        member = _new_member((member_id, context[0], context[1], context[2]))
+        member = _new_member(member_id, context[0], context[1], context[2])
     return (program, member_id, order, member)
 
 

@@ -5,6 +5,11 @@ at registration, like `errors.guard`: per call it costs a clock read at each end
 when auth is on (one SHA-256 and one dict lookup, `auth.ApiKeys`), one histogram observation on
 a label child bound in advance, and a log record only when the `arbiter.rpc` logger is enabled
 for INFO. Status codes still come from `errors.status_for` alone.
+
+Unary and streaming responses share one admission (`_admitted`: key, role, size), one ending
+(`_ended`: the status an exception ends the call with, and the answer to the wrapper's own
+failures) and one record (`_record`: metric and log line); only how the servicer is called
+differs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from arbiter.server.api.auth import (
     ApiKeys,
     PermissionDenied,
     Principal,
-    Unauthenticated,
     roles_for,
     set_caller,
 )
@@ -262,77 +266,81 @@ async def _checked(request: Any, context: Any, rpc: _Rpc) -> Any:
     return request
 
 
+class _Span:
+    """One call as the wrapper records it: when it started, who called, how it ended."""
+
+    __slots__ = ("code", "start", "who")
+
+    def __init__(self, who: str) -> None:
+        self.start = _perf()
+        self.code = _OK
+        self.who = who
+
+
+async def _admitted(request: Any, context: Any, rpc: _Rpc, keys: ApiKeys, span: _Span) -> Any:
+    """The request to serve, once the caller's key is verified and its role allows the method
+    (when auth is on) and the request is within the limits; a refusal raises (Unauthenticated,
+    PermissionDenied) or aborts the call (INVALID_ARGUMENT)."""
+    if rpc.auth:
+        principal = await keys.authenticate(context.invocation_metadata())
+        span.who = principal.name
+        _allow(principal, rpc.roles, rpc.method)
+    if type(request) is bytes and len(request) <= rpc.max_bytes:
+        return request  # the common case of a serialized method: no coroutine of its own
+    return await _checked(request, context, rpc)
+
+
+async def _ended(exc: BaseException, context: Any, rpc: _Rpc, span: _Span) -> None:
+    """Record how `exc` ends the call; the wrapper's own failures (a refused key or role, and
+    anything unexpected) are answered here, with their one status (errors.status_for)."""
+    if isinstance(exc, grpc.aio.AbortError):
+        span.code = context.code() or grpc.StatusCode.UNKNOWN
+    elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        span.code = grpc.StatusCode.CANCELLED
+    elif isinstance(exc, Exception):
+        span.code = _failed(exc, rpc.method)
+        await _refuse(context, exc)  # raises AbortError
+
+
+def _record(span: _Span, rpc: _Rpc, timer: RpcTimer, context: Any) -> None:
+    """The call's duration metric and, when the `arbiter.rpc` logger is on for INFO, its line."""
+    seconds = _perf() - span.start
+    timer.observe(span.code, seconds)
+    if _rpc_log.isEnabledFor(_INFO):
+        _log(rpc.method, span.code, seconds, context, span.who)
+
+
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles = rpc.method, rpc.roles
-    enabled = keys.enabled
-    observe = timer.observe
+    anonymous = rpc.anonymous
 
     async def call(request: Any, context: Any) -> Any:
-        start = _perf()
-        code = _OK
-        who = "" if enabled else "local"
+        span = _Span(anonymous)
         try:
-            if enabled:
-                try:
-                    principal = await keys.authenticate(context.invocation_metadata())
-                    who = principal.name
-                    _allow(principal, roles, method)
-                except (Unauthenticated, PermissionDenied) as exc:
-                    await _refuse(context, exc)
-            request = await _checked(request, context, rpc)
+            request = await _admitted(request, context, rpc, keys, span)
             return await inner(request, context)
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
+        except BaseException as exc:
+            await _ended(exc, context, rpc, span)
             raise
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:  # the wrapper's own failure: still one status, one place
-            code = _failed(exc, method)
-            await _refuse(context, exc)
         finally:
-            seconds = _perf() - start
-            observe(code, seconds)
-            if _rpc_log.isEnabledFor(_INFO):
-                _log(method, code, seconds, context, who)
+            _record(span, rpc, timer, context)
 
     return call
 
 
 def _stream(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    method, roles = rpc.method, rpc.roles
-    enabled = keys.enabled
-    observe = timer.observe
+    anonymous = rpc.anonymous
 
     async def call(request: Any, context: Any) -> AsyncIterator[Any]:
-        start = _perf()
-        code = _OK
-        who = "" if enabled else "local"
+        span = _Span(anonymous)
         try:
-            if enabled:
-                try:
-                    principal = await keys.authenticate(context.invocation_metadata())
-                    who = principal.name
-                    _allow(principal, roles, method)
-                except (Unauthenticated, PermissionDenied) as exc:
-                    await _refuse(context, exc)
-            request = await _checked(request, context, rpc)
+            request = await _admitted(request, context, rpc, keys, span)
             async for response in inner(request, context):
                 yield response
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
+        except BaseException as exc:
+            await _ended(exc, context, rpc, span)
             raise
-        except (asyncio.CancelledError, GeneratorExit):
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as exc:  # the wrapper's own failure: still one status, one place
-            code = _failed(exc, method)
-            await _refuse(context, exc)
         finally:
-            seconds = _perf() - start
-            observe(code, seconds)
-            if _rpc_log.isEnabledFor(_INFO):
-                _log(method, code, seconds, context, who)
+            _record(span, rpc, timer, context)
 
     return call
 
@@ -344,6 +352,10 @@ class _Rpc(NamedTuple):
     max_bytes: int
     type_name: str
     request_class: Any
+    #: Whether callers must present a key (auth is on).
+    auth: bool
+    #: The name logged for a caller before (or without) a verified key.
+    anonymous: str
 
 
 class _Observed:
@@ -365,6 +377,8 @@ class _Observed:
                 max_request_bytes,
                 rpc.input_type.full_name,
                 message_factory.GetMessageClass(rpc.input_type),
+                keys.enabled,
+                "" if keys.enabled else "local",
             )
             wrap = _stream if rpc.server_streaming else _response
             setattr(self, rpc.name, wrap(inner, info, keys, timers(method)))

@@ -203,13 +203,17 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         # Taken once: a version published meanwhile does not change this request's answer.
         applied = self._programs.get(program_id)
         compiled = applied.compiled
-        known = compiled.point_type_ids
-        if not all(point_type in known for point_type in point_types_of(order, member)):
+        if (order.redeem or member is not None) and not compiled.point_type_ids.issuperset(
+            point_types_of(order, member)
+        ):
             # An unknown point type: the plain path names it.
             return await self._quote(checkout_pb2.CalculateOrderRequest.FromString(request))
-        member, usage = await _member_inputs(
-            program_id, member_id, order, member, compiled, self._members
-        )
+        usage: CodeUsage | None = None
+        if (member is None and member_id) or order.promo_codes:
+            member, usage = await _member_inputs(
+                program_id, member_id, order, member, compiled, self._members
+            )
+        # Else (the member's context inline, or a guest; no promo code) nothing is awaited.
         return encode_response(self._calculate(compiled, order, member, usage), applied.version)
 
     async def _quote(self, request: checkout_pb2.CalculateOrderRequest) -> bytes:

@@ -13,7 +13,7 @@ and copies fields. The limits are public constants, documented in docs/api.md.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final, cast
@@ -28,6 +28,12 @@ from arbiter.server.engine import (
     OrderInput,
 )
 from arbiter.server.engine.types import MAX_PROMO_CODES
+from arbiter.server.state.instants import (
+    EPOCH,
+    TIMESTAMP_RANGE,
+    timestamp_in_range,
+    timestamp_valid,
+)
 from arbiter.v1 import checkout_pb2, program_pb2
 
 __all__ = [
@@ -63,23 +69,6 @@ MAX_QUANTITY: Final = 1_000_000
 MAX_MONEY_MINOR: Final = 10**13
 # Redemptions and member-context balances: the same reasoning for points times a ratio.
 MAX_POINTS: Final = 10**15
-
-# Timestamps one day inside protobuf's range (0001-01-01 .. 9999-12-31), so that the engine's
-# conversion to the order's local time cannot overflow datetime.
-_MIN_SECONDS: Final = -62_135_596_800 + 86_400
-_MAX_SECONDS: Final = 253_402_300_799 - 86_400
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-#: What an out-of-range timestamp's violation says.
-TIMESTAMP_RANGE: Final = "outside 0001-01-02 .. 9999-12-30 UTC"
-
-
-def timestamp_in_range(seconds: int, nanos: int) -> datetime | None:
-    """A google.protobuf.Timestamp's (seconds, nanos) as an aware UTC datetime (microseconds),
-    or None when it lies outside the accepted range."""
-    if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000:
-        return _EPOCH + timedelta(0, seconds, nanos // 1000)
-    return None
-
 
 # A caller's value is echoed in an error at most this long (errors travel in headers).
 _MAX_ECHO_CHARS: Final = 40
@@ -153,13 +142,8 @@ def order_from_proto(
     created_at_valid = True
     if order.HasField("created_at"):
         stamp = order.created_at
-        seconds = stamp.seconds
-        nanos = stamp.nanos
-        if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000:
-            # Sub-microsecond digits are dropped: datetime holds microseconds.
-            created_at = _EPOCH + timedelta(0, seconds, nanos // 1000)
-        else:
-            created_at_valid = False
+        created_at = timestamp_in_range(stamp.seconds, stamp.nanos)
+        created_at_valid = created_at is not None
 
     member: MemberState | None = None
     member_valid = True
@@ -369,7 +353,7 @@ def _violations(
 
     if order.HasField("created_at"):
         stamp = order.created_at
-        if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos < 1_000_000_000):
+        if not timestamp_valid(stamp.seconds, stamp.nanos):
             bad.append(FieldViolation("order.created_at", TIMESTAMP_RANGE))
 
     if request.HasField("member_context"):
@@ -565,7 +549,7 @@ def result_to_proto(
     evaluated_at = result.evaluated_at
     if evaluated_at.tzinfo is None:
         evaluated_at = evaluated_at.replace(tzinfo=UTC)
-    since_epoch = evaluated_at - _EPOCH
+    since_epoch = evaluated_at - EPOCH
     stamp = response.evaluated_at
     stamp.seconds = since_epoch.days * 86_400 + since_epoch.seconds
     stamp.nanos = since_epoch.microseconds * 1000

@@ -35,6 +35,7 @@ from arbiter.server.state.errors import (
     NotFound,
     shown_id,
 )
+from arbiter.server.state.instants import TIMESTAMP_RANGE, timestamp_valid
 from arbiter.v1 import admin_pb2
 from arbiter.v1 import program_pb2 as pb
 
@@ -872,16 +873,13 @@ def _request_type(rpc: str) -> type[Message]:
 _REQUEST_TYPES: Final = {rpc: _request_type(rpc) for rpc in EDIT_RPCS}
 
 
-# google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z): a stamp
-# outside it cannot be written as JSON (the journal, an export) nor read as a date.
-_TIMESTAMP_MIN_SECONDS: Final = -62_135_596_800
-_TIMESTAMP_MAX_SECONDS: Final = 253_402_300_799
 _TIMESTAMP: Final = "google.protobuf.Timestamp"
 
 
 def timestamp_violations(message: Message, path: str) -> list[FieldViolation]:
     """Every Timestamp inside `message` (named by its path below `path`) that lies outside the
-    range a Timestamp can hold, or whose nanos are outside 0..999,999,999."""
+    range the server accepts (state/instants.py: the engine puts a program's instants in its
+    time zone too), or whose nanos are outside 0..999,999,999."""
     found: list[FieldViolation] = []
     for field, value in message.ListFields():
         name = f"{path}.{field.name}" if path else field.name
@@ -893,13 +891,8 @@ def timestamp_violations(message: Message, path: str) -> list[FieldViolation]:
         for index, item in enumerate(items):
             where = f"{name}[{index}]" if field.is_repeated else name
             if field.message_type.full_name == _TIMESTAMP:
-                if not (
-                    _TIMESTAMP_MIN_SECONDS <= item.seconds <= _TIMESTAMP_MAX_SECONDS
-                    and 0 <= item.nanos <= 999_999_999
-                ):
-                    found.append(
-                        FieldViolation(where, "not a valid instant (0001-01-01 .. 9999-12-31 UTC)")
-                    )
+                if not timestamp_valid(item.seconds, item.nanos):
+                    found.append(FieldViolation(where, TIMESTAMP_RANGE))
             else:
                 found.extend(timestamp_violations(item, where))
     return found

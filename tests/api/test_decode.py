@@ -15,7 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arbiter.server.api import _decode, checkout
-from arbiter.server.api.translate import MAX_LINES, MAX_MONEY_MINOR, order_from_proto
+from arbiter.server.api.translate import (
+    MAX_CATEGORIES_PER_LINE,
+    MAX_LINES,
+    MAX_MONEY_MINOR,
+    order_from_proto,
+)
 from arbiter.server.engine import InvalidOrder
 from arbiter.v1 import checkout_pb2
 from tests.property.strategies import POINT_TYPES, requests
@@ -117,12 +122,17 @@ def _mutate(request: Request, which: int, value: int) -> None:
     elif which == 15 and lines:
         lines[0].quantity = 10**6 + value - 1
         lines[0].unit_price = 10**13 // (10**6 + value) + 1
+    elif which == 16 and lines:
+        # Around the limit of categories per line (the first one is read without a list).
+        line = lines[value % len(lines)]
+        del line.categories[:]
+        line.categories.extend(f"c{i}" for i in range(MAX_CATEGORIES_PER_LINE + value % 5 - 2))
 
 
 @_cases(EXAMPLES // 2)
 @given(
     request=requests(),
-    mutations=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 70)), max_size=3),
+    mutations=st.lists(st.tuples(st.integers(0, 16), st.integers(0, 70)), max_size=3),
 )
 def test_invalid_requests_are_left_to_the_plain_path(
     request: Request, mutations: list[tuple[int, int]]

@@ -34,6 +34,7 @@ from arbiter.server.state import (
     diff,
 )
 from arbiter.server.state.edits import timestamp_violations
+from arbiter.server.state.instants import TIMESTAMP_RANGE
 from arbiter.v1 import admin_pb2 as apb
 from arbiter.v1 import program_pb2 as pb
 
@@ -1194,6 +1195,38 @@ def test_an_instant_a_timestamp_cannot_hold_is_invalid_naming_the_field(
     with pytest.raises(InvalidEdit) as caught:
         apply_edit(pb.Program(id="p"), "UpsertPromoCodePool", request)
     assert [v.field for v in caught.value.violations] == ["pool.valid_to"]
+
+
+@pytest.mark.parametrize(
+    "seconds, accepted",
+    [
+        (-62_135_596_800, False),  # 0001-01-01: a Timestamp holds it, local time may not
+        (-62_135_596_800 + 86_399, False),
+        (-62_135_596_800 + 86_400, True),  # 0001-01-02T00:00:00Z
+        (253_402_300_799 - 86_400, True),  # 9999-12-30T23:59:59Z
+        (253_402_300_799 - 86_399, False),
+        (253_402_300_799, False),  # 9999-12-31T23:59:59Z
+    ],
+)
+def test_a_program_instant_lies_in_the_range_an_order_instant_does(
+    seconds: int, accepted: bool
+) -> None:
+    """One range for every instant the server takes (state/instants.py): a program's too, since
+    the engine puts a period's start in the program's time zone (a New York period starting
+    0001-01-01T00:00Z failed the compile with OverflowError)."""
+    request = apb.UpsertPromoCodePoolRequest(program="p")
+    request.pool.id = "pool"
+    request.pool.valid_from.seconds = seconds
+    if accepted:
+        edit = apply_edit(pb.Program(id="p"), "UpsertPromoCodePool", request)
+        assert edit.draft.promo_code_pools[0].valid_from.seconds == seconds
+        assert timestamp_violations(edit.draft, "program") == []
+        return
+    with pytest.raises(InvalidEdit) as caught:
+        apply_edit(pb.Program(id="p"), "UpsertPromoCodePool", request)
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("pool.valid_from", TIMESTAMP_RANGE)
+    ]
 
 
 def test_timestamps_in_repeated_messages_are_named_by_index() -> None:
