@@ -41,7 +41,9 @@ async def test_rollups_give_what_the_rows_give(ledger: Ledger, program: program_
     cfg = LedgerProgram.from_proto(program)
     async with ledger.pool.acquire() as conn:
         rolled = await _reports.rolled_to(conn, program.id)
-        assert rolled == later.replace(minute=0) - _reports.ROLLUP_DELAY
+        assert rolled is not None
+        assert rolled.hours == later.replace(minute=0) - _reports.ROLLUP_DELAY
+        assert rolled.days == later.replace(hour=0, minute=0)
         assert await conn.fetchval("SELECT count(*) FROM report_hours") > 0
         windows: list[tuple[datetime, datetime]] = [
             (T0 - DAY, later),
@@ -72,3 +74,65 @@ async def test_rows_after_the_rollup_still_count(ledger: Ledger,
     third = await ledger.program_report(program, None, None, now=T0 + 6 * DAY)
     assert [(d.day, d.orders, d.revenue) for d in third.days] == [
         (d.day, d.orders, d.revenue) for d in second.days]
+
+
+# Who is active when: (member, instant, by an order rather than a transaction). "" is a guest.
+_MIDNIGHT = datetime(2025, 1, 16, tzinfo=T0.tzinfo)
+_EARLY = [
+    ("g", _MIDNIGHT - 2 * DAY, False),
+    ("a", _MIDNIGHT + HOUR, False),
+    ("b", _MIDNIGHT + 23 * HOUR + timedelta(minutes=30), True),
+    ("c", _MIDNIGHT + DAY + 12 * HOUR, True),
+    ("", _MIDNIGHT + DAY + 13 * HOUR, True),
+    ("a", _MIDNIGHT + 2 * DAY + 5 * HOUR, True),
+    ("d", _MIDNIGHT + 2 * DAY + 23 * HOUR, False),
+]
+# Written after a report has rolled up the days before _MIDNIGHT + 3 days.
+_LATE = [
+    ("b", _MIDNIGHT + 3 * DAY + HOUR, False),
+    ("e", _MIDNIGHT + 4 * DAY + 6 * HOUR, True),
+    ("d", _MIDNIGHT + 5 * DAY + 2 * HOUR, True),
+    ("g", _MIDNIGHT + 5 * DAY + 20 * HOUR, False),
+    ("a", _MIDNIGHT + 6 * DAY, False),
+]
+
+
+async def _act(ledger: Ledger, program: program_pb2.Program,
+               events: list[tuple[str, datetime, bool]]) -> None:
+    for n, (member, at, by_order) in enumerate(events):
+        if by_order:
+            order = FakeOrder(f"o-{member}-{at:%d%H%M}", member_id=member)
+            await ledger.confirm_order(program, order.request(), order.compute(program, []),
+                                       now=at)
+        else:
+            await ledger.create_transaction(program, member_id=member, point_type="bonus",
+                                            operation="ACCRUAL", points=10 + n,
+                                            external_id=f"t-{member}-{at:%d%H%M}", now=at)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+async def test_active_members_from_the_active_days(ledger: Ledger, program: program_pb2.Program,
+                                                   zone: str) -> None:
+    """The active days (rolled in two batches, the second linking members to their active days
+    of the first) count each member once, whatever the window: as the rows do, as listed."""
+    program.time_zone = zone
+    for member in "abcdeg":
+        await ledger.enroll(program, member, now=_MIDNIGHT - 3 * DAY)
+    await _act(ledger, program, _EARLY)
+    await ledger.program_report(program, None, None, now=_MIDNIGHT + 3 * DAY + 2 * HOUR)
+    await _act(ledger, program, _LATE)
+    await ledger.program_report(program, None, None, now=_MIDNIGHT + 8 * DAY)
+    cfg = LedgerProgram.from_proto(program)
+    bounds = [_MIDNIGHT + offset for offset in (
+        -3 * DAY, timedelta(0), timedelta(minutes=30), DAY, DAY + 13 * HOUR, 2 * DAY, 3 * DAY,
+        3 * DAY + 90 * timedelta(minutes=1), 5 * DAY, 5 * DAY + 21 * HOUR, 8 * DAY)]
+    async with ledger.pool.acquire() as conn:
+        rolled = await _reports.rolled_to(conn, program.id)
+        assert rolled is not None and rolled.days == _MIDNIGHT + 7 * DAY
+        assert await conn.fetchval("SELECT count(*) FROM report_member_days") == 11
+        for i, start in enumerate(bounds):
+            for end in bounds[i + 1:]:
+                listed = {m for m, at, _ in _EARLY + _LATE if m and start <= at < end}
+                with_rollups = await _reports.program_report(conn, cfg, start, end, rolled)
+                from_rows = await _reports.program_report(conn, cfg, start, end, None)
+                assert with_rollups.active == from_rows.active == len(listed), (start, end)

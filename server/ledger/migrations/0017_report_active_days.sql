@@ -1,0 +1,32 @@
+-- Active members by UTC day (docs/reports.md, "Staying fast"): a report's `active` is a
+-- distinct count, which hourly sums cannot give. For each program, every transaction created
+-- and every confirmed order of a member before `report_rollups.active_to` (a UTC midnight) is
+-- reduced to the days the member was active:
+--
+--   report_member_days   one row per member and UTC day with any transaction or confirmed order;
+--   report_active_days   per program, UTC day and the member's previous active day (NULL: none),
+--                        how many members were active that day.
+--
+-- The members active on the days [A, B) are the rows of report_active_days with `day` in [A, B)
+-- and `previous` before A (or NULL): each member once, on its first active day of the window.
+-- Rolled up lazily by the report with the hourly rollups, in the same transaction and under the
+-- same row lock; never by the write path. The backfill of an existing ledger is that roll-up:
+-- `active_to` starts at the beginning of time, so the first report after this migration reduces
+-- the program's whole history once.
+ALTER TABLE report_rollups
+    ADD COLUMN active_to timestamptz NOT NULL DEFAULT '0001-01-02 00:00:00+00';
+
+CREATE TABLE report_member_days (
+    member_pk bigint NOT NULL,
+    day       date   NOT NULL,
+    PRIMARY KEY (member_pk, day)
+);
+
+CREATE TABLE report_active_days (
+    program  text   NOT NULL,
+    day      date   NOT NULL,
+    previous date,
+    members  bigint NOT NULL
+);
+CREATE INDEX report_active_days_day ON report_active_days (program, day)
+    INCLUDE (previous, members);
