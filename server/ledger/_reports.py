@@ -110,7 +110,8 @@ WHERE program = $1 AND day >= $2 AND day < $3 AND (previous IS NULL OR previous 
 """
 
 # ...plus the members active at the window's edges ([$2, $3) and [$4, $5), from the rows) who
-# were not active on those days ([$6, $7)).
+# were not active on those days: the months $6 to $7, the days of the first from bit $8 on, of
+# the last up to bit $9.
 _ACTIVE_EDGES_SQL = """
 SELECT count(*) FROM (
     SELECT member_pk FROM transactions
@@ -125,8 +126,11 @@ SELECT count(*) FROM (
     SELECT member_pk FROM orders
     WHERE program = $1 AND confirmed_at >= $4 AND confirmed_at < $5 AND member_pk IS NOT NULL
 ) edge
-WHERE NOT EXISTS (SELECT 1 FROM report_member_days d
-                  WHERE d.member_pk = edge.member_pk AND d.day >= $6 AND d.day < $7)
+WHERE NOT EXISTS (
+    SELECT 1 FROM report_member_months m
+    WHERE m.member_pk = edge.member_pk AND m.month >= $6 AND m.month <= $7
+      AND m.days & CASE WHEN m.month = $6 THEN $8::integer ELSE -1 END
+                 & CASE WHEN m.month = $7 THEN $9::integer ELSE -1 END <> 0)
 """
 
 _ENROLLED_SQL = """
@@ -214,9 +218,9 @@ _ROLL_UP_SQL = (
     """,
 )
 
-# The days [$2, $3) (UTC midnights; $4 the first as a date) into the active days: each member's
-# active days, and per day and previous active day (within these days, else the member's last
-# one before them, else NULL) the number of members.
+# The days [$2, $3) (UTC midnights) into the active days: per day and previous active day
+# (within these days, else the member's last one before them, else NULL) the number of members;
+# each member's active days into its months, and its last one.
 _ROLL_UP_ACTIVE_SQL = """
 WITH active AS MATERIALIZED (
     SELECT DISTINCT member_pk, day FROM (
@@ -226,20 +230,24 @@ WITH active AS MATERIALIZED (
         SELECT member_pk, (confirmed_at AT TIME ZONE 'UTC')::date FROM orders
         WHERE program = $1 AND confirmed_at >= $2 AND confirmed_at < $3 AND member_pk IS NOT NULL
     ) events
-), kept AS (
-    INSERT INTO report_member_days (member_pk, day) SELECT member_pk, day FROM active
+), months AS (
+    INSERT INTO report_member_months (member_pk, month, days)
+    SELECT member_pk, day - (extract(day FROM day)::integer - 1),
+           bit_or(1 << (extract(day FROM day)::integer - 1))
+    FROM active GROUP BY 1, 2
+    ON CONFLICT (member_pk, month)
+        DO UPDATE SET days = report_member_months.days | EXCLUDED.days
+), last AS (
+    INSERT INTO report_member_last (member_pk, day)
+    SELECT member_pk, max(day) FROM active GROUP BY 1
+    ON CONFLICT (member_pk) DO UPDATE SET day = EXCLUDED.day
 ), linked AS (
-    SELECT member_pk, day, lag(day) OVER (PARTITION BY member_pk ORDER BY day) AS previous
-    FROM active
+    SELECT a.day, COALESCE(lag(a.day) OVER (PARTITION BY a.member_pk ORDER BY a.day),
+                           l.day) AS previous
+    FROM active a LEFT JOIN report_member_last l ON l.member_pk = a.member_pk
 )
 INSERT INTO report_active_days (program, day, previous, members)
-SELECT $1, day, previous, count(*) FROM (
-    SELECT day, CASE WHEN previous IS NOT NULL THEN previous
-                     ELSE (SELECT max(d.day) FROM report_member_days d
-                           WHERE d.member_pk = linked.member_pk AND d.day < $4) END AS previous
-    FROM linked
-) days
-GROUP BY day, previous
+SELECT $1, day, previous, count(*) FROM linked GROUP BY day, previous
 """
 
 #: Hours are rolled up once they ended this long ago (no write takes that long to commit).
@@ -268,6 +276,16 @@ def _ceil_day(at: datetime) -> datetime:
     return floor if floor == at else floor + _DAY
 
 
+def _from_bit(bit: int) -> int:
+    """The mask of a month's days (bit d - 1: day d) from `bit` on, as a signed 32-bit int."""
+    return ~((1 << bit) - 1)
+
+
+def _to_bit(bit: int) -> int:
+    """The mask of a month's days up to `bit` (included)."""
+    return (1 << (bit + 1)) - 1
+
+
 def _whole_hour_zone(tz: ZoneInfo, *instants: datetime) -> bool:
     """Hour buckets fall in one local day only in a zone whose offsets are whole hours."""
     for at in instants:
@@ -294,8 +312,7 @@ async def roll_up(conn: asyncpg.Connection, program: LedgerProgram, now: datetim
         for sql in _ROLL_UP_SQL:
             await conn.execute(sql, program.id, before.hours, hours)
     if days > before.days:
-        await conn.execute(_ROLL_UP_ACTIVE_SQL, program.id, before.days, days,
-                           before.days.date())
+        await conn.execute(_ROLL_UP_ACTIVE_SQL, program.id, before.days, days)
     rolled = Rolled(hours, days)
     if rolled != before:
         await conn.execute(
@@ -319,8 +336,10 @@ async def _active(conn: asyncpg.Connection, program_id: str, start: datetime, en
         if low < high:
             days: int = await conn.fetchval(_ACTIVE_DAYS_SQL, program_id, low.date(),
                                             high.date())
-            edges: int = await conn.fetchval(_ACTIVE_EDGES_SQL, program_id, start, low, high,
-                                             end, low.date(), high.date())
+            first, last = low.date(), (high - _DAY).date()
+            edges: int = await conn.fetchval(
+                _ACTIVE_EDGES_SQL, program_id, start, low, high, end, first.replace(day=1),
+                last.replace(day=1), _from_bit(first.day - 1), _to_bit(last.day - 1))
             return days + edges
     counted: int = await conn.fetchval(_ACTIVE_SQL, program_id, start, end)
     return counted

@@ -94,6 +94,9 @@ _LATE = [
     ("d", _MIDNIGHT + 5 * DAY + 2 * HOUR, True),
     ("g", _MIDNIGHT + 5 * DAY + 20 * HOUR, False),
     ("a", _MIDNIGHT + 6 * DAY, False),
+    ("e", _MIDNIGHT + 15 * DAY + 23 * HOUR, False),  # January 31st
+    ("c", _MIDNIGHT + 16 * DAY + 10 * HOUR, True),  # February 1st
+    ("g", _MIDNIGHT + 17 * DAY + HOUR, False),
 ]
 
 
@@ -121,15 +124,20 @@ async def test_active_members_from_the_active_days(ledger: Ledger, program: prog
     await _act(ledger, program, _EARLY)
     await ledger.program_report(program, None, None, now=_MIDNIGHT + 3 * DAY + 2 * HOUR)
     await _act(ledger, program, _LATE)
-    await ledger.program_report(program, None, None, now=_MIDNIGHT + 8 * DAY)
+    await ledger.program_report(program, None, None, now=_MIDNIGHT + 22 * DAY)
     cfg = LedgerProgram.from_proto(program)
     bounds = [_MIDNIGHT + offset for offset in (
         -3 * DAY, timedelta(0), timedelta(minutes=30), DAY, DAY + 13 * HOUR, 2 * DAY, 3 * DAY,
-        3 * DAY + 90 * timedelta(minutes=1), 5 * DAY, 5 * DAY + 21 * HOUR, 8 * DAY)]
+        3 * DAY + 90 * timedelta(minutes=1), 5 * DAY, 5 * DAY + 21 * HOUR, 8 * DAY, 15 * DAY,
+        15 * DAY + 23 * HOUR + timedelta(minutes=30), 16 * DAY, 17 * DAY, 22 * DAY)]
     async with ledger.pool.acquire() as conn:
         rolled = await _reports.rolled_to(conn, program.id)
-        assert rolled is not None and rolled.days == _MIDNIGHT + 7 * DAY
-        assert await conn.fetchval("SELECT count(*) FROM report_member_days") == 11
+        assert rolled is not None and rolled.days == _MIDNIGHT + 21 * DAY
+        # Member a's January: the 16th and 18th from the first roll-up, the 22nd from the second.
+        assert await conn.fetchval(
+            "SELECT days FROM report_member_months m JOIN members ON members.pk = m.member_pk"
+            " WHERE member_id = 'a'") == (1 << 15) | (1 << 17) | (1 << 21)
+        assert await conn.fetchval("SELECT count(*) FROM report_member_months") == 8
         for i, start in enumerate(bounds):
             for end in bounds[i + 1:]:
                 listed = {m for m, at, _ in _EARLY + _LATE if m and start <= at < end}

@@ -3,9 +3,10 @@
 -- and every confirmed order of a member before `report_rollups.active_to` (a UTC midnight) is
 -- reduced to the days the member was active:
 --
---   report_member_days   one row per member and UTC day with any transaction or confirmed order;
---   report_active_days   per program, UTC day and the member's previous active day (NULL: none),
---                        how many members were active that day.
+--   report_active_days    per program, UTC day and the member's previous active day (NULL:
+--                         none), how many members were active that day;
+--   report_member_months  per member and UTC month, the days it was active (bit d - 1: day d);
+--   report_member_last    per member, its last active day (the next roll-up's `previous`).
 --
 -- The members active on the days [A, B) are the rows of report_active_days with `day` in [A, B)
 -- and `previous` before A (or NULL): each member once, on its first active day of the window.
@@ -16,12 +17,6 @@
 ALTER TABLE report_rollups
     ADD COLUMN active_to timestamptz NOT NULL DEFAULT '0001-01-02 00:00:00+00';
 
-CREATE TABLE report_member_days (
-    member_pk bigint NOT NULL,
-    day       date   NOT NULL,
-    PRIMARY KEY (member_pk, day)
-);
-
 CREATE TABLE report_active_days (
     program  text   NOT NULL,
     day      date   NOT NULL,
@@ -30,3 +25,15 @@ CREATE TABLE report_active_days (
 );
 CREATE INDEX report_active_days_day ON report_active_days (program, day)
     INCLUDE (previous, members);
+
+CREATE TABLE report_member_months (
+    member_pk bigint  NOT NULL,
+    month     date    NOT NULL,  -- the first of the month
+    days      integer NOT NULL,
+    PRIMARY KEY (member_pk, month)
+);
+
+CREATE TABLE report_member_last (
+    member_pk bigint PRIMARY KEY,
+    day       date   NOT NULL
+);
