@@ -138,11 +138,21 @@ SELECT count(*) FROM members
 WHERE program = $1 AND created_at < $2 AND (removed_at IS NULL OR removed_at >= $2)
 """
 
+# Every balance row, less those of removed members and of other programs' members (both found
+# by index, usually none): a scan of the balances instead of a join of every member to them.
+# A type only other members have (n = 0) is left out.
 _OUTSTANDING_SQL = """
-SELECT b.point_type, sum(b.balance)::bigint AS balance
-FROM balances b JOIN members m ON m.pk = b.member_pk
-WHERE m.program = $1 AND NOT m.removed
+SELECT point_type, sum(balance)::bigint AS balance FROM (
+    SELECT point_type, balance, 1 AS n FROM balances
+    UNION ALL
+    SELECT b.point_type, -b.balance, -1 FROM members m JOIN balances b ON b.member_pk = m.pk
+    WHERE m.removed
+    UNION ALL
+    SELECT b.point_type, -b.balance, -1 FROM members m JOIN balances b ON b.member_pk = m.pk
+    WHERE NOT m.removed AND (m.program < $1 OR m.program > $1)
+) rows
 GROUP BY 1
+HAVING sum(n) > 0
 """
 
 _CANCELLED_SQL = """

@@ -144,3 +144,30 @@ async def test_active_members_from_the_active_days(ledger: Ledger, program: prog
                 with_rollups = await _reports.program_report(conn, cfg, start, end, rolled)
                 from_rows = await _reports.program_report(conn, cfg, start, end, None)
                 assert with_rollups.active == from_rows.active == len(listed), (start, end)
+
+
+async def test_outstanding_is_the_live_members_balances(ledger: Ledger,
+                                                        program: program_pb2.Program) -> None:
+    """`outstanding` sums this program's live members' balances: not a removed member's, not
+    another program's members' (nor a type only they have)."""
+    other = program_pb2.Program()
+    other.CopyFrom(program)
+    other.id = "p2"
+    other.point_types.add(id="stars", kind=program_pb2.POINT_KIND_STANDARD, active=True)
+    for member, points in (("m1", 100), ("m2", 40), ("m3", 5)):
+        await ledger.enroll(program, member, now=T0)
+        await ledger.create_transaction(program, member_id=member, point_type="bonus",
+                                        operation="ACCRUAL", points=points,
+                                        external_id=f"x-{member}", now=T0)
+    await ledger.enroll(other, "m1", now=T0)
+    for point_type, points in (("bonus", 1_000), ("stars", 7)):
+        await ledger.create_transaction(other, member_id="m1", point_type=point_type,
+                                        operation="ACCRUAL", points=points,
+                                        external_id=f"y-{point_type}", now=T0)
+    await ledger.remove_member(program, "m2", now=T0 + HOUR)
+    report = await ledger.program_report(program, None, None, now=T0 + DAY)
+    outstanding = {t.point_type: t.outstanding for t in report.point_types}
+    assert outstanding["bonus"] == 105
+    assert "stars" not in outstanding
+    report = await ledger.program_report(other, None, None, now=T0 + DAY)
+    assert {t.point_type: t.outstanding for t in report.point_types}["bonus"] == 1_000
