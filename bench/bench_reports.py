@@ -1,12 +1,14 @@
 """Reports, backtests and bulk enrollment at size, on a throwaway embedded PostgreSQL (not a test).
 
     python bench/bench_reports.py report [--transactions 10000000] [--orders 2000000]
+        [--zone UTC] [--repeat 5]
     python bench/bench_reports.py backtest [--orders 100000] [--seed-orders 300] [--clients 4]
     python bench/bench_reports.py enroll [--members 1000000]
 
 report: generates a ledger with SQL generate_series (members, `--transactions` transactions
   over a year, `--orders` confirmed orders with stored results) and times GetProgramReport's
-  queries (`Ledger.program_report`) for a year, a month and a day.
+  queries (`Ledger.program_report`) for a year, a month, a week and a day, each from midnight
+  of the program's time zone (`--zone`), median of `--repeat` runs.
 backtest: starts `arbiter serve` (a separate process), confirms `--seed-orders` orders through
   gRPC, clones them in SQL to `--orders` (order rows and their stored inputs), then runs
   BacktestDraft on a draft that changes the accrual while `--clients` clients quote; prints the
@@ -29,6 +31,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 
@@ -108,25 +111,34 @@ async def _report(args: argparse.Namespace, dsn: str) -> None:
     finally:
         await conn.close()
     program = shop_program()
+    program.time_zone = args.zone
+    zone = ZoneInfo(args.zone)
+
+    def local(days: int) -> datetime:  # midnight of the program's day, `days` after T0's date
+        return datetime.combine(T0.date() + timedelta(days=days), datetime.min.time(), zone)
+
     async with await Ledger.connect(dsn) as ledger:
-        # The first report rolls up every closed hour (migration 0016); later ones read them.
+        # The first report rolls up every closed hour (migration 0016) and reduces every whole
+        # UTC day to the active days (migration 0017); later ones read them.
         t = time.perf_counter()
         await ledger.program_report(program, T0, T0 + timedelta(days=1))
         print(f"first report (rolls up the whole ledger): {time.perf_counter() - t:,.1f} s")
         for name, start, end in (
-            ("year", T0, T0 + timedelta(days=366)),
-            ("month", T0 + timedelta(days=100), T0 + timedelta(days=130)),
-            ("day", T0 + timedelta(days=200), T0 + timedelta(days=201)),
+            ("year", local(0), local(366)),
+            ("month", local(100), local(130)),
+            ("week", local(150), local(157)),
+            ("day", local(200), local(201)),
         ):
             timings = []
-            for _ in range(3):
+            for _ in range(args.repeat):
                 t = time.perf_counter()
                 report = await ledger.program_report(program, start, end)
                 timings.append(time.perf_counter() - t)
-            print(f"report of a {name}: {min(timings) * 1000:,.0f} ms (best of 3; worst"
-                  f" {max(timings) * 1000:,.0f} ms): {report.confirmed:,} orders,"
-                  f" {len(report.days)} days, {len(report.promotions)} promotions,"
-                  f" active {report.active:,}")
+            timings.sort()
+            print(f"report of a {name} ({args.zone}): {timings[len(timings) // 2] * 1000:,.0f} ms"
+                  f" (median of {args.repeat}; best {timings[0] * 1000:,.0f} ms):"
+                  f" {report.confirmed:,} orders, {len(report.days)} days,"
+                  f" {len(report.promotions)} promotions, active {report.active:,}")
 
 
 # --- the server for backtest and enroll --------------------------------------------------------
@@ -310,6 +322,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--zone", default="UTC", help="report: the program's time zone")
+    parser.add_argument("--repeat", type=int, default=5, help="report: runs per window")
     args = parser.parse_args()
     if not args.orders:
         args.orders = 2_000_000 if args.mode == "report" else 100_000
