@@ -1,13 +1,15 @@
 """Bulk enrollment at size on a throwaway embedded PostgreSQL (not a test).
 
-    python bench/bench_enroll.py [grpc|ledger|cli ...] [--members 1000000] [--profile-server F]
+    python bench/bench_enroll.py [grpc|ledger|cli ...] [--members 1000000] [--batch 1000]
+        [--profile-server FILE]
 
 Each mode runs on a fresh embedded cluster of its own, enrolling `--members` new members of the
 shop program (tests/e2e/conftest.py: an initial balance of 1,000 bonus, so each member is a
 member row, two balance rows, an ACCRUAL transaction, its lot and two outbox events):
 
 - grpc: `arbiter serve` (a separate process, as the other benches start it) and this process
-  streaming `EnrollMemberRequest {program, member_id}` messages through one EnrollMembers call.
+  streaming `--batch` members a message (`EnrollMemberRequest.members`; `--batch 1`: one
+  `EnrollMemberRequest {program, member_id}` a message) through one EnrollMembers call.
 - ledger: `Ledger.enroll_many` in this process, no gRPC (what PostgreSQL and the ledger's Python
   cost alone).
 - cli: `arbiter member enroll --file members.csv` (a child process) against `arbiter serve`.
@@ -102,13 +104,21 @@ def _report(mode: str, count: int, elapsed: float, cpu: dict[str, float]) -> Non
         f"{name} {seconds * 1e6 / count:.1f}" for name, seconds in cpu.items()))
 
 
-async def _stream(target: str, count: int) -> int:
+async def _stream(target: str, count: int, batch: int) -> int:
     async with grpc.aio.insecure_channel(target) as channel:
         members = member_pb2_grpc.MemberServiceStub(channel)
 
         async def requests() -> AsyncIterator[member_pb2.EnrollMemberRequest]:
-            for i in range(count):
-                yield member_pb2.EnrollMemberRequest(program=PROGRAM, member_id=f"p-{i}")
+            if batch <= 1:
+                for i in range(count):
+                    yield member_pb2.EnrollMemberRequest(program=PROGRAM, member_id=f"p-{i}")
+                return
+            for start in range(0, count, batch):
+                request = member_pb2.EnrollMemberRequest(program=PROGRAM)
+                add = request.members.add
+                for i in range(start, min(count, start + batch)):
+                    add(member_id=f"p-{i}")
+                yield request
 
         result = await members.EnrollMembers(requests(), timeout=None)
     assert result.already_enrolled == 0, result
@@ -122,10 +132,10 @@ async def _grpc(args: argparse.Namespace, dsn: str, postmaster: int, workdir: Pa
         before = server.rss_mib()
         cpu = (server.cpu_s(), _postgres_cpu_s(postmaster), _self_cpu_s())
         started = time.perf_counter()
-        enrolled = await _stream(server.listen, args.members)
+        enrolled = await _stream(server.listen, args.members, args.batch)
         elapsed = time.perf_counter() - started
         used = (server.cpu_s(), _postgres_cpu_s(postmaster), _self_cpu_s())
-        _report("grpc", enrolled, elapsed, dict(zip(
+        _report(f"grpc ({args.batch} a message)", enrolled, elapsed, dict(zip(
             ("server", "postgres", "client"), (b - a for a, b in zip(cpu, used, strict=True)),
             strict=True)))
         print(f"  server RSS {before:,.0f} MiB before, {server.rss_mib():,.0f} MiB after"
@@ -190,6 +200,8 @@ def main() -> None:
     parser.add_argument("modes", nargs="*", choices=_MODES, metavar="MODE",
                         help="grpc (the default), ledger, cli; several run one after another")
     parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000,
+                        help="grpc: members a message (EnrollMemberRequest.members); 1: one each")
     parser.add_argument("--profile-server", metavar="FILE",
                         help="run the server under cProfile, statistics written to FILE")
     args = parser.parse_args()
