@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from arbiter.server.ledger import (
     BalanceInfo,
     InvalidArgument,
     Ledger,
+    MemberBatch,
     MemberInfo,
     NotFound,
     TierStatus,
@@ -28,8 +29,8 @@ from arbiter.v1 import member_pb2, member_pb2_grpc, program_pb2
 
 __all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
 
-# One EnrollMembers stream enrolls at most this many members (a bulk import is split into
-# several streams); the ledger commits them in chunks of a few hundred.
+# One EnrollMembers stream enrolls at most this many members, whatever the messages carrying
+# them (a bulk import is split into several streams); the ledger commits them in chunks.
 MAX_ENROLL_STREAM: Final = 1_000_000
 _MAX_ID_CHARS: Final = 256
 
@@ -109,7 +110,8 @@ def _check_id(bad: list[FieldViolation], value: str, field: str) -> None:
 
 
 def _registered_at(
-    request: member_pb2.EnrollMemberRequest, field: str, bad: list[FieldViolation],
+    request: member_pb2.EnrollMemberRequest | member_pb2.MemberEnrollment, field: str,
+    bad: list[FieldViolation],
     tz: ZoneInfo = _UTC_ZONE,
 ) -> datetime | None:
     """`registered_at` when given; else the profile field `registration_field` names (RFC 3339,
@@ -140,6 +142,38 @@ def _registered_at(
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.astimezone(UTC)
+
+
+def _registered_or_raise(
+    request: member_pb2.EnrollMemberRequest | member_pb2.MemberEnrollment, index: int,
+    tz: ZoneInfo,
+) -> datetime | None:
+    bad: list[FieldViolation] = []
+    registered = _registered_at(request, f"members[{index}].registered_at", bad, tz)
+    _raise_if(bad)
+    return registered
+
+
+def _batch(
+    request: member_pb2.EnrollMemberRequest, first: int, tz: ZoneInfo
+) -> tuple[list[str], list[datetime | None]]:
+    """The members one message of an EnrollMembers stream carries (its own, then `members`),
+    `first` the stream index of the first; a bad registration names `members[<i>]`."""
+    ids: list[str] = []
+    times: list[datetime | None] = []
+    batch = request.members
+    if (request.member_id or not batch or request.registration_field or request.fields
+            or request.HasField("registered_at")):
+        ids.append(request.member_id)
+        times.append(_registered_or_raise(request, first, tz))
+    add_id, add_time = ids.append, times.append
+    for member in batch:
+        add_id(member.member_id)
+        if member.registration_field or member.HasField("registered_at"):
+            add_time(_registered_or_raise(member, first + len(ids) - 1, tz))
+        else:
+            add_time(None)
+    return ids, times
 
 
 def _zone(program: program_pb2.Program) -> ZoneInfo:
@@ -325,6 +359,8 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
     ) -> member_pb2.EnrollMemberResponse:
         bad: list[FieldViolation] = []
         _check_id(bad, request.member_id, "member_id")
+        if request.members:
+            bad.append(FieldViolation("members", "only EnrollMembers takes several members"))
         ledger, _, program = self._begin(request.program, bad)
         registered = _registered_at(request, "registered_at", bad, _zone(program))
         _raise_if(bad)
@@ -350,29 +386,31 @@ class MemberService(member_pb2_grpc.MemberServiceServicer):
         _, _, program = self._begin(first.program, [])
         program_id = first.program
         zone = _zone(program)
+        forget = self._members.invalidate
 
-        async def members() -> AsyncIterator[tuple[str, datetime | None]]:
-            index = 0
+        def written(member_ids: Sequence[str]) -> None:
+            for member_id in member_ids:
+                forget(program_id, member_id)
+
+        async def batches() -> AsyncIterator[MemberBatch]:
+            index = 0  # members of the stream before this message
             request: member_pb2.EnrollMemberRequest | None = first
             while request is not None:
-                if index >= MAX_ENROLL_STREAM:
-                    raise InvalidArgument.field(
-                        "members", f"at most {MAX_ENROLL_STREAM} members per stream"
-                    )
                 if request.program != program_id:
                     raise InvalidArgument.field(
                         f"members[{index}].program", "every request of a stream names one program"
                     )
-                bad: list[FieldViolation] = []
-                registered = _registered_at(request, f"members[{index}].registered_at", bad,
-                                            zone)
-                _raise_if(bad)
-                self._members.invalidate(program_id, request.member_id)
-                yield request.member_id, registered
-                index += 1
+                ids, times = _batch(request, index, zone)
+                index += len(ids)
+                if index > MAX_ENROLL_STREAM:
+                    raise InvalidArgument.field(
+                        "members", f"at most {MAX_ENROLL_STREAM} members per stream"
+                    )
+                yield ids, times
                 request = await anext(stream, None)
 
-        result = await ledger.enroll_many(program, members(), now=self._clock())
+        result = await ledger.enroll_batches(program, batches(), now=self._clock(),
+                                             written=written)
         return member_pb2.EnrollMembersResponse(
             enrolled=result.enrolled, already_enrolled=result.already_enrolled
         )

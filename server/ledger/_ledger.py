@@ -4,6 +4,7 @@ translated here and nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
@@ -35,6 +36,7 @@ from arbiter.server.ledger._types import (
     EnrollResult,
     ExpiringLot,
     ExpiryReport,
+    MemberBatch,
     MemberInfo,
     MemberSnapshot,
     OrderOutcome,
@@ -65,6 +67,9 @@ _RETRY = (
 # PostgreSQL cannot be reached or went away: UNAVAILABLE, and nothing was committed.
 _UNAVAILABLE = UNAVAILABLE_ERRORS
 _ENROLL_CHUNK = 5_000
+# Bulk enrollment writes this many chunks at once (each on its own connection): PostgreSQL's
+# work for one chunk is most of the cost, and two backends use two cores.
+_ENROLL_IN_FLIGHT = 2
 _CLEAR_BATCH = 1_000
 _BEGINNING = datetime(1, 1, 2, tzinfo=UTC)
 _END = datetime(9999, 12, 30, tzinfo=UTC)
@@ -81,6 +86,26 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     cursor outlives a transaction), and asyncpg still rolls back a transaction left open before
     calling this.
     """
+
+
+def _check_batch(ids: Sequence[str], times: Sequence[datetime | None], first: int) -> None:
+    """Each id of a batch non-empty, at most MAX_ID_CHARS, without U+0000, each time aware;
+    an error names `members[<i>]`, `first` the stream index of the batch's first member."""
+    if len(ids) != len(times):
+        raise ValueError("a batch has one registration time (or None) per member id")
+    if ids and (min(map(len, ids)) == 0 or max(map(len, ids)) > _members.MAX_ID_CHARS
+                or any("\x00" in member_id for member_id in ids)):
+        for offset, member_id in enumerate(ids):
+            try:
+                _members.validate_id(member_id, "member_id")
+                if "\x00" in member_id:
+                    raise InvalidArgument.field("member_id", "contains U+0000 (NUL)")
+            except InvalidArgument as exc:
+                raise InvalidArgument.field(f"members[{first + offset}].member_id",
+                                            exc.violations[0].description) from exc
+    for at in times:
+        if at is not None:
+            require_aware(at, "registered_at")  # a naive instant is a caller bug
 
 
 def _now(now: datetime | None) -> datetime:
@@ -205,60 +230,93 @@ class Ledger:
         now: datetime | None = None,
         chunk_size: int = _ENROLL_CHUNK,
     ) -> EnrollManyResult:
-        """Enroll a stream of members in chunks (each chunk one transaction). While a chunk is
-        written, the next one is read: one write in flight at a time."""
+        """Enroll ids or (id, registered_at) pairs, sync or async, as `enroll_batches` does."""
+
+        def pair(item: str | tuple[str, datetime | None]) -> tuple[list[str],
+                                                                  list[datetime | None]]:
+            member_id, registered = (item, None) if isinstance(item, str) else item
+            return [member_id], [registered]
+
+        async def batches() -> AsyncIterator[MemberBatch]:
+            if isinstance(members, AsyncIterable):
+                async for item in members:  # a stream is handed over as it comes
+                    yield pair(item)
+                return
+            ids: list[str] = []
+            times: list[datetime | None] = []
+            for item in members:
+                member_id, registered = (item, None) if isinstance(item, str) else item
+                ids.append(member_id)
+                times.append(registered)
+                if len(ids) >= chunk_size:
+                    yield ids, times
+                    ids, times = [], []
+            yield ids, times
+
+        return await self.enroll_batches(program, batches(), now=now, chunk_size=chunk_size)
+
+    async def enroll_batches(
+        self,
+        program: ProgramLike,
+        batches: AsyncIterable[MemberBatch],
+        *,
+        now: datetime | None = None,
+        chunk_size: int = _ENROLL_CHUNK,
+        in_flight: int = _ENROLL_IN_FLIGHT,
+        written: Callable[[Sequence[str]], None] | None = None,
+    ) -> EnrollManyResult:
+        """Enroll a stream of batches (member ids and their registration times, None: `now`)
+        in chunks of `chunk_size` members, each chunk one transaction. While chunks are written
+        (at most `in_flight` at once, on as many connections) the next one is read. A bad id
+        (`members[<i>].member_id`, i counting every member of the stream) fails the call: the
+        chunks handed over before it commit, nothing of the chunk it is in does. `written`
+        gets each chunk's ids once its write ended (committed or not)."""
         cfg, at = self.program(program), _now(now)
         enrolled = already = 0
-        chunk: list[tuple[str, datetime]] = []
-        writing: asyncio.Task[None] | None = None
+        ids: list[str] = []
+        registered: list[datetime | None] = []
+        writing: list[asyncio.Task[None]] = []
+        index = 0  # members of the stream before the current chunk
 
-        async def write(batch: list[tuple[str, datetime]]) -> None:
+        async def write(chunk: list[str], times: list[datetime | None]) -> None:
             nonlocal enrolled, already
 
             async def op(conn: asyncpg.Connection) -> int:
-                return await _members.enroll_bulk(conn, cfg, batch, at)
+                return await _members.enroll_bulk(conn, cfg, chunk, times, at)
 
-            created = await self._write(op)
+            try:
+                created = await self._write(op)
+            finally:
+                if written is not None:
+                    written(chunk)
             enrolled += created
-            already += len(batch) - created
+            already += len(chunk) - created
 
-        async def flush() -> None:
-            nonlocal writing
-            batch = list(chunk)
-            chunk.clear()
-            if writing is not None:
-                await writing
-            writing = asyncio.create_task(write(batch))
+        async def flush(count: int) -> None:
+            nonlocal ids, registered, index
+            chunk, times = ids[:count], registered[:count]
+            del ids[:count], registered[:count]
+            while len(writing) >= in_flight:
+                await writing.pop(0)
+            writing.append(asyncio.create_task(write(chunk, times)))
+            index += count
 
-        async def items() -> AsyncIterator[str | tuple[str, datetime | None]]:
-            if isinstance(members, AsyncIterable):
-                async for item in members:
-                    yield item
-            else:
-                for item in members:
-                    yield item
-
-        index = 0
         try:
-            async for item in items():
-                member_id, registered = (item, None) if isinstance(item, str) else item
-                try:
-                    _members.validate_id(member_id, "member_id")
-                except InvalidArgument as exc:
-                    raise InvalidArgument.field(f"members[{index}].member_id",
-                                                exc.violations[0].description) from exc
-                chunk.append(
-                    (member_id, require_aware(registered, "registered_at") if registered else at)
-                )
-                index += 1
-                if len(chunk) >= chunk_size:
-                    await flush()
-            if chunk:
-                await flush()
+            async for batch_ids, batch_times in batches:
+                _check_batch(batch_ids, batch_times, index + len(ids))
+                ids += batch_ids
+                registered += batch_times
+                while len(ids) >= chunk_size:
+                    await flush(chunk_size)
+            if ids:
+                await flush(len(ids))
         finally:
-            if writing is not None:
-                # The chunk being written commits or fails whatever happened to the stream.
-                await writing
+            # The chunks handed over commit or fail whatever happened to the stream.
+            for task in writing:
+                with contextlib.suppress(Exception):
+                    await task
+        for task in writing:
+            task.result()  # a write that failed fails the call
         return EnrollManyResult(enrolled, already)
 
     async def remove_member(self, program: ProgramLike, member_id: str, *,

@@ -324,97 +324,90 @@ async def tier_history(conn: asyncpg.Connection, program: LedgerProgram, member_
                        r["changed_at"]) for r in rows]
 
 
-# Enrollment of many members in one transaction, set-based (docs/reports.md, "Enrolling many"):
-# the members, their balance rows, the initial balances (a transaction and a lot each) and the
-# events, five statements per chunk whatever its size. Tier groups need each member's tier rows
-# worked out one by one, so a program with tier groups enrolls member by member.
-_BULK_MEMBERS_SQL = """
-INSERT INTO members (program, member_id, registered_at, created_at)
-SELECT $1, x.member_id, x.registered_at, $4
-FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS x(member_id, registered_at, n)
-ORDER BY x.n
-ON CONFLICT (program, member_id) WHERE NOT removed DO NOTHING
-RETURNING pk, member_id, registered_at
-"""
-
-_BULK_BALANCES_SQL = """
-INSERT INTO balances (member_pk, point_type, balance, txn_count)
-SELECT m.pk, t.point_type, t.points, (t.points > 0)::int
-FROM unnest($1::bigint[]) AS m(pk)
-CROSS JOIN unnest($2::text[], $3::bigint[]) AS t(point_type, points)
-ORDER BY m.pk, t.point_type
-"""
-
-_BULK_GRANTS_SQL = """
-WITH g AS (
+# Enrollment of many members in one transaction, set-based (docs/reports.md, "Bulk
+# enrollment"): one statement per chunk whatever its size, writing the members, their balance
+# rows, the initial balances (a transaction and a lot each) and the events, each member's
+# `member.enrolled` before its `points.accrued` as one by one. A NULL registration is `now`.
+# Tier groups need each member's tier rows worked out one by one, so a program with tier groups
+# enrolls member by member.
+_BULK_ENROLL_SQL = """
+WITH m AS (
+    INSERT INTO members (program, member_id, registered_at, created_at)
+    SELECT $1, x.member_id, COALESCE(x.registered_at, $4), $4
+    FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS x(member_id, registered_at, n)
+    ORDER BY x.n
+    ON CONFLICT (program, member_id) WHERE NOT removed DO NOTHING
+    RETURNING pk, member_id, registered_at
+), b AS (
+    INSERT INTO balances (member_pk, point_type, balance, txn_count)
+    SELECT m.pk, t.point_type, t.points, (t.points > 0)::int
+    FROM m CROSS JOIN unnest($5::text[], $6::bigint[]) AS t(point_type, points)
+    ORDER BY m.pk, t.point_type
+), g AS (
     SELECT m.pk, m.member_id, t.point_type, t.points, t.expires_at
-    FROM unnest($2::bigint[], $3::text[]) AS m(pk, member_id)
-    CROSS JOIN unnest($4::text[], $5::bigint[], $6::timestamptz[])
+    FROM m CROSS JOIN unnest($7::text[], $8::bigint[], $9::timestamptz[])
         AS t(point_type, points, expires_at)
 ), txn AS (
     INSERT INTO transactions (program, member_pk, member_id, point_type, type, balance_before,
         value, balance_after, source_type, source_id, comment, created_at)
     SELECT $1, g.pk, g.member_id, g.point_type, 'ACCRUAL', 0, g.points, g.points, 'ENROLLMENT',
-        g.member_id, 'initial balance', $7
+        g.member_id, 'initial balance', $4
     FROM g ORDER BY g.pk, g.point_type
     RETURNING pk, member_pk, member_id, point_type, value
 ), lot AS (
     INSERT INTO lots (member_pk, point_type, state, points, remaining, accrued_at, expires_at,
         timing, txn_pk, created_at)
-    SELECT txn.member_pk, txn.point_type, 'ACTIVE', txn.value, txn.value, $7, g.expires_at, '',
-        txn.pk, $7
+    SELECT txn.member_pk, txn.point_type, 'ACTIVE', txn.value, txn.value, $4, g.expires_at, '',
+        txn.pk, $4
     FROM txn JOIN g ON g.pk = txn.member_pk AND g.point_type = txn.point_type
+), events AS (
+    INSERT INTO outbox (program, topic, member_id, payload, created_at)
+    SELECT $1, e.topic, e.member_id, e.payload, $4
+    FROM (
+        SELECT m.pk AS member_pk, 0 AS n, 'member.enrolled' AS topic, m.member_id,
+            jsonb_build_object('program', $1::text, 'member_id', m.member_id,
+                'registered_at', to_char(m.registered_at AT TIME ZONE 'UTC',
+                    'YYYY-MM-DD"T"HH24:MI:SS')
+                || CASE WHEN date_trunc('second', m.registered_at) = m.registered_at THEN ''
+                        ELSE to_char(m.registered_at AT TIME ZONE 'UTC', '.US') END
+                || '+00:00') AS payload
+        FROM m
+        UNION ALL
+        SELECT txn.member_pk, txn.pk, 'points.accrued', txn.member_id,
+            jsonb_build_object('program', $1::text, 'member_id', txn.member_id,
+                'point_type', txn.point_type, 'points', txn.value, 'source_type', 'ENROLLMENT',
+                'transaction_id', txn.pk::text)
+        FROM txn
+    ) e
+    ORDER BY e.member_pk, e.n
 )
-INSERT INTO outbox (program, topic, member_id, payload, created_at)
-SELECT $1, 'points.accrued', txn.member_id,
-    jsonb_build_object('program', $1::text, 'member_id', txn.member_id,
-        'point_type', txn.point_type, 'points', txn.value, 'source_type', 'ENROLLMENT',
-        'transaction_id', txn.pk::text),
-    $7
-FROM txn ORDER BY txn.pk
-"""
-
-_BULK_ENROLLED_EVENTS_SQL = """
-INSERT INTO outbox (program, topic, member_id, payload, created_at)
-SELECT $1, 'member.enrolled', x.member_id,
-    jsonb_build_object('program', $1::text, 'member_id', x.member_id,
-        'registered_at', x.registered_at),
-    $4
-FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS x(member_id, registered_at, n)
-ORDER BY x.n
+SELECT count(*) FROM m
 """
 
 
 async def enroll_bulk(conn: asyncpg.Connection, program: LedgerProgram,
-                      members: Sequence[tuple[str, datetime]], now: datetime) -> int:
-    """Enroll `members` (inside the caller's transaction); returns how many were new."""
+                      member_ids: Sequence[str], registered: Sequence[datetime | None],
+                      now: datetime) -> int:
+    """Enroll `member_ids`, each registered at its `registered` (None: `now`), inside the
+    caller's transaction; returns how many were new."""
     if program.tier_groups:
         created = 0
-        for member_id, registered in members:
-            _, new = await enroll(conn, program, member_id, registered, now)
+        for member_id, at in zip(member_ids, registered, strict=True):
+            _, new = await enroll(conn, program, member_id, at or now, now)
             created += new
         return created
-    rows = await conn.fetch(_BULK_MEMBERS_SQL, program.id, [m[0] for m in members],
-                            [m[1] for m in members], now)
-    if not rows:
-        return 0
-    pks = [r["pk"] for r in rows]
-    ids = [r["member_id"] for r in rows]
     grants = [
         cfg for cfg in program.point_types.values()
         if cfg.kind == "STANDARD" and cfg.usable_at(now) and cfg.initial_balance > 0
     ]
     initial = {cfg.id: cfg.initial_balance for cfg in grants}
     types = sorted(program.point_types)
-    await conn.execute(_BULK_BALANCES_SQL, pks, types, [initial.get(t, 0) for t in types])
-    await conn.execute(_BULK_ENROLLED_EVENTS_SQL, program.id, ids,
-                       [r["registered_at"].isoformat() for r in rows], now)
-    if grants:
-        await conn.execute(
-            _BULK_GRANTS_SQL, program.id, pks, ids, [g.id for g in grants],
-            [g.initial_balance for g in grants], [g.expiry(now, program.tz) for g in grants], now,
-        )
-    return len(rows)
+    return int(await conn.fetchval(
+        _BULK_ENROLL_SQL, program.id, member_ids, registered, now,
+        types, [initial.get(t, 0) for t in types],
+        [g.id for g in grants], [g.initial_balance for g in grants],
+        [g.expiry(now, program.tz) for g in grants],
+    ))
 
 
 async def remove_batch(conn: asyncpg.Connection, program: LedgerProgram, size: int,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState
 
@@ -15,6 +15,7 @@ __all__ = [
     "EnrollResult",
     "ExpiringLot",
     "ExpiryReport",
+    "MemberBatch",
     "MemberInfo",
     "MemberSnapshot",
     "OrderOutcome",
@@ -128,6 +129,11 @@ class MemberSnapshot:
 class EnrollResult:
     member: MemberInfo
     created: bool  # False: the member was enrolled already (the call is idempotent)
+
+
+# Members of a bulk enrollment handed over together: their ids, and for each its registration
+# instant (None: the enrollment's `now`).
+MemberBatch: TypeAlias = tuple[Sequence[str], Sequence[datetime | None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from arbiter.server.ledger import Ledger, NotFound
+from arbiter.server.ledger import InvalidArgument, Ledger, NotFound
 from arbiter.v1 import program_pb2
 from tests.ledger.ledger_support import DAY, T0, make_program
 
@@ -75,6 +75,44 @@ async def test_bulk_enrollment_in_many_chunks(ledger: Ledger,
     assert (result.enrolled, result.already_enrolled) == (25, 0)
     total = await ledger.pool.fetchval("SELECT sum(balance) FROM balances")
     assert total == 25 * 500
+
+
+async def test_batches_in_chunks_written_side_by_side(
+    ledger: Ledger, bonus_program: program_pb2.Program
+) -> None:
+    """Chunks of 4 from batches of 3, two written at once: an id in two chunks in flight is
+    enrolled once; each chunk's ids are reported once its write ended."""
+    batches = [[f"m{i}" for i in range(s, s + 3)] for s in range(0, 30, 3)]
+    batches[5].append("m0")  # again, in a later chunk
+
+    async def stream():  # type: ignore[no-untyped-def]
+        for ids in batches:
+            yield ids, [T0 - DAY if i % 2 else None for i in range(len(ids))]
+
+    written: list[str] = []
+    result = await ledger.enroll_batches(bonus_program, stream(), now=T0, chunk_size=4,
+                                         in_flight=2, written=written.extend)
+    assert (result.enrolled, result.already_enrolled) == (30, 1)
+    assert sorted(written) == sorted([m for ids in batches for m in ids])
+    members = {m.member_id: m async for m in ledger.export_members(bonus_program, now=T0)}
+    assert len(members) == 30 and all(m.balance("bonus").available == 500
+                                      for m in members.values())
+    assert members["m1"].registered_at == T0 - DAY and members["m0"].registered_at == T0
+    events = await ledger.outbox_events()
+    assert [e.topic for e in events].count("member.enrolled") == 30
+
+
+async def test_a_bad_id_in_a_batch_is_named_by_its_place_in_the_stream(
+    ledger: Ledger, bonus_program: program_pb2.Program
+) -> None:
+    async def stream():  # type: ignore[no-untyped-def]
+        yield ["a", "b"], [None, None]
+        yield ["c", "x" * 257], [None, None]
+
+    with pytest.raises(InvalidArgument) as err:
+        await ledger.enroll_batches(bonus_program, stream(), now=T0)
+    assert err.value.fields == ("members[3].member_id",)
+    assert await ledger.pool.fetchval("SELECT count(*) FROM members") == 0
 
 
 async def test_clearing_removes_everyone_in_batches_and_keeps_history(

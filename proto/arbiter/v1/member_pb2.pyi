@@ -56,7 +56,7 @@ OPERATION_ACCRUAL: Operation
 OPERATION_DEDUCTION: Operation
 
 class EnrollMemberRequest(_message.Message):
-    __slots__ = ("program", "member_id", "registered_at", "fields", "registration_field")
+    __slots__ = ("program", "member_id", "registered_at", "fields", "registration_field", "members")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,12 +69,33 @@ class EnrollMemberRequest(_message.Message):
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     REGISTRATION_FIELD_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
     program: str
     member_id: str
     registered_at: _timestamp_pb2.Timestamp
     fields: _containers.ScalarMap[str, str]
     registration_field: str
-    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., registration_field: _Optional[str] = ...) -> None: ...
+    members: _containers.RepeatedCompositeFieldContainer[MemberEnrollment]
+    def __init__(self, program: _Optional[str] = ..., member_id: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., registration_field: _Optional[str] = ..., members: _Optional[_Iterable[_Union[MemberEnrollment, _Mapping]]] = ...) -> None: ...
+
+class MemberEnrollment(_message.Message):
+    __slots__ = ("member_id", "registered_at", "fields", "registration_field")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRATION_FIELD_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    registered_at: _timestamp_pb2.Timestamp
+    fields: _containers.ScalarMap[str, str]
+    registration_field: str
+    def __init__(self, member_id: _Optional[str] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., registration_field: _Optional[str] = ...) -> None: ...
 
 class EnrollSegmentRequest(_message.Message):
     __slots__ = ("program", "segment", "registered_at")
