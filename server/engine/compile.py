@@ -366,6 +366,8 @@ class CompiledProgram:
         default_factory=dict, compare=False, repr=False
     )
     source: pb.Program = field(default_factory=pb.Program)
+    # The typed core's tables of this program (engine/core.pyx), built on first use.
+    native: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _ts(msg: Any, has: bool) -> datetime | None:

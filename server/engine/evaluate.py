@@ -8,6 +8,7 @@ from operator import itemgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from arbiter.server.engine import core
 from arbiter.server.engine.compile import CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import Selection, select
@@ -51,7 +52,8 @@ def calculate(
 ) -> CalculationResult:
     """The whole calculation of docs/rules.md for one (validated) order."""
     at, _zone, sel, requested, single, state = start(program, order, member, now, usage)
-    entries = single.evaluate(program.root, state)
+    tree = core.evaluate(single, program.root, state)
+    entries = tree.entries() if tree is not None else single.evaluate(program.root, state)
     return report(program, order, member, at, entries, requested, sel.codes)
 
 
