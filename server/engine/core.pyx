@@ -40,6 +40,9 @@ Inputs whose products could leave int64 (an amount at or above 2^40) are decline
 returns None and the caller evaluates with the batched (numpy) evaluator.
 """
 
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
@@ -47,16 +50,22 @@ from arbiter.server.engine.compile import (
     INCOMPATIBLE,
     MAX_BENEFIT,
     MAX_BENEFIT_CHILDREN,
+    ON_DELIVERY,
     SEQUENTIAL,
     candidate_plan,
 )
 from arbiter.server.engine.money import BP as _BP
 from arbiter.server.engine.money import HALF_BP as _HALF_BP
+from arbiter.server.engine.types import AppliedBenefit, LineResult, PointsChange, Totals
 
 ctypedef long long i64
 
 cdef extern from *:
     ctypedef long long i128 "__int128"
+
+cdef extern from "Python.h":
+    # A tuple subclass's allocation (what tuple.__new__ does for a named tuple, less the copy).
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
 
 cdef enum:
     # Benefit kinds.
@@ -299,6 +308,16 @@ cdef class Tables:
     cdef object cnodes  # the CNode objects (kept alive for node_index)
     cdef object cbens  # program.benefits
     cdef int safe  # every configured amount fits
+    # What a benefit's result rows name (rule 17), per benefit: its promotion's id, kind and
+    # promo code pool, its kind, the id of its point type ("" if none) and an accrual's timing
+    # ("" on other rows).
+    cdef list promotion_id
+    cdef list promotion_kind
+    cdef list pool
+    cdef list kind_name
+    cdef list type_id
+    cdef list timing
+    cdef list point_type_ids  # per point type
 
     def __dealloc__(self):
         free(self.bens)
@@ -324,6 +343,17 @@ cdef Tables tables_of(program):
         raise MemoryError()
     tb.cbens = benefits
     tb.safe = 1
+    promotions = program.promotions
+    tb.point_type_ids = [pt.id for pt in program.point_types]
+    tb.promotion_id = [promotions[cb.promotion].id for cb in benefits]
+    tb.promotion_kind = [promotions[cb.promotion].kind for cb in benefits]
+    tb.pool = [promotions[cb.promotion].pool for cb in benefits]
+    tb.kind_name = [cb.kind for cb in benefits]
+    tb.type_id = [tb.point_type_ids[cb.point_type] if cb.point_type >= 0 else "" for cb in benefits]
+    tb.timing = [
+        ("ON_DELIVERY" if cb.timing == ON_DELIVERY else "ON_CREATE") if cb.is_accrual else ""
+        for cb in benefits
+    ]
     for k in range(tb.K):
         cb = benefits[k]
         b = &tb.bens[k]
@@ -997,6 +1027,136 @@ cdef class Calc:
 
     # --- results ---------------------------------------------------------------------------
 
+    def report(self, order, dict requested):
+        """The result's rows, line results, totals and points (docs/contract.md, rules 17, 18,
+        22), and what the texts and promo codes need: a `Report`."""
+        cdef Tables tb = self.tb
+        cdef int L = self.L
+        cdef int T = len(tb.point_type_ids)
+        cdef int n = self.result.n
+        cdef int i, j, at_line, k, t
+        cdef int* start
+        cdef int* begin
+        cdef int* order_
+        cdef Entry* x
+        cdef Entry* es = self.result.data
+        cdef i64* disc_by_line
+        cdef i64* pmon_by_line
+        cdef i64* redeemed
+        cdef i64* accrued
+        cdef i64* pending
+        cdef i64 shipping_discount = 0
+        cdef i64 subtotal = 0, discount = 0, paid = 0, items = 0, base, final, q, d, p
+        cdef i64 unit, r, shipping, total
+        cdef list rows = []
+        cdef list shown = []
+        cdef list line_results = []
+        cdef Report out = Report()
+        lines = order.lines
+        start = <int*>calloc(2 * L + 4, sizeof(int))
+        order_ = <int*>malloc((n + 1) * sizeof(int))
+        disc_by_line = _zeros(L)
+        pmon_by_line = _zeros(L)
+        redeemed = _zeros(T)
+        accrued = _zeros(T)
+        pending = _zeros(T)
+        try:
+            if start == NULL or order_ == NULL:
+                raise MemoryError()
+            # Rule 17's order: by line in the order's line order, order-wide rows last, then
+            # tree order (a counting sort by line; each line's entries sorted by benefit).
+            for i in range(n):
+                start[es[i].line + 1] += 1
+            begin = start + L + 2  # where each line's entries begin
+            for i in range(L + 1):
+                start[i + 1] += start[i]
+            memcpy(begin, start, (L + 2) * sizeof(int))
+            for i in range(n):
+                at_line = es[i].line
+                j = start[at_line]
+                # insertion by benefit within the line (entries mostly come in tree order)
+                while j > begin[at_line] and es[order_[j - 1]].k > es[i].k:
+                    order_[j] = order_[j - 1]
+                    j -= 1
+                order_[j] = i
+                start[at_line] += 1
+            for i in range(n):
+                x = es + order_[i]
+                k = x.k
+                at_line = x.line
+                if x.text:
+                    shown.append(k)
+                if at_line < L:
+                    disc_by_line[at_line] += x.disc
+                    pmon_by_line[at_line] += x.pmon
+                    line_id = lines[at_line].id
+                else:
+                    line_id = ""
+                if x.ship:
+                    shipping_discount += x.ship
+                    rows.append(_row(tb, k, "", x.ship, 0, "", ""))
+                elif x.disc:
+                    rows.append(_row(tb, k, line_id, x.disc, 0, "", ""))
+                elif x.pmon or x.ppts:
+                    redeemed[tb.bens[k].point_type] += x.ppts
+                    rows.append(_row(tb, k, line_id, x.pmon, x.ppts, tb.type_id[k], ""))
+                elif x.acc:
+                    timing = tb.timing[k]
+                    if timing == "ON_DELIVERY":
+                        pending[tb.bens[k].point_type] += x.acc
+                    else:
+                        accrued[tb.bens[k].point_type] += x.acc
+                    rows.append(_row(tb, k, line_id, 0, x.acc, tb.type_id[k], timing))
+            for i in range(L):
+                line = lines[i]
+                q = self.q[i]
+                base = self.base[i]
+                d = disc_by_line[i]
+                p = pmon_by_line[i]
+                final = base - d - p
+                subtotal += base
+                discount += d
+                paid += p
+                items += q
+                # receipt portions (docs/rules.md): r units at final // q + 1, then q - r
+                if q <= 0:
+                    portions = ()
+                else:
+                    unit = final // q
+                    r = final % q
+                    if r:
+                        portions = ((r, unit + 1), (q - r, unit))
+                    else:
+                        portions = ((q, unit),)
+                line_results.append(
+                    _tuple_of(LineResult, (line.id, base, d, p, final, portions))
+                )
+            shipping = order.shipping_cost
+            total = subtotal - discount - paid + shipping - shipping_discount
+            out.totals = Totals(subtotal, discount, paid, shipping, shipping_discount, total, items)
+            points = []
+            for t in range(T):
+                type_id = tb.point_type_ids[t]
+                asked = requested.get(type_id, 0)
+                if asked or redeemed[t] or accrued[t] or pending[t]:
+                    points.append(PointsChange(type_id, asked, redeemed[t], accrued[t], pending[t]))
+            out.redeemed = [redeemed[t] for t in range(T)]
+            out.accrued = [accrued[t] + pending[t] for t in range(T)]
+        finally:
+            free(start); free(order_); free(disc_by_line); free(pmon_by_line)
+            free(redeemed); free(accrued); free(pending)
+        out.rows = tuple(rows)
+        out.lines = tuple(line_results)
+        out.points = tuple(points)
+        out.texts = sorted({k for k in shown if tb.bens[k].kind == K_TEXT})
+        return out
+
+    def pools(self):
+        """The promo code pools of the promotions with an entry in the result."""
+        cdef int i
+        cdef Tables tb = self.tb
+        return {tb.pool[self.result.data[i].k] for i in range(self.result.n)}
+
     def entries(self):
         """The result's entries as `single.Entry` tuples (k, line, disc, pmon, ppts, acc, ship,
         text)."""
@@ -1009,28 +1169,61 @@ cdef class Calc:
         return out
 
 
+cdef object _tuple_of(type cls, tuple values):
+    """A named tuple of class `cls` holding `values`, without its __new__'s keyword handling."""
+    cdef Py_ssize_t i, n = len(values)
+    cdef object out = PyType_GenericAlloc(<PyTypeObject*>cls, n)
+    for i in range(n):
+        v = values[i]
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(out, i, v)
+    return out
+
+
+cdef object _row(Tables tb, int k, str line_id, i64 amount, i64 points, str point_type,
+                 str timing):
+    """One AppliedBenefit row (rule 17) of benefit k."""
+    return _tuple_of(AppliedBenefit, (line_id, tb.promotion_id[k], tb.promotion_kind[k],
+                                      tb.kind_name[k], amount, points, point_type, timing))
+
+
+cdef class Report:
+    """A calculation's result rows, line results, totals and points, and what its texts and
+    codes read: per point type the points redeemed and accrued (both timings), and the text
+    benefits shown, in tree order."""
+
+    cdef public object rows
+    cdef public object lines
+    cdef public object totals
+    cdef public object points
+    cdef public list redeemed
+    cdef public list accrued
+    cdef public list texts
+
+
 cdef i64 _checked(v) except? -1:
     if not (-SAFE < v < SAFE):
         raise Declined()
     return v
 
 
-cdef i64* _ints(list values, int n) except NULL:
+cdef i64* _ints(list values, int n, bint checked=True) except NULL:
     cdef i64* out = <i64*>calloc(n + 1, sizeof(i64))
     cdef Py_ssize_t i
     if out == NULL:
         raise MemoryError()
     for i in range(len(values)):
-        out[i] = _checked(values[i])
+        out[i] = _checked(values[i]) if checked else values[i]
     return out
 
 
-cdef Calc new_calc(single, s):
-    """A calculation's C form, from the one-state evaluator and a state (raises Declined)."""
+cdef Calc new_calc(single, s, bint checked=True):
+    """A calculation's C form, from the one-state evaluator and a state (raises Declined
+    when `checked` and an amount is too large for its arithmetic)."""
     cdef Calc c = Calc()
     cdef Tables tb = tables_of(single.program)
     cdef int t, i
-    if not tb.safe:
+    if checked and not tb.safe:
         raise Declined()
     c.tb = tb
     c.program = single.program
@@ -1041,9 +1234,11 @@ cdef Calc new_calc(single, s):
     c.rule_active = single.selection.rule_active
     c.promotion_live = single.selection.live
     c.order_lines = single.order_lines
-    c.q = _ints(single.q, c.L)
-    c.base_unit = _ints(single.base_unit, c.L)
-    c.base = _ints(single.base, c.L)
+    c.q = _ints(single.q, c.L, checked)
+    c.base_unit = _ints(single.base_unit, c.L, checked)
+    c.base = _ints(single.base, c.L, checked)
+    if not checked:
+        return c
     for i in range(c.L):
         if c.q[i] <= 0:
             raise Declined()
@@ -1092,6 +1287,23 @@ def evaluate(single, node, s):
         c.node(c.tb.node_index[id(node)], &c.s0, &c.result)
     except Declined:
         return None
+    return c
+
+
+def load(single, s, list entries):
+    """A `Calc` holding `entries` (tuples, as the batched evaluator answers them), for the
+    report: amounts are only added up there, so any int64 will do."""
+    cdef Calc c = new_calc(single, s, False)
+    cdef Entry x
+    for k, line, disc, pmon, ppts, acc, ship, text in entries:
+        x = entry(k, line)
+        x.disc = disc
+        x.pmon = pmon
+        x.ppts = ppts
+        x.acc = acc
+        x.ship = ship
+        x.text = 1 if text else 0
+        buf_push(&c.result, x)
     return c
 
 

@@ -42,7 +42,7 @@ from arbiter.server.engine.compile import (
     candidate_plan,
     to_us,
 )
-from arbiter.server.engine.evaluate import report, start
+from arbiter.server.engine.evaluate import report, start, tree
 from arbiter.server.engine.select import _audience_ok, _in_availability, resolve_tiers
 from arbiter.server.engine.single import Entry, Single, State
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState, OrderInput
@@ -412,8 +412,9 @@ def calculate_traced(
     """`calculate`'s result (the same code on the same inputs) and the decision trace."""
     at, zone, sel, requested, single, state = start(program, order, member, now, usage)
     initial = State(list(state.pay), list(state.pm), list(state.budget), state.ship)
-    entries = single.evaluate(program.root, state)
-    result = report(program, order, member, at, entries, requested, sel.codes)
+    calc = tree(single, program, state)
+    entries = calc.entries()
+    result = report(program, order, member, at, calc, requested, sel.codes)
     tracer = Tracer(program, single, len(order.lines))
     tracer.walk(program.root, initial, "")
     valid_pools = frozenset(c.pool for c in sel.codes if c.pool and not c.reason)
