@@ -1793,43 +1793,6 @@ cdef i64* _zeros(Py_ssize_t n) except NULL:
     return out
 
 
-def max_benefit(single, node, s, list children):
-    """The winner of MAX_BENEFIT group `node` on state `s` (rule 12) as `single.Entry` tuples,
-    `children` being its live children with their (non-empty) effects on `s`; None when an
-    amount is too large for the C integers."""
-    cdef Calc c
-    cdef Buf effects
-    cdef int kids[32]
-    cdef int lo[33]
-    cdef int i, n = len(children)
-    cdef Search se
-    if n == 0:
-        return []
-    if n > MAX_BENEFIT_CHILDREN:
-        return None
-    effects.data = NULL
-    effects.n = 0
-    effects.cap = 0
-    try:
-        c = new_calc(single, s)
-        for i in range(n):
-            child, effect = children[i]
-            kids[i] = c.tb.node_index[id(child)]
-            lo[i] = effects.n
-            _load(c, effect, &effects)
-        lo[n] = effects.n
-        se = Search()
-        se.setup(c, &c.tb.nodes[c.tb.node_index[id(node)]], &c.s0, kids, n, effects.data, lo)
-    except Declined:
-        return None
-    finally:
-        free(effects.data)
-    se.walk(0, 0)
-    c.result.n = 0
-    buf_extend(&c.result, se.best.data, se.best.n)
-    return c.entries()
-
-
 # --- rule 6 and rule 11 over entries ------------------------------------------------------------
 
 cdef int _by_k(const void* a, const void* b) noexcept nogil:
