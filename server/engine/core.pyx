@@ -63,6 +63,19 @@ ctypedef long long i64
 cdef extern from *:
     ctypedef long long i128 "__int128"
 
+cdef extern from *:
+    """
+    /* a * b / c and a * b % c through 128 bits, for a, b >= 0 and c > 0 */
+    static inline long long arbiter_muldiv(long long a, long long b, long long c) {
+        return (long long)(((__int128)a * b) / c);
+    }
+    static inline long long arbiter_mulmod(long long a, long long b, long long c) {
+        return (long long)(((__int128)a * b) % c);
+    }
+    """
+    i64 muldiv "arbiter_muldiv"(i64 a, i64 b, i64 c) noexcept
+    i64 mulmod "arbiter_mulmod"(i64 a, i64 b, i64 c) noexcept
+
 cdef extern from "Python.h":
     # A tuple subclass's allocation (what tuple.__new__ does for a named tuple, less the copy).
     object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
@@ -275,7 +288,7 @@ cdef int apportion(i64 amount, i64* weights, i64* shares, int n) except -1:
         memset(shares, 0, n * sizeof(i64))
         return 0
     for i in range(n):
-        shares[i] = <i64>((<i128>amount * weights[i]) // total)
+        shares[i] = muldiv(amount, weights[i], total)
         given += shares[i]
     left = amount - given
     if left <= 0:
@@ -285,7 +298,7 @@ cdef int apportion(i64 amount, i64* weights, i64* shares, int n) except -1:
         raise MemoryError()
     m = 0
     for i in range(n):
-        ranks[m].rem = <i64>((<i128>amount * weights[i]) % total)
+        ranks[m].rem = mulmod(amount, weights[i], total)
         ranks[m].i = i
         m += 1
     qsort(ranks, m, sizeof(Rank), _rank_cmp)

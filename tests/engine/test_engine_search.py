@@ -154,3 +154,20 @@ def test_a_wide_group_with_limits_on_a_long_order_agrees_with_the_reference(widt
     lines = [line(f"l{i}", [4990, 12900, 59900, 2490][i % 4], 1 + i % 3) for i in range(30)]
     req = request(*lines, balances={"bonus": 20_000}, redeem={"bonus": 15_000})
     assert_agree(prog, req)
+
+
+def test_apportioning_large_amounts_multiplies_in_128_bits() -> None:
+    # 45 % of 1.7e12 apportioned over two lines near 2^40: each share's product (amount times
+    # weight, ~7e23) is far beyond int64; the core divides it in 128 bits.
+    prog = program(
+        [promo("p1", order_rules=[order_rule(pct(4500))])],
+        make_group(SEQ, "p1", gid="main"),
+    )
+    req = request(line("a", 900_000_000_001), line("b", 799_999_999_999))
+    compiled = compile_program(prog)
+    order, member = order_from_proto(req, compiled.point_type_ids)
+    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+        compiled, order, member, NOW, None
+    )
+    assert core.evaluate(single, compiled.root, state) is not None
+    assert_agree(prog, req)
