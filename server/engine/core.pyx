@@ -1066,6 +1066,7 @@ cdef class Calc:
         cdef list line_results = []
         cdef Report out = Report()
         lines = order.lines
+        line_ids = [line.id for line in lines]
         start = <int*>calloc(2 * L + 4, sizeof(int))
         order_ = <int*>malloc((n + 1) * sizeof(int))
         disc_by_line = _zeros(L)
@@ -1102,7 +1103,7 @@ cdef class Calc:
                 if at_line < L:
                     disc_by_line[at_line] += x.disc
                     pmon_by_line[at_line] += x.pmon
-                    line_id = lines[at_line].id
+                    line_id = line_ids[at_line]
                 else:
                     line_id = ""
                 if x.ship:
@@ -1121,7 +1122,6 @@ cdef class Calc:
                         accrued[tb.bens[k].point_type] += x.acc
                     rows.append(_row(tb, k, line_id, 0, x.acc, tb.type_id[k], timing))
             for i in range(L):
-                line = lines[i]
                 q = self.q[i]
                 base = self.base[i]
                 d = disc_by_line[i]
@@ -1142,7 +1142,7 @@ cdef class Calc:
                     else:
                         portions = ((q, unit),)
                 line_results.append(
-                    _tuple_of(LineResult, (line.id, base, d, p, final, portions))
+                    _tuple_of(LineResult, (line_ids[i], base, d, p, final, portions))
                 )
             shipping = order.shipping_cost
             total = subtotal - discount - paid + shipping - shipping_discount
@@ -1193,11 +1193,24 @@ cdef object _tuple_of(type cls, tuple values):
     return out
 
 
+cdef inline void _put(object t, Py_ssize_t i, object v) noexcept:
+    Py_INCREF(v)
+    PyTuple_SET_ITEM(t, i, v)
+
+
 cdef object _row(Tables tb, int k, str line_id, i64 amount, i64 points, str point_type,
                  str timing):
     """One AppliedBenefit row (rule 17) of benefit k."""
-    return _tuple_of(AppliedBenefit, (line_id, tb.promotion_id[k], tb.promotion_kind[k],
-                                      tb.kind_name[k], amount, points, point_type, timing))
+    cdef object out = PyType_GenericAlloc(<PyTypeObject*>AppliedBenefit, 8)
+    _put(out, 0, line_id)
+    _put(out, 1, tb.promotion_id[k])
+    _put(out, 2, tb.promotion_kind[k])
+    _put(out, 3, tb.kind_name[k])
+    _put(out, 4, amount)
+    _put(out, 5, points)
+    _put(out, 6, point_type)
+    _put(out, 7, timing)
+    return out
 
 
 cdef class Report:
@@ -1253,7 +1266,8 @@ cdef Calc new_calc(single, s, bint checked=True):
     if not checked:
         return c
     for i in range(c.L):
-        if c.q[i] <= 0:
+        # a quantity times an amount stays inside int64
+        if c.q[i] <= 0 or c.q[i] >= (1 << 21):
             raise Declined()
     point_types = single.point_types
     c.rp = _ints([pt.ratio_points for pt in point_types], c.T)
