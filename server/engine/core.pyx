@@ -447,6 +447,7 @@ cdef class Calc:
     cdef Tables tb
     cdef int L, T, K
     cdef object selection
+    cdef object rule_lines  # selection.rule_lines, bound once
     cdef list rule_active
     cdef list promotion_live
     cdef object order_lines
@@ -543,7 +544,7 @@ cdef class Calc:
         self.bstate[k] = 1
         if not b.product:
             return 1
-        lines = self.selection.rule_lines(b.rule)
+        lines = self.rule_lines(b.rule)
         n = len(lines)
         if self.f_n + n > self.f_cap:
             self.f_cap = max(2 * self.f_cap, self.f_n + n, 256)
@@ -1257,6 +1258,7 @@ cdef Calc new_calc(single, s, bint checked=True):
     c.T = tb.T
     c.K = tb.K
     c.selection = single.selection
+    c.rule_lines = single.selection.rule_lines
     c.rule_active = single.selection.rule_active
     c.promotion_live = single.selection.live
     c.order_lines = single.order_lines
