@@ -1039,6 +1039,45 @@ cdef class Calc:
         buf_extend(out, se.best.data, se.best.n)
         return 0
 
+    cdef object valued(self, int ni, St* s):
+        """MAX_BENEFIT group `ni` on `s` searched for the decision trace: None when no child
+        has an effect, else (the chosen children's positions in the group, whether in
+        sequence, the number of candidates, the runner-up's value or NEG)."""
+        cdef Node* nd = &self.tb.nodes[ni]
+        cdef Buf effects
+        cdef int c, n = 0, m
+        cdef int kids[32]
+        cdef int pos[32]
+        cdef int lo[33]
+        cdef Search se
+        effects.data = NULL
+        effects.n = 0
+        effects.cap = 0
+        try:
+            for c in range(nd.child_lo, nd.child_hi):
+                if not self.live(self.tb.kids[c]):
+                    continue
+                m = effects.n
+                self.node(self.tb.kids[c], s, &effects)
+                if effects.n > m:
+                    kids[n] = self.tb.kids[c]
+                    pos[n] = c - nd.child_lo
+                    lo[n] = m
+                    n += 1
+            lo[n] = effects.n
+            if n == 0:
+                return None
+            se = Search()
+            se.traced = 1
+            se.setup(self, nd, s, kids, n, effects.data, lo)
+        finally:
+            free(effects.data)
+        se.walk(0, 0)
+        chosen = [pos[c] for c in range(n) if se.best_mask >> c & 1]
+        # every non-empty subset summed, and every one of two or more children in sequence
+        count = (1 << (n + 1)) - 2 - n
+        return chosen, bool(se.best_seq) and len(chosen) > 1, count, se.runner_up
+
     # --- results ---------------------------------------------------------------------------
 
     def report(self, order, dict requested):
@@ -1336,6 +1375,16 @@ def load(single, s, list entries):
     return c
 
 
+def valuation(single, node, s):
+    """MAX_BENEFIT group `node` on `s` as the decision trace reads it: (the chosen children's
+    positions in the group, whether in sequence, the number of candidates of docs/rules.md,
+    the greatest value of a candidate other than the chosen one, or the int64 minimum:
+    arbitrate.NO_RUNNER_UP); None when
+    no child has an effect. Raises Declined when an amount is too large for the C integers."""
+    cdef Calc c = new_calc(single, s)
+    return c.valued(c.tb.node_index[id(node)], &c.s0)
+
+
 def evaluate_entries(single, node, s):
     """`evaluate`'s entries as `single.Entry` tuples (None when declined)."""
     c = evaluate(single, node, s)
@@ -1436,7 +1485,11 @@ cdef class Search:
     cdef int depth
     cdef Buf scratch, best
     cdef i64 best_value
-    cdef int best_rank, best_size
+    cdef int best_rank, best_size, best_mask, best_seq
+    # traced (the decision trace): the greatest value of a candidate other than the best, kept
+    # exact (a candidate or subtree is skipped only when it can reach neither)
+    cdef int traced
+    cdef i64 runner_up
     cdef object rank_array  # keeps sum_rank's memory
     cdef const int[::1] sum_rank  # subset mask -> tie order of its summation candidate
 
@@ -1559,6 +1612,7 @@ cdef class Search:
         self.best_value = NEG
         self.best_rank = RANK_LAST
         self.best_size = RANK_LAST
+        self.runner_up = NEG
         return 0
 
     cdef int child_traits(self, int ni, int* touch, int* mono, int* unbounded, int* ship,
@@ -1645,23 +1699,32 @@ cdef class Search:
                 money += revalue(acc[t], self.c.rp[t], self.c.rm[t])
         return money
 
-    cdef int offer(self, Buf* e, i64 value, int rank, int size) except -1:
+    cdef int offer(self, Buf* e, i64 value, int rank, int size, int mask, bint sequential) except -1:
         """A valued candidate: kept when it ranks before the best (value, then tie order)."""
         if value > self.best_value or (value == self.best_value and rank < self.best_rank):
+            if self.best_rank != RANK_LAST and self.best_value > self.runner_up:
+                self.runner_up = self.best_value
             self.best_value = value
             self.best_rank = rank
             self.best_size = size
+            self.best_mask = mask
+            self.best_seq = sequential
             self.best.n = 0
             buf_extend(&self.best, e.data, e.n)
+        elif value > self.runner_up:
+            self.runner_up = value
         return 0
 
     cdef inline bint beaten(self, i64 bound, int rank_floor) noexcept:
-        """Whether a candidate bounded by `bound`, ranking at least `rank_floor`, cannot win."""
+        """Whether a candidate bounded by `bound`, ranking at least `rank_floor`, cannot win
+        (nor, traced, reach the runner-up)."""
         if self.exhaustive:
+            return False
+        if self.traced and bound > self.runner_up:
             return False
         return bound < self.best_value or (bound == self.best_value and rank_floor > self.best_rank)
 
-    cdef int candidate(self, int rank, int size, bint sequential) except -1:
+    cdef int candidate(self, int rank, int size, int mask, bint sequential) except -1:
         """Value the summation (or sequence) of the subset on the stack."""
         cdef int i, c
         cdef Buf* e = &self.scratch
@@ -1698,7 +1761,7 @@ cdef class Search:
             apply_limits(self.c, e, self.s.pay, self.max_bp, self.max_amount, self.mup, self.mup_bp)
         drop_empty(e)
         value = self.value_of(e)
-        self.offer(e, value, rank, size)
+        self.offer(e, value, rank, size, mask, sequential)
         return 0
 
     cdef inline void sum_step(self, int line, i64 add) noexcept:
@@ -1788,9 +1851,9 @@ cdef class Search:
             self.sum_shipd += self.child_ship_s[c]
             self.stack[self.depth] = c
             self.depth += 1
-            self.candidate(rank, size, False)
+            self.candidate(rank, size, m2, False)
             if size > 1:
-                self.candidate(rank + 1, size, True)
+                self.candidate(rank + 1, size, m2, True)
             # every candidate below has more children than this one: it ranks after the best
             # found when that one has at most as many
             if c + 1 < self.n and not self.beaten(

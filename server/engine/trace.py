@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from arbiter.server.engine import core
 from arbiter.server.engine.arbitrate import NO_RUNNER_UP
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
@@ -241,31 +242,21 @@ class Tracer:
                     order_winner = name
 
     def _max_benefit(self, node: CNode, s: State, rec: _Record, outranked: str) -> list[Entry]:
-        """The group's candidates valued by the batched search (`Arbiter.valuations`: their
-        number, the winner, the exact runner-up), then its children walked on the states the
-        winner evaluated them on: on `s` for a summation, on the state the earlier chosen
-        children left for a sequence; the others on `s`, left out."""
+        """The group's candidates valued by the search (`core.valuation`: their number, the
+        winner, the exact runner-up), then its children walked on the states the winner
+        evaluated them on: on `s` for a summation, on the state the earlier chosen children
+        left for a sequence; the others on `s`, left out."""
         single = self.single
         gid = node.group_id
-        live = [child for child in node.children if single.live(child)]
-        arb = single.arb
-        arb.valuations = {}
-        try:
-            arb.evaluate(node, s.summary())
-            valuation = arb.valuations.get(id(node))
-        finally:
-            arb.valuations = None
+        valuation = self._valuation(node, s)
         if valuation is None:  # no live child, or none with an effect on `s`
             for child in node.children:
                 self.walk(child, s, gid, outranked)
             rec.detail.append("no child has an effect: no candidate")
             return []
-        count, runner_up, best = valuation
-        plan = candidate_plan(len(live))
-        chosen_mask = int(plan.masks[best])
-        sequential = bool(plan.sequential[best])
-        chosen = {id(live[i]) for i in range(len(live)) if chosen_mask >> i & 1}
-        names = ", ".join(self.name(c) for c in live if id(c) in chosen)
+        positions, sequential, count, runner_up = valuation
+        chosen = {id(node.children[i]) for i in positions}
+        names = ", ".join(self.name(node.children[i]) for i in positions)
         mode = "SINGLE" if len(chosen) == 1 else "SEQUENTIAL" if sequential else "SUMMATION"
         second = "none" if runner_up == NO_RUNNER_UP else str(runner_up)
         rec.detail.append(
@@ -290,6 +281,32 @@ class Tracer:
         if node.has_limits and out:
             out = self._cut(gid, "its limits", out, single.limits(node, out, s))
         return out
+
+    def _valuation(
+        self, node: CNode, s: State
+    ) -> tuple[list[int], bool, int, int] | None:
+        """`core.valuation` of MAX_BENEFIT group `node` on `s`; when the core declines (an
+        amount too large for its integers), the batched search's (`Arbiter.valuations`)."""
+        single = self.single
+        try:
+            return core.valuation(single, node, s)
+        except core.Declined:
+            pass
+        arb = single.arb
+        arb.valuations = {}
+        try:
+            arb.evaluate(node, s.summary())
+            found = arb.valuations.get(id(node))
+        finally:
+            arb.valuations = None
+        if found is None:
+            return None
+        count, runner_up, best = found
+        live = [i for i, child in enumerate(node.children) if single.live(child)]
+        plan = candidate_plan(len(live))
+        mask = int(plan.masks[best])
+        positions = [live[i] for i in range(len(live)) if mask >> i & 1]
+        return positions, bool(plan.sequential[best]), count, runner_up
 
     # --- verdicts ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import pytest
 from arbiter.server.api.translate import order_from_proto
 from arbiter.server.engine import calculate, compile_program, core
 from arbiter.server.engine import evaluate as evaluate_module
+from arbiter.server.engine.trace import calculate_traced
 from arbiter.v1 import program_pb2 as pb
 from tests.property.test_engine_vs_reference import NOW, assert_agree
 from tests.reference._programs import (
@@ -171,3 +172,23 @@ def test_apportioning_large_amounts_multiplies_in_128_bits() -> None:
     )
     assert core.evaluate(single, compiled.root, state) is not None
     assert_agree(prog, req)
+
+
+def test_a_declined_calculation_is_traced_by_the_batched_search() -> None:
+    # Above the core's integers the trace values the group with the batched search: the same
+    # detail as the core gives the same group on a small order.
+    prog = program(
+        [promo("p1", product_rule(pct(1000))), promo("p2", product_rule(off(500)))],
+        make_group(MAX, "p1", "p2", gid="best"),
+    )
+    details = []
+    for price in (1 << 41, 10_000):
+        compiled = compile_program(prog)
+        order, member = order_from_proto(request(line("a", price)), compiled.point_type_ids)
+        result, trace = calculate_traced(compiled, order, member, now=NOW)
+        assert result == calculate(compiled, order, member, now=NOW)
+        details.append(trace[0].detail)
+    # 10 % and 500 off summed, tied with their sequence (the summation first, rule 12).
+    chosen = "chosen: p1, p2; mode: SUMMATION; candidates valued: 4; runner-up benefit: "
+    assert details[0] == chosen + str((1 << 41) // 10 + 500)
+    assert details[1] == chosen + "1500"
