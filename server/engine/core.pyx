@@ -103,8 +103,11 @@ cdef enum:
     M_INCOMPATIBLE = 2
     M_SUMMATION = 3
     M_MAX_BENEFIT = 4
+    # The widest MAX_BENEFIT group (compile.MAX_BENEFIT_CHILDREN, checked at import below).
+    MAX_RANK_WIDTH = 16
 
 assert (M_SEQUENTIAL, M_INCOMPATIBLE, M_MAX_BENEFIT) == (SEQUENTIAL, INCOMPATIBLE, MAX_BENEFIT)
+assert MAX_RANK_WIDTH == MAX_BENEFIT_CHILDREN
 
 # Inputs above this are declined (products of an amount and a basis point or a ratio stay far
 # inside int64, and the 128-bit ones of apportioning exact).
@@ -331,11 +334,15 @@ cdef class Tables:
     cdef list type_id
     cdef list timing
     cdef list point_type_ids  # per point type
+    cdef i64* rp  # per point type: its ratio (points, money)
+    cdef i64* rm
 
     def __dealloc__(self):
         free(self.bens)
         free(self.nodes)
         free(self.kids)
+        free(self.rp)
+        free(self.rm)
 
 
 cdef Tables tables_of(program):
@@ -392,9 +399,18 @@ cdef Tables tables_of(program):
             step, floor = ROUND_STEP[cb.round_mode]
             b.step = step
             b.floor = 1 if floor else 0
-    for pt in program.point_types:
+    tb.rp = <i64*>calloc(tb.T + 1, sizeof(i64))
+    tb.rm = <i64*>calloc(tb.T + 1, sizeof(i64))
+    if tb.rp == NULL or tb.rm == NULL:
+        raise MemoryError()
+    tb.rp[0] = 1
+    tb.rm[0] = 1
+    for i, pt in enumerate(program.point_types):
         if not (0 < pt.ratio_points < (1 << 20) and 0 < pt.ratio_money < (1 << 20)):
             tb.safe = 0
+        else:
+            tb.rp[i] = pt.ratio_points
+            tb.rm[i] = pt.ratio_money
     # The tree in preorder; a node's children are a range of `kids`.
     order = []
     stack = [program.root]
@@ -455,7 +471,7 @@ cdef class Calc:
     cdef i64* q
     cdef i64* base
     cdef i64* base_unit
-    cdef i64* rp
+    cdef i64* rp  # the tables' (borrowed)
     cdef i64* rm
     cdef int* accrues
     # per benefit: 0 not yet looked at, 1 its rule applies (lines fetched), 2 it does not
@@ -475,7 +491,7 @@ cdef class Calc:
     cdef St s0
 
     def __dealloc__(self):
-        free(self.q); free(self.base); free(self.base_unit); free(self.rp); free(self.rm)
+        free(self.q); free(self.base); free(self.base_unit)
         free(self.accrues); free(self.bstate); free(self.lines_lo); free(self.lines_hi)
         free(self.flines); free(self.fvals); free(self.nlive)
         free(self.tmp_a); free(self.tmp_b); free(self.tmp_i); free(self.added)
@@ -1310,12 +1326,8 @@ cdef Calc new_calc(single, s, bint checked=True):
         # a quantity times an amount stays inside int64
         if c.q[i] <= 0 or c.q[i] >= (1 << 21):
             raise Declined()
-    point_types = single.point_types
-    c.rp = _ints([pt.ratio_points for pt in point_types], c.T)
-    c.rm = _ints([pt.ratio_money for pt in point_types], c.T)
-    if not point_types:
-        c.rp[0] = 1
-        c.rm[0] = 1
+    c.rp = tb.rp
+    c.rm = tb.rm
     c.accrues = <int*>calloc(c.T + 1, sizeof(int))
     c.bstate = <unsigned char*>calloc(c.K + 1, 1)
     c.lines_lo = <int*>malloc((c.K + 1) * sizeof(int))
@@ -1431,21 +1443,24 @@ def limits(single, node, list entries, s):
 
 # --- the MAX_BENEFIT search -------------------------------------------------------------------
 
-_RANKS: dict = {}
+# Per width n, per subset mask of n children, the tie order of its summation candidate (its
+# sequence comes right after it, docs/rules.md): `candidate_plan`'s order as C ints, built once.
+cdef int* _RANKS[MAX_RANK_WIDTH + 1]
 
 
-def _sum_ranks(int n):
-    """Per subset mask of n children, the tie order of its summation candidate (its sequence
-    comes right after it, docs/rules.md): `candidate_plan`'s order, as C ints."""
-    import numpy as np
-
-    hit = _RANKS.get(n)
-    if hit is None:
+cdef const int* _sum_ranks(int n) except NULL:
+    cdef int* hit = _RANKS[n]
+    cdef int i
+    if hit == NULL:
         plan = candidate_plan(n)
-        summed = ~plan.sequential
-        hit = np.zeros(1 << n, dtype=np.int32)
-        hit[plan.masks[summed]] = np.flatnonzero(summed).astype(np.int32)
-        hit.setflags(write=False)
+        hit = <int*>calloc((1 << n) + 1, sizeof(int))
+        if hit == NULL:
+            raise MemoryError()
+        masks = plan.masks.tolist()
+        sequential = plan.sequential.tolist()
+        for i in range(len(masks)):
+            if not sequential[i]:
+                hit[masks[i]] = i
         _RANKS[n] = hit
     return hit
 
@@ -1490,8 +1505,7 @@ cdef class Search:
     # exact (a candidate or subtree is skipped only when it can reach neither)
     cdef int traced
     cdef i64 runner_up
-    cdef object rank_array  # keeps sum_rank's memory
-    cdef const int[::1] sum_rank  # subset mask -> tie order of its summation candidate
+    cdef const int* sum_rank  # subset mask -> tie order of its summation candidate
 
     def __dealloc__(self):
         cdef int i
@@ -1607,8 +1621,7 @@ cdef class Search:
                 )
         finally:
             free(touch)
-        self.rank_array = _sum_ranks(n)
-        self.sum_rank = self.rank_array
+        self.sum_rank = _sum_ranks(n)
         self.best_value = NEG
         self.best_rank = RANK_LAST
         self.best_size = RANK_LAST
