@@ -7,7 +7,7 @@
 Everything here is plain C: a state is arrays of int64 (price to pay and points money per line,
 budget per type) and the shipping left, an effect is an array of `Entry` (one per benefit and
 line that changes something). The result is a `Calc` holding the entries; `entries()` gives them
-as `single.Entry` tuples, and `evaluate.report` reads them typed (`Calc.rows`).
+as `single.Entry` tuples, and `evaluate.report` has them written typed (`Calc.report`).
 
 - **Tables** (per compiled program, built once and kept in `CompiledProgram.native`): every
   benefit as a `Ben` struct, every node of the tree as a `Node` struct (preorder, children as

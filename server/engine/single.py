@@ -125,7 +125,6 @@ class Single:
         self.accrues = accrues
         self.lines = len(order.lines)
         self.benefits = program.benefits
-        self.promotions = program.promotions
         self.point_types = program.point_types
         self.level = program.benefit_levels
         self.pay_type = program.pay_types
