@@ -209,22 +209,6 @@ def to_us(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _row_info(
-    benefits: tuple[CBenefit, ...],
-    promotions: list[CPromotion],
-    point_types: tuple[CPointType, ...],
-) -> tuple[tuple[int, str, str, str, int, str, str], ...]:
-    out: list[tuple[int, str, str, str, int, str, str]] = []
-    for b in benefits:
-        promo = promotions[b.promotion]
-        type_id = point_types[b.point_type].id if b.point_type >= 0 else ""
-        timing = ""
-        if b.is_accrual:
-            timing = "ON_DELIVERY" if b.timing == ON_DELIVERY else "ON_CREATE"
-        out.append((b.promotion, promo.id, promo.kind, b.kind, b.point_type, type_id, timing))
-    return tuple(out)
-
-
 def _time_bounds(promotions: list[CPromotion]) -> tuple[int, ...]:
     bounds: set[int] = set()
     for p in promotions:
@@ -268,9 +252,6 @@ class CompiledProgram:
     benefit_level: npt.NDArray[np.int64]
     benefit_levels: list[int]  # benefit_level as a list (read per entry on one state)
     pay_types: list[int]  # pay_type as a list
-    # Per benefit, what its result rows name: (promotion index, promotion id, promotion kind,
-    # benefit kind, point type index or -1, point type id or "", accrual timing or "").
-    row_info: tuple[tuple[int, str, str, str, int, str, str], ...]
     segment_index: SegmentIndex
     rules: RuleTable
     rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
@@ -286,6 +267,8 @@ class CompiledProgram:
         default_factory=dict, compare=False, repr=False
     )
     source: pb.Program = field(default_factory=pb.Program)
+    # The typed core's tables of this program (engine/core.pyx), built on first use.
+    native: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _ts(msg: Any, has: bool) -> datetime | None:
@@ -644,7 +627,6 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
         benefit_levels=[b.level for b in benefits],
         pay_types=pay_type.tolist(),
-        row_info=_row_info(benefits, builder.promotions, point_types),
         segment_index=segment_index,
         rules=rules,
         rule_scope=list(rules.scope),

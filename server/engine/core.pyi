@@ -2,7 +2,35 @@
 
 from arbiter.server.engine.compile import CNode
 from arbiter.server.engine.single import Entry, Single, State
+from arbiter.server.engine.types import (
+    AppliedBenefit,
+    LineResult,
+    OrderInput,
+    PointsChange,
+    Totals,
+)
 
-def max_benefit(
-    single: Single, node: CNode, s: State, children: list[tuple[CNode, list[Entry]]]
-) -> list[Entry] | None: ...
+class Declined(Exception): ...
+
+class Report:
+    rows: tuple[AppliedBenefit, ...]
+    lines: tuple[LineResult, ...]
+    totals: Totals
+    points: tuple[PointsChange, ...]
+    redeemed: list[int]
+    accrued: list[int]
+    texts: list[int]
+
+class Calc:
+    def entries(self) -> list[Entry]: ...
+    def report(self, order: OrderInput, requested: dict[str, int]) -> Report: ...
+    def pools(self) -> set[str]: ...
+
+def evaluate(single: Single, node: CNode, s: State) -> Calc | None: ...
+def load(single: Single, s: State, entries: list[Entry]) -> Calc: ...
+def valuation(
+    single: Single, node: CNode, s: State
+) -> tuple[list[int], bool, int, int] | None: ...
+def evaluate_entries(single: Single, node: CNode, s: State) -> list[Entry] | None: ...
+def valid(single: Single, entries: list[Entry], s: State) -> list[Entry] | None: ...
+def limits(single: Single, node: CNode, entries: list[Entry], s: State) -> list[Entry] | None: ...

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from arbiter.server.engine import core
 from arbiter.server.engine.arbitrate import NO_RUNNER_UP
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
@@ -42,7 +43,7 @@ from arbiter.server.engine.compile import (
     candidate_plan,
     to_us,
 )
-from arbiter.server.engine.evaluate import report, start
+from arbiter.server.engine.evaluate import report, start, tree
 from arbiter.server.engine.select import _audience_ok, _in_availability, resolve_tiers
 from arbiter.server.engine.single import Entry, Single, State
 from arbiter.server.engine.types import CalculationResult, CodeUsage, MemberState, OrderInput
@@ -241,31 +242,21 @@ class Tracer:
                     order_winner = name
 
     def _max_benefit(self, node: CNode, s: State, rec: _Record, outranked: str) -> list[Entry]:
-        """The group's candidates valued by the batched search (`Arbiter.valuations`: their
-        number, the winner, the exact runner-up), then its children walked on the states the
-        winner evaluated them on: on `s` for a summation, on the state the earlier chosen
-        children left for a sequence; the others on `s`, left out."""
+        """The group's candidates valued by the search (`core.valuation`: their number, the
+        winner, the exact runner-up), then its children walked on the states the winner
+        evaluated them on: on `s` for a summation, on the state the earlier chosen children
+        left for a sequence; the others on `s`, left out."""
         single = self.single
         gid = node.group_id
-        live = [child for child in node.children if single.live(child)]
-        arb = single.arb
-        arb.valuations = {}
-        try:
-            arb.evaluate(node, s.summary())
-            valuation = arb.valuations.get(id(node))
-        finally:
-            arb.valuations = None
+        valuation = self._valuation(node, s)
         if valuation is None:  # no live child, or none with an effect on `s`
             for child in node.children:
                 self.walk(child, s, gid, outranked)
             rec.detail.append("no child has an effect: no candidate")
             return []
-        count, runner_up, best = valuation
-        plan = candidate_plan(len(live))
-        chosen_mask = int(plan.masks[best])
-        sequential = bool(plan.sequential[best])
-        chosen = {id(live[i]) for i in range(len(live)) if chosen_mask >> i & 1}
-        names = ", ".join(self.name(c) for c in live if id(c) in chosen)
+        positions, sequential, count, runner_up = valuation
+        chosen = {id(node.children[i]) for i in positions}
+        names = ", ".join(self.name(node.children[i]) for i in positions)
         mode = "SINGLE" if len(chosen) == 1 else "SEQUENTIAL" if sequential else "SUMMATION"
         second = "none" if runner_up == NO_RUNNER_UP else str(runner_up)
         rec.detail.append(
@@ -290,6 +281,32 @@ class Tracer:
         if node.has_limits and out:
             out = self._cut(gid, "its limits", out, single.limits(node, out, s))
         return out
+
+    def _valuation(
+        self, node: CNode, s: State
+    ) -> tuple[list[int], bool, int, int] | None:
+        """`core.valuation` of MAX_BENEFIT group `node` on `s`; when the core declines (an
+        amount too large for its integers), the batched search's (`Arbiter.valuations`)."""
+        single = self.single
+        try:
+            return core.valuation(single, node, s)
+        except core.Declined:
+            pass
+        arb = single.arb
+        arb.valuations = {}
+        try:
+            arb.evaluate(node, s.summary())
+            found = arb.valuations.get(id(node))
+        finally:
+            arb.valuations = None
+        if found is None:
+            return None
+        count, runner_up, best = found
+        live = [i for i, child in enumerate(node.children) if single.live(child)]
+        plan = candidate_plan(len(live))
+        mask = int(plan.masks[best])
+        positions = [live[i] for i in range(len(live)) if mask >> i & 1]
+        return positions, bool(plan.sequential[best]), count, runner_up
 
     # --- verdicts ---------------------------------------------------------------------------
 
@@ -412,8 +429,9 @@ def calculate_traced(
     """`calculate`'s result (the same code on the same inputs) and the decision trace."""
     at, zone, sel, requested, single, state = start(program, order, member, now, usage)
     initial = State(list(state.pay), list(state.pm), list(state.budget), state.ship)
-    entries = single.evaluate(program.root, state)
-    result = report(program, order, member, at, entries, requested, sel.codes)
+    calc = tree(single, program, state)
+    entries = calc.entries()
+    result = report(program, order, member, at, calc, requested, sel.codes)
     tracer = Tracer(program, single, len(order.lines))
     tracer.walk(program.root, initial, "")
     valid_pools = frozenset(c.pool for c in sel.codes if c.pool and not c.reason)

@@ -7,11 +7,13 @@ import pytest
 
 from arbiter.server.api.translate import order_from_proto
 from arbiter.server.engine import calculate, compile_program, core
-from arbiter.server.engine import single as single_module
+from arbiter.server.engine import evaluate as evaluate_module
+from arbiter.server.engine.trace import calculate_traced
 from arbiter.v1 import program_pb2 as pb
 from tests.property.test_engine_vs_reference import NOW, assert_agree
 from tests.reference._programs import (
     MAX,
+    SEQ,
     accrue_pct,
     line,
     off,
@@ -28,18 +30,18 @@ from tests.reference._programs import group as make_group
 
 
 def _search_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record, per MAX_BENEFIT group, whether the C search answered (False: it declined)."""
+    """Record, per calculation, whether the C core evaluated its tree (False: it declined)."""
     calls: list[bool] = []
-    search = core.max_benefit
+    tree = core.evaluate
 
     class Recording:
         @staticmethod
-        def max_benefit(*args: object) -> object:
-            out = search(*args)  # type: ignore[arg-type]
+        def evaluate(*args: object) -> object:
+            out = tree(*args)  # type: ignore[arg-type]
             calls.append(out is not None)
             return out
 
-    monkeypatch.setattr(single_module, "core", Recording)
+    monkeypatch.setattr(evaluate_module, "core", Recording)
     return calls
 
 
@@ -78,20 +80,63 @@ def test_a_child_whose_order_rule_does_not_apply_pays_nothing_by_it(
     assert_agree(prog, req)
 
 
-def test_a_group_holding_a_kind_it_does_not_handle_is_left_to_the_python_search(
+def test_a_group_where_round_price_may_raise_a_price_is_valued_exhaustively_in_c(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # After 20 % off, 10,990 pays 8,792: rounding to tens raises it to 9,000 (a negative
+    # effect, rule 14), so no bound holds and every candidate is valued: 10 % alone (879)
+    # beats the sum (879 - 208) and the sequence (879, then 7,913 rounded up to 8,000).
     prog = program(
         [
+            promo("p0", product_rule(pct(2000))),
             promo("p1", product_rule(pct(1000))),
-            promo("p2", product_rule(round_price(pb.ROUND_MODE_FLOOR_TENS))),
+            promo("p2", product_rule(round_price(pb.ROUND_MODE_ROUND_TENS))),
         ],
-        make_group(MAX, "p1", "p2", gid="best"),
+        make_group(SEQ, "p0", make_group(MAX, "p1", "p2", gid="best"), gid="main"),
     )
     req = request(line("a", 10_990))
     calls = _search_calls(monkeypatch)
+    result = _calculate(prog, req)
+    assert calls == [True]
+    assert result.totals.discount == 2_198 + 879  # type: ignore[attr-defined]
+    assert_agree(prog, req)
+
+
+def test_a_group_as_a_max_benefit_child_is_searched_in_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second child is a SEQUENTIAL group: on the first child's state it is evaluated as a
+    # whole (its own children in sequence, its limits), like a promotion.
+    prog = program(
+        [
+            promo("p1", product_rule(pct(1000))),
+            promo("p2", product_rule(off(500))),
+            promo("p3", product_rule(accrue_pct("bonus", 500))),
+        ],
+        make_group(
+            MAX,
+            "p1",
+            make_group(SEQ, "p2", "p3", gid="inner", limits=pb.Limits(max_discount_bp=400)),
+            gid="best",
+        ),
+    )
+    req = request(line("a", 10_000, 2), balances={"bonus": 0})
+    calls = _search_calls(monkeypatch)
     _calculate(prog, req)
-    assert calls == [False]
+    assert calls == [True]
+    assert_agree(prog, req)
+
+
+def test_an_amount_too_large_for_the_c_integers_is_declined() -> None:
+    # 2^40 minor units and more are left to the batched (numpy) evaluator.
+    prog = program([promo("p1", product_rule(pct(1000)))], make_group(SEQ, "p1", gid="main"))
+    req = request(line("a", 1 << 41))
+    compiled = compile_program(prog)
+    order, member = order_from_proto(req, compiled.point_type_ids)
+    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+        compiled, order, member, NOW, None
+    )
+    assert core.evaluate(single, compiled.root, state) is None
     assert_agree(prog, req)
 
 
@@ -110,3 +155,40 @@ def test_a_wide_group_with_limits_on_a_long_order_agrees_with_the_reference(widt
     lines = [line(f"l{i}", [4990, 12900, 59900, 2490][i % 4], 1 + i % 3) for i in range(30)]
     req = request(*lines, balances={"bonus": 20_000}, redeem={"bonus": 15_000})
     assert_agree(prog, req)
+
+
+def test_apportioning_large_amounts_multiplies_in_128_bits() -> None:
+    # 45 % of 1.7e12 apportioned over two lines near 2^40: each share's product (amount times
+    # weight, ~7e23) is far beyond int64; the core divides it in 128 bits.
+    prog = program(
+        [promo("p1", order_rules=[order_rule(pct(4500))])],
+        make_group(SEQ, "p1", gid="main"),
+    )
+    req = request(line("a", 900_000_000_001), line("b", 799_999_999_999))
+    compiled = compile_program(prog)
+    order, member = order_from_proto(req, compiled.point_type_ids)
+    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+        compiled, order, member, NOW, None
+    )
+    assert core.evaluate(single, compiled.root, state) is not None
+    assert_agree(prog, req)
+
+
+def test_a_declined_calculation_is_traced_by_the_batched_search() -> None:
+    # Above the core's integers the trace values the group with the batched search: the same
+    # detail as the core gives the same group on a small order.
+    prog = program(
+        [promo("p1", product_rule(pct(1000))), promo("p2", product_rule(off(500)))],
+        make_group(MAX, "p1", "p2", gid="best"),
+    )
+    details = []
+    for price in (1 << 41, 10_000):
+        compiled = compile_program(prog)
+        order, member = order_from_proto(request(line("a", price)), compiled.point_type_ids)
+        result, trace = calculate_traced(compiled, order, member, now=NOW)
+        assert result == calculate(compiled, order, member, now=NOW)
+        details.append(trace[0].detail)
+    # 10 % and 500 off summed, tied with their sequence (the summation first, rule 12).
+    chosen = "chosen: p1, p2; mode: SUMMATION; candidates valued: 4; runner-up benefit: "
+    assert details[0] == chosen + str((1 << 41) // 10 + 500)
+    assert details[1] == chosen + "1500"
