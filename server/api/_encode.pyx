@@ -31,9 +31,10 @@ from arbiter.server.engine import (
     PromoCodeResult,
     Totals,
 )
+from arbiter.server.engine.core import PACKED_ROW, PACKED_ROW_KINDS, row_names
 from arbiter.v1 import checkout_pb2, program_pb2
 
-__all__ = ["encode_response"]
+__all__ = ["encode_packed", "encode_response"]
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
@@ -42,6 +43,14 @@ cdef extern from "Python.h":
 cdef enum:
     VARINT = 0
     LEN = 2
+
+# The packed rows of engine.calculate_packed (core.PACKED_ROW, checked at import below).
+cdef enum:
+    PACKED_WIDTH = 5
+    ROW_DISCOUNT = 0
+    ROW_SHIPPING = 1
+    ROW_PAYMENT = 2
+    ROW_ACCRUAL = 3
 
 # (message, field) -> (number, wire type): what the encoder below assumes.
 _LAYOUT = {
@@ -146,6 +155,13 @@ def _check_layout():
     for row, names in _ROWS:
         if tuple(row._fields) != names:
             problems.append(f"{row.__name__}: the encoder reads {names}, it has {row._fields}")
+    if PACKED_ROW != ("benefit", "line", "amount", "points", "kind"):
+        problems.append(f"core.PACKED_ROW: the encoder reads 5 fields, it has {PACKED_ROW}")
+    kinds = {"DISCOUNT": ROW_DISCOUNT, "SHIPPING": ROW_SHIPPING, "PAYMENT": ROW_PAYMENT,
+             "ACCRUAL": ROW_ACCRUAL}
+    if PACKED_ROW_KINDS != kinds:
+        problems.append(f"core.PACKED_ROW_KINDS: the encoder reads {kinds}, the core writes "
+                        f"{PACKED_ROW_KINDS}")
     if problems:
         raise ImportError("arbiter.server.api._encode is out of date: " + "; ".join(problems))
 
@@ -299,9 +315,17 @@ cdef int _row(object row, Py_ssize_t width, str name) except -1:
 
 
 cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
+    _encode_head(buf, result, program_version)
+    _encode_benefits(buf, _item(result, 3))
+    _encode_tail(buf, result)
+    return 0
+
+
+cdef int _encode_head(Buffer* buf, object result, int64_t program_version) except -1:
+    """The fields before the benefits: the version, evaluated_at, the totals, the lines."""
     cdef Py_ssize_t at, line_at, i, j, count, portion_count
-    cdef object totals, lines, line, portions, portion, benefits, b, changes, c, texts, codes
-    cdef object code, evaluated_at, since_epoch
+    cdef object totals, lines, line, portions, portion
+    cdef object evaluated_at, since_epoch
     cdef int64_t seconds, nanos
 
     _row(result, 7, "CalculationResult")
@@ -348,8 +372,13 @@ cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
             _int(buf, (2 << 3) | VARINT, _item(portion, 1))
             _close(buf, at)
         _close(buf, line_at)
+    return 0
 
-    benefits = _item(result, 3)
+
+cdef int _encode_benefits(Buffer* buf, object benefits) except -1:
+    """The benefits from AppliedBenefit rows."""
+    cdef Py_ssize_t at, i, count
+    cdef object b
     _rows(benefits, "benefits")
     count = PyTuple_GET_SIZE(benefits)
     for i in range(count):
@@ -365,7 +394,13 @@ cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
         _str(buf, (7 << 3) | LEN, _item(b, 6))
         _int(buf, (8 << 3) | VARINT, _TIMING[_item(b, 7)])
         _close(buf, at)
+    return 0
 
+
+cdef int _encode_tail(Buffer* buf, object result) except -1:
+    """The fields after the benefits: the points, the texts, the promo codes."""
+    cdef Py_ssize_t at, i, j, count
+    cdef object changes, c, texts, codes, code
     changes = _item(result, 4)
     _rows(changes, "points")
     count = PyTuple_GET_SIZE(changes)
@@ -397,6 +432,186 @@ cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
         _str(buf, (4 << 3) | LEN, _item(code, 3))
         _close(buf, at)
     return 0
+
+
+# --- Packed rows (engine.calculate_packed): the benefits without a Python object per row. -------
+
+# What each benefit's rows write besides their line, amount and points, encoded once per program
+# (kept in CompiledProgram.native["encode"]): fields 2-4 (promotion, promotion_kind, benefit),
+# then per row kind the trailing fields: a payment's point type (7), an accrual's point type
+# and timing (7, 8).
+cdef class _BenefitWire:
+    cdef bytes blob
+    cdef Py_ssize_t* head  # per benefit: offset, length of fields 2-4 in blob
+    cdef Py_ssize_t* pay  # per benefit: offset, length of a payment's trailing fields
+    cdef Py_ssize_t* acc  # per benefit: offset, length of an accrual's trailing fields
+    cdef Py_ssize_t count
+
+    def __dealloc__(self):
+        PyMem_Free(self.head)
+        PyMem_Free(self.pay)
+        PyMem_Free(self.acc)
+
+
+cdef Py_ssize_t* _spans(Py_ssize_t count) except NULL:
+    cdef Py_ssize_t* out = <Py_ssize_t*>PyMem_Malloc((2 * count + 2) * sizeof(Py_ssize_t))
+    if out == NULL:
+        raise MemoryError()
+    return out
+
+
+cdef _BenefitWire _benefit_wire(object program):
+    cached = program.native.get("encode")
+    if cached is not None:
+        return <_BenefitWire>cached
+    promotion_id, promotion_kind, kind_name, type_id, timing = row_names(program)
+    cdef _BenefitWire wire = _BenefitWire()
+    cdef Py_ssize_t k, count = len(promotion_id)
+    cdef Buffer buf
+    cdef Py_ssize_t at
+    wire.count = count
+    wire.head = _spans(count)
+    wire.pay = _spans(count)
+    wire.acc = _spans(count)
+    buf.size = 0
+    buf.capacity = 4096
+    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
+    if buf.data == NULL:
+        raise MemoryError()
+    try:
+        for k in range(count):
+            at = buf.size
+            _str(&buf, (2 << 3) | LEN, promotion_id[k])
+            _str(&buf, (3 << 3) | LEN, promotion_kind[k])
+            _str(&buf, (4 << 3) | LEN, kind_name[k])
+            wire.head[2 * k] = at
+            wire.head[2 * k + 1] = buf.size - at
+            at = buf.size
+            _str(&buf, (7 << 3) | LEN, type_id[k])
+            wire.pay[2 * k] = at
+            wire.pay[2 * k + 1] = buf.size - at
+            at = buf.size
+            _str(&buf, (7 << 3) | LEN, type_id[k])
+            _int(&buf, (8 << 3) | VARINT, _TIMING[timing[k]])
+            wire.acc[2 * k] = at
+            wire.acc[2 * k + 1] = buf.size - at
+        wire.blob = PyBytes_FromStringAndSize(<char*>buf.data, buf.size)
+    finally:
+        PyMem_Free(buf.data)
+    program.native["encode"] = wire
+    return wire
+
+
+cdef inline int _int_size(int64_t value) noexcept:
+    # A VARINT field's size with its one-byte tag; zero is not written.
+    if value == 0:
+        return 0
+    return 1 + _varint_size(<uint64_t>value)
+
+
+cdef inline void _put_int(Buffer* buf, uint8_t tag, int64_t value) noexcept:
+    # The caller has reserved the room.
+    if value != 0:
+        buf.data[buf.size] = tag
+        buf.size += 1
+        _put_varint(buf, <uint64_t>value)
+
+
+cdef inline void _put_span(Buffer* buf, const char* blob, Py_ssize_t* span) noexcept:
+    memcpy(buf.data + buf.size, blob + span[0], span[1])
+    buf.size += span[1]
+
+
+cdef int _encode_packed(Buffer* buf, bytes rows, _BenefitWire wire, object lines) except -1:
+    """The benefits from packed rows: per row its line id, the benefit's fields 2-4, the amount,
+    the points and the trailing fields of its kind, exactly as _encode_benefits writes the
+    AppliedBenefit row they stand for."""
+    cdef Py_ssize_t n_lines = len(lines)
+    cdef Py_ssize_t size = len(rows)
+    cdef Py_ssize_t count = size // (PACKED_WIDTH * sizeof(int64_t))
+    cdef const int64_t* r = <const int64_t*><const char*>rows
+    cdef const char* blob = <const char*>wire.blob
+    cdef const char** line_ids
+    cdef Py_ssize_t* line_sizes
+    cdef Py_ssize_t i, line_size, body
+    cdef int64_t k, line, amount, points, kind
+    cdef Py_ssize_t* trailing
+    if size % (PACKED_WIDTH * sizeof(int64_t)):
+        raise ValueError("packed rows: not a whole number of rows")
+    line_ids = <const char**>PyMem_Malloc((n_lines + 1) * sizeof(char*))
+    line_sizes = <Py_ssize_t*>PyMem_Malloc((n_lines + 1) * sizeof(Py_ssize_t))
+    try:
+        if line_ids == NULL or line_sizes == NULL:
+            raise MemoryError()
+        for i in range(n_lines):
+            line_ids[i] = PyUnicode_AsUTF8AndSize(lines[i].id, &line_sizes[i])
+        for i in range(count):
+            k = r[0]
+            line = r[1]
+            amount = r[2]
+            points = r[3]
+            kind = r[4]
+            r += PACKED_WIDTH
+            if not (0 <= k < wire.count and -1 <= line < n_lines
+                    and ROW_DISCOUNT <= kind <= ROW_ACCRUAL):
+                raise ValueError(f"packed row {i}: benefit {k}, line {line}, kind {kind}")
+            line_size = line_sizes[line] if line >= 0 else 0
+            if kind == ROW_PAYMENT:
+                trailing = wire.pay + 2 * k
+            elif kind == ROW_ACCRUAL:
+                trailing = wire.acc + 2 * k
+            else:
+                trailing = NULL
+            body = wire.head[2 * k + 1] + _int_size(amount) + _int_size(points)
+            if line_size:
+                body += 1 + _varint_size(<uint64_t>line_size) + line_size
+            if trailing != NULL:
+                body += trailing[1]
+            _reserve(buf, 11 + body)
+            buf.data[buf.size] = T_BENEFITS
+            buf.size += 1
+            _put_varint(buf, <uint64_t>body)
+            if line_size:
+                buf.data[buf.size] = (1 << 3) | LEN
+                buf.size += 1
+                _put_varint(buf, <uint64_t>line_size)
+                memcpy(buf.data + buf.size, line_ids[line], line_size)
+                buf.size += line_size
+            _put_span(buf, blob, wire.head + 2 * k)
+            _put_int(buf, (5 << 3) | VARINT, amount)
+            _put_int(buf, (6 << 3) | VARINT, points)
+            if trailing != NULL:
+                _put_span(buf, blob, trailing)
+    finally:
+        PyMem_Free(line_ids)
+        PyMem_Free(line_sizes)
+    return 0
+
+
+def encode_packed(
+    result: CalculationResult, program_version: int, rows: bytes, program, lines
+) -> bytes:
+    """The serialized CalculateOrderResponse of `engine.calculate_packed`'s answer: `result`
+    (its benefits empty) and its packed `rows`, calculated by `program` (a CompiledProgram) for
+    an order of `lines`; the same bytes as encode_response of the result with its rows."""
+    cdef Buffer buf
+    cdef _BenefitWire wire = _benefit_wire(program)
+    _row(result, 7, "CalculationResult")
+    _rows(_item(result, 3), "benefits")
+    if PyTuple_GET_SIZE(_item(result, 3)):
+        raise ValueError("encode_packed: the result's benefits are its packed rows, not a tuple")
+    buf.size = 0
+    buf.capacity = 4096 + len(rows)
+    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
+    if buf.data == NULL:
+        raise MemoryError()
+    try:
+        _encode_head(&buf, result, program_version)
+        _encode_packed(&buf, rows, wire, lines)
+        _encode_tail(&buf, result)
+        return PyBytes_FromStringAndSize(<char*>buf.data, buf.size)
+    finally:
+        PyMem_Free(buf.data)
 
 
 def encode_response(result: CalculationResult, program_version: int) -> bytes:

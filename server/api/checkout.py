@@ -20,6 +20,7 @@ from arbiter.server.engine import (
     MemberState,
     OrderInput,
     calculate,
+    calculate_packed,
     with_static_segments,
 )
 from arbiter.server.ledger import (
@@ -105,16 +106,21 @@ def _encode_plain(result: CalculationResult, program_version: int) -> bytes:
 
 
 # CalculateOrder answers with the response's wire bytes, encoded by the compiled encoder
-# (api/_encode.pyx, built by `pip install`); where it is not built, or no longer matches the
-# proto, the same bytes come from result_to_proto, and the server says so at start.
+# (api/_encode.pyx, built by `pip install`) from the engine's packed rows (no Python object per
+# benefit row); where it is not built, or no longer matches the proto, the same bytes come from
+# result_to_proto, and the server says so at start.
 encode_response: Callable[[CalculationResult, int], bytes]
+encode_packed: Callable[[CalculationResult, int, bytes, CompiledProgram, Any], bytes] | None
 try:
+    from arbiter.server.api._encode import encode_packed as _encode_packed
     from arbiter.server.api._encode import encode_response as _encode_native
 except ImportError as exc:
     encode_response = _encode_plain
+    encode_packed = None
     RESPONSE_ENCODING: str = f"protobuf (the native encoder is not available: {exc})"
 else:
     encode_response = _encode_native
+    encode_packed = _encode_packed
     RESPONSE_ENCODING = "native"
 
 # The request is read natively too (api/_decode.pyx) where built: a valid request straight into
@@ -214,7 +220,7 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
                 program_id, member_id, order, member, compiled, self._members
             )
         # Else (the member's context inline, or a guest; no promo code) nothing is awaited.
-        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
+        return self._answer(applied, order, member, usage)
 
     async def _quote(self, request: checkout_pb2.CalculateOrderRequest) -> bytes:
         """CalculateOrder through protobuf's parse and order_from_proto."""
@@ -222,26 +228,31 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         if not program_id:
             raise InvalidOrder([FieldViolation("program", "required")])
         applied = self._programs.get(program_id)
-        compiled = applied.compiled
-        order, member, usage = await quote_inputs(request, compiled, self._members)
-        return encode_response(self._calculate(compiled, order, member, usage), applied.version)
+        order, member, usage = await quote_inputs(request, applied.compiled, self._members)
+        return self._answer(applied, order, member, usage)
 
-    def _calculate(
+    def _answer(
         self,
-        compiled: CompiledProgram,
+        applied: AppliedProgram,
         order: OrderInput,
         member: MemberState | None,
         usage: CodeUsage | None,
-    ) -> CalculationResult:
-        """The calculation at the server's clock, timed when metrics are on."""
+    ) -> bytes:
+        """The serialized response: the calculation at the server's clock (timed when metrics
+        are on), encoded natively from its packed rows where the encoder is built."""
+        compiled = applied.compiled
         now = self._clock()
         observe = self.observe_calculation
-        if observe is None:
-            return calculate(compiled, order, member, now=now, usage=usage)
-        start = perf_counter()
-        result = calculate(compiled, order, member, now=now, usage=usage)
-        observe(perf_counter() - start)
-        return result
+        start = perf_counter() if observe is not None else 0.0
+        if encode_packed is not None:
+            result, rows = calculate_packed(compiled, order, member, now=now, usage=usage)
+        else:
+            result = calculate(compiled, order, member, now=now, usage=usage)
+        if observe is not None:
+            observe(perf_counter() - start)
+        if encode_packed is not None:
+            return encode_packed(result, applied.version, rows, compiled, order.lines)
+        return encode_response(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from arbiter.server.engine.errors import (
     FieldViolation,
     InvalidOrder,
 )
-from arbiter.server.engine.evaluate import calculate
+from arbiter.server.engine.evaluate import calculate, calculate_packed
 from arbiter.server.engine.select import with_static_segments
 from arbiter.server.engine.types import (
     AppliedBenefit,
@@ -44,6 +44,7 @@ __all__ = [
     "PromoCodeResult",
     "Totals",
     "calculate",
+    "calculate_packed",
     "compile_program",
     "with_static_segments",
 ]

@@ -1,6 +1,6 @@
 """Types of the typed core (core.pyx), for mypy."""
 
-from arbiter.server.engine.compile import CNode
+from arbiter.server.engine.compile import CNode, CompiledProgram
 from arbiter.server.engine.single import Entry, Single, State
 from arbiter.server.engine.types import (
     AppliedBenefit,
@@ -12,8 +12,11 @@ from arbiter.server.engine.types import (
 
 class Declined(Exception): ...
 
+PACKED_ROW: tuple[str, ...]
+PACKED_ROW_KINDS: dict[str, int]
+
 class Report:
-    rows: tuple[AppliedBenefit, ...]
+    rows: tuple[AppliedBenefit, ...] | bytes  # bytes when packed
     lines: tuple[LineResult, ...]
     totals: Totals
     points: tuple[PointsChange, ...]
@@ -23,9 +26,16 @@ class Report:
 
 class Calc:
     def entries(self) -> list[Entry]: ...
-    def report(self, order: OrderInput, requested: dict[str, int]) -> Report: ...
+    def report(
+        self, order: OrderInput, requested: dict[str, int], packed: bool = False
+    ) -> Report: ...
     def pools(self) -> set[str]: ...
 
+def row_names(
+    program: CompiledProgram,
+) -> tuple[
+    tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]
+]: ...
 def evaluate(single: Single, node: CNode, s: State) -> Calc | None: ...
 def load(single: Single, s: State, entries: list[Entry]) -> Calc: ...
 def valuation(

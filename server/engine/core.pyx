@@ -40,6 +40,7 @@ Inputs whose products could leave int64 (an amount at or above 2^40) are decline
 returns None and the caller evaluates with the batched (numpy) evaluator.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
@@ -157,6 +158,7 @@ cdef struct Ben:
     int point_type  # the type it pays with or accrues (0 if none)
     int pays  # a payment with points
     int accrues  # an accrual kind
+    int on_delivery  # an accrual credited when the order is delivered (its timing)
     int rule  # its rule on the program's rule axis
     int raises  # round_price: may raise a price
     i64 value
@@ -383,6 +385,7 @@ cdef Tables tables_of(program):
         b.point_type = cb.point_type if cb.point_type >= 0 else 0
         b.pays = 1 if b.kind == K_PAY else 0
         b.accrues = 1 if cb.is_accrual else 0
+        b.on_delivery = 1 if cb.is_accrual and cb.timing == ON_DELIVERY else 0
         b.rule = cb.rule_gid
         b.raises = 1 if b.kind == K_ROUND else 0
         if not (-SAFE < cb.value < SAFE and 0 <= cb.max_items < SAFE and 0 <= cb.factor_bp < SAFE
@@ -1096,9 +1099,11 @@ cdef class Calc:
 
     # --- results ---------------------------------------------------------------------------
 
-    def report(self, order, dict requested):
+    def report(self, order, dict requested, bint packed=False):
         """The result's rows, line results, totals and points (docs/contract.md, rules 17, 18,
-        22), and what the texts and promo codes need: a `Report`."""
+        22), and what the texts and promo codes need: a `Report`. `packed`: the rows as one
+        bytes object of `PACKED_ROW` records instead of AppliedBenefit tuples (for an encoder
+        that writes them without a Python object per row; `row_names` gives what they name)."""
         cdef Tables tb = self.tb
         cdef int L = self.L
         cdef int T = len(tb.point_type_ids)
@@ -1121,6 +1126,8 @@ cdef class Calc:
         cdef list shown = []
         cdef list line_results = []
         cdef Report out = Report()
+        cdef i64* prow = NULL  # packed: PACKED_ROW_WIDTH int64 per row
+        cdef int m = 0  # packed rows written
         lines = order.lines
         line_ids = [line.id for line in lines]
         start = <int*>calloc(2 * L + 4, sizeof(int))
@@ -1130,8 +1137,10 @@ cdef class Calc:
         redeemed = _zeros(T)
         accrued = _zeros(T)
         pending = _zeros(T)
+        if packed:
+            prow = <i64*>malloc((n + 1) * PACKED_ROW_WIDTH * sizeof(i64))
         try:
-            if start == NULL or order_ == NULL:
+            if start == NULL or order_ == NULL or (packed and prow == NULL):
                 raise MemoryError()
             # Rule 17's order: by line in the order's line order, order-wide rows last, then
             # tree order (a counting sort by line; each line's entries sorted by benefit).
@@ -1164,19 +1173,33 @@ cdef class Calc:
                     line_id = ""
                 if x.ship:
                     shipping_discount += x.ship
-                    rows.append(_row(tb, k, "", x.ship, 0, "", ""))
+                    if packed:
+                        _pack(prow, &m, k, -1, x.ship, 0, ROW_SHIPPING)
+                    else:
+                        rows.append(_row(tb, k, "", x.ship, 0, "", ""))
                 elif x.disc:
-                    rows.append(_row(tb, k, line_id, x.disc, 0, "", ""))
+                    if packed:
+                        _pack(prow, &m, k, at_line if at_line < L else -1, x.disc, 0,
+                              ROW_DISCOUNT)
+                    else:
+                        rows.append(_row(tb, k, line_id, x.disc, 0, "", ""))
                 elif x.pmon or x.ppts:
                     redeemed[tb.bens[k].point_type] += x.ppts
-                    rows.append(_row(tb, k, line_id, x.pmon, x.ppts, tb.type_id[k], ""))
+                    if packed:
+                        _pack(prow, &m, k, at_line if at_line < L else -1, x.pmon, x.ppts,
+                              ROW_PAYMENT)
+                    else:
+                        rows.append(_row(tb, k, line_id, x.pmon, x.ppts, tb.type_id[k], ""))
                 elif x.acc:
-                    timing = tb.timing[k]
-                    if timing == "ON_DELIVERY":
+                    if tb.bens[k].on_delivery:
                         pending[tb.bens[k].point_type] += x.acc
                     else:
                         accrued[tb.bens[k].point_type] += x.acc
-                    rows.append(_row(tb, k, line_id, 0, x.acc, tb.type_id[k], timing))
+                    if packed:
+                        _pack(prow, &m, k, at_line if at_line < L else -1, 0, x.acc,
+                              ROW_ACCRUAL)
+                    else:
+                        rows.append(_row(tb, k, line_id, 0, x.acc, tb.type_id[k], tb.timing[k]))
             for i in range(L):
                 q = self.q[i]
                 base = self.base[i]
@@ -1211,10 +1234,15 @@ cdef class Calc:
                     points.append(PointsChange(type_id, asked, redeemed[t], accrued[t], pending[t]))
             out.redeemed = [redeemed[t] for t in range(T)]
             out.accrued = [accrued[t] + pending[t] for t in range(T)]
+            if packed:
+                out.rows = PyBytes_FromStringAndSize(
+                    <char*>prow, m * PACKED_ROW_WIDTH * sizeof(i64)
+                )
+            else:
+                out.rows = tuple(rows)
         finally:
             free(start); free(order_); free(disc_by_line); free(pmon_by_line)
-            free(redeemed); free(accrued); free(pending)
-        out.rows = tuple(rows)
+            free(redeemed); free(accrued); free(pending); free(prow)
         out.lines = tuple(line_results)
         out.points = tuple(points)
         out.texts = sorted({k for k in shown if tb.bens[k].kind == K_TEXT})
@@ -1236,6 +1264,53 @@ cdef class Calc:
             x = self.result.data[i]
             out.append((x.k, x.line, x.disc, x.pmon, x.ppts, x.acc, x.ship, x.text != 0))
         return out
+
+
+# --- packed rows ------------------------------------------------------------------------------
+
+# A packed row (`Calc.report(packed=True)`): PACKED_ROW_WIDTH int64 in native byte order, the
+# fields of PACKED_ROW in this order. `line` is the order line's index, -1 for an order-wide
+# row (no line id); `kind` says which of the AppliedBenefit's fields the row fills: a discount
+# or a shipping discount the amount; a payment with points the amount, the points and the point
+# type; an accrual the points, the point type and the timing.
+PACKED_ROW = ("benefit", "line", "amount", "points", "kind")
+cdef enum:
+    PACKED_ROW_WIDTH = 5
+    ROW_DISCOUNT = 0
+    ROW_SHIPPING = 1
+    ROW_PAYMENT = 2
+    ROW_ACCRUAL = 3
+PACKED_ROW_KINDS = {
+    "DISCOUNT": ROW_DISCOUNT,
+    "SHIPPING": ROW_SHIPPING,
+    "PAYMENT": ROW_PAYMENT,
+    "ACCRUAL": ROW_ACCRUAL,
+}
+
+
+cdef inline void _pack(i64* rows, int* m, int k, int line, i64 amount, i64 points,
+                       int kind) noexcept:
+    cdef i64* r = rows + m[0] * PACKED_ROW_WIDTH
+    r[0] = k
+    r[1] = line
+    r[2] = amount
+    r[3] = points
+    r[4] = kind
+    m[0] += 1
+
+
+def row_names(program):
+    """What each benefit's rows name (rule 17), by benefit index: its promotion's id and kind,
+    its kind, its point type's id ("" if none) and an accrual's timing ("" for other kinds),
+    exactly the strings of the AppliedBenefit rows."""
+    cdef Tables tb = tables_of(program)
+    return (
+        tuple(tb.promotion_id),
+        tuple(tb.promotion_kind),
+        tuple(tb.kind_name),
+        tuple(tb.type_id),
+        tuple(tb.timing),
+    )
 
 
 cdef object _tuple_of(type cls, tuple values):

@@ -12,6 +12,7 @@ from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import CodeCheck, Selection, select
 from arbiter.server.engine.single import Single, State
 from arbiter.server.engine.types import (
+    AppliedBenefit,
     CalculationResult,
     CodeUsage,
     MemberState,
@@ -20,7 +21,7 @@ from arbiter.server.engine.types import (
 )
 from arbiter.v1 import program_pb2 as pb
 
-__all__ = ["calculate", "report", "start", "tree"]
+__all__ = ["calculate", "calculate_packed", "report", "start", "tree"]
 
 
 @lru_cache(maxsize=256)
@@ -94,6 +95,40 @@ def report(
     lines, totals and points written by the typed core (`Calc.report`), then the texts (rule
     16) and the promo codes (rule 19)."""
     rep = calc.report(order, requested)
+    assert isinstance(rep.rows, tuple)
+    return _result(program, order, member, at, calc, rep, rep.rows, codes)
+
+
+def calculate_packed(
+    program: CompiledProgram,
+    order: OrderInput,
+    member: MemberState | None,
+    *,
+    now: datetime,
+    usage: CodeUsage | None = None,
+) -> tuple[CalculationResult, bytes]:
+    """`calculate`, its rows packed: the result without its `benefits` (an empty tuple), and
+    the rows as `core.PACKED_ROW` records, in the result's order (for the native response
+    encoder, which writes them without an AppliedBenefit per row)."""
+    at, _zone, sel, requested, single, state = start(program, order, member, now, usage)
+    calc = tree(single, program, state)
+    rep = calc.report(order, requested, True)
+    assert isinstance(rep.rows, bytes)
+    return _result(program, order, member, at, calc, rep, (), sel.codes), rep.rows
+
+
+def _result(
+    program: CompiledProgram,
+    order: OrderInput,
+    member: MemberState | None,
+    at: datetime,
+    calc: core.Calc,
+    rep: core.Report,
+    rows: tuple[AppliedBenefit, ...],
+    codes: tuple[CodeCheck, ...],
+) -> CalculationResult:
+    """The result from the core's report `rep` and the result's `rows`: the texts and the
+    promo codes added."""
     totals = rep.totals
     texts: list[str] = []
     if rep.texts:
@@ -164,7 +199,7 @@ def report(
         evaluated_at=at,
         totals=totals,
         lines=rep.lines,
-        benefits=rep.rows,
+        benefits=rows,
         points=rep.points,
         texts=tuple(texts),
         promo_codes=tuple(code_results),

@@ -21,16 +21,31 @@ from arbiter.server.api.translate import order_from_proto, result_to_proto
 from arbiter.server.engine import (
     AppliedBenefit,
     CalculationResult,
+    CompiledProgram,
     LineResult,
+    MemberState,
+    OrderInput,
     PointsChange,
     PromoCodeResult,
     Totals,
     calculate,
+    calculate_packed,
     compile_program,
+    core,
+    evaluate,
 )
 from arbiter.v1 import checkout_pb2
 from arbiter.v1 import program_pb2 as pb
+from bench.workloads import dense_workload
 from tests.property.strategies import programs, requests
+from tests.reference._programs import accrue_pct as ref_accrue_pct
+from tests.reference._programs import group as ref_group
+from tests.reference._programs import line as ref_line
+from tests.reference._programs import pct as ref_pct
+from tests.reference._programs import product_rule as ref_product_rule
+from tests.reference._programs import program as ref_program
+from tests.reference._programs import promo as ref_promo
+from tests.reference._programs import request as ref_request
 
 EXAMPLES = int(os.environ.get("ARBITER_PROPERTY_EXAMPLES", "2000"))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -38,6 +53,7 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 encode_response = _encode.encode_response
+encode_packed = _encode.encode_packed
 
 
 def _cases(examples: int) -> settings:
@@ -76,6 +92,78 @@ def test_engine_results_encode_as_protobuf_does(
     order, member = order_from_proto(request, compiled.point_type_ids)
     result = calculate(compiled, order, member, now=NOW)
     assert_same_bytes(result, version)
+
+
+# --- The engine's packed rows (CalculateOrder's path). -----------------------------------------
+
+
+def assert_packed_same_bytes(
+    compiled: CompiledProgram, order: OrderInput, member: MemberState | None, version: int
+) -> None:
+    result = calculate(compiled, order, member, now=NOW)
+    bare, rows = calculate_packed(compiled, order, member, now=NOW)
+    assert bare == result._replace(benefits=())
+    assert len(rows) == len(result.benefits) * 8 * len(core.PACKED_ROW)
+    got = encode_packed(bare, version, rows, compiled, order.lines)
+    want = plain(result, version)
+    if got != want:
+        parsed = checkout_pb2.CalculateOrderResponse.FromString(got)
+        raise AssertionError(
+            f"packed bytes differ\nwant {want.hex()}\ngot  {got.hex()}\nparsed {parsed}"
+        )
+
+
+@_cases(max(EXAMPLES // 4, 50))
+@given(program=programs(), request=requests(), version=st.integers(0, 2**40))
+def test_packed_rows_encode_as_protobuf_does(
+    program: pb.Program, request: checkout_pb2.CalculateOrderRequest, version: int
+) -> None:
+    compiled = compile_program(program)
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    assert_packed_same_bytes(compiled, order, member, version)
+
+
+def test_the_dense_workloads_packed_rows_encode_as_protobuf_does() -> None:
+    # 200 promotions over 20 lines: discounts, payments with points, accruals of both timings,
+    # a shipping discount, order-wide rows.
+    program, request = dense_workload()
+    compiled = compile_program(program)
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    result = calculate(compiled, order, member, now=NOW)
+    assert len(result.benefits) > 200
+    assert_packed_same_bytes(compiled, order, member, 7)
+
+
+def test_a_declined_calculations_packed_rows_encode_as_protobuf_does() -> None:
+    # 2^41 minor units: the core declines, the batched evaluator answers, the core reports.
+    prog = ref_program(
+        [
+            ref_promo("p1", ref_product_rule(ref_pct(1000))),
+            ref_promo("p2", ref_product_rule(ref_accrue_pct("bonus", 500))),
+        ],
+        ref_group(pb.ARBITRATION_MODE_SUMMATION, "p1", "p2", gid="main"),
+    )
+    req = ref_request(ref_line("a", 1 << 41), ref_line("b", 5_000, 3), balances={"bonus": 0})
+    compiled = compile_program(prog)
+    order, member = order_from_proto(req, compiled.point_type_ids)
+    *_, single, state = evaluate.start(compiled, order, member, NOW, None)
+    assert core.evaluate(single, compiled.root, state) is None
+    assert_packed_same_bytes(compiled, order, member, 1)
+
+
+def test_packed_rows_are_checked() -> None:
+    program, request = dense_workload()
+    compiled = compile_program(program)
+    order, member = order_from_proto(request, compiled.point_type_ids)
+    result = calculate(compiled, order, member, now=NOW)
+    bare, rows = calculate_packed(compiled, order, member, now=NOW)
+    with pytest.raises(ValueError, match="packed rows"):
+        encode_packed(result, 1, rows, compiled, order.lines)
+    with pytest.raises(ValueError, match="whole number"):
+        encode_packed(bare, 1, rows[:-8], compiled, order.lines)
+    # A row naming a line the order does not have.
+    with pytest.raises(ValueError, match="packed row 0"):
+        encode_packed(bare, 1, rows, compiled, order.lines[:0])
 
 
 # --- Arbitrary results: every edge of the wire format. ----------------------------------------
