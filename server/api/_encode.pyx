@@ -199,6 +199,16 @@ cdef struct Buffer:
     Py_ssize_t capacity
 
 
+cdef int _open_buffer(Buffer* buf, Py_ssize_t capacity) except -1:
+    """An empty buffer of `capacity` bytes (the caller frees buf.data)."""
+    buf.size = 0
+    buf.capacity = capacity
+    buf.data = <uint8_t*>PyMem_Malloc(capacity)
+    if buf.data == NULL:
+        raise MemoryError()
+    return 0
+
+
 cdef int _reserve(Buffer* buf, Py_ssize_t extra) except -1:
     cdef Py_ssize_t wanted = buf.size + extra
     cdef Py_ssize_t capacity = buf.capacity
@@ -473,11 +483,7 @@ cdef _BenefitWire _benefit_wire(object program):
     wire.head = _spans(count)
     wire.pay = _spans(count)
     wire.acc = _spans(count)
-    buf.size = 0
-    buf.capacity = 4096
-    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
-    if buf.data == NULL:
-        raise MemoryError()
+    _open_buffer(&buf, 4096)
     try:
         for k in range(count):
             at = buf.size
@@ -600,11 +606,7 @@ def encode_packed(
     _rows(_item(result, 3), "benefits")
     if PyTuple_GET_SIZE(_item(result, 3)):
         raise ValueError("encode_packed: the result's benefits are its packed rows, not a tuple")
-    buf.size = 0
-    buf.capacity = 4096 + len(rows)
-    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
-    if buf.data == NULL:
-        raise MemoryError()
+    _open_buffer(&buf, 4096 + len(rows))
     try:
         _encode_head(&buf, result, program_version)
         _encode_packed(&buf, rows, wire, lines)
@@ -617,11 +619,7 @@ def encode_packed(
 def encode_response(result: CalculationResult, program_version: int) -> bytes:
     """The serialized CalculateOrderResponse for `result`, computed on `program_version`."""
     cdef Buffer buf
-    buf.size = 0
-    buf.capacity = 4096
-    buf.data = <uint8_t*>PyMem_Malloc(buf.capacity)
-    if buf.data == NULL:
-        raise MemoryError()
+    _open_buffer(&buf, 4096)
     try:
         _encode(&buf, result, program_version)
         return PyBytes_FromStringAndSize(<char*>buf.data, buf.size)
