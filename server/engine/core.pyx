@@ -40,6 +40,7 @@ Inputs whose products could leave int64 (an amount at or above 2^40) are decline
 returns None and the caller evaluates with the batched (numpy) evaluator.
 """
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
@@ -80,7 +81,6 @@ cdef extern from *:
     i64 mulmod "arbiter_mulmod"(i64 a, i64 b, i64 c) noexcept
 
 cdef extern from *:
-    int popcount "__builtin_popcountll"(unsigned long long) noexcept nogil
     int ctz "__builtin_ctzll"(unsigned long long) noexcept nogil
 
 cdef extern from "Python.h":
@@ -571,9 +571,7 @@ cdef class Calc:
         # its lines: the set bits of its scope in the selection, ascending
         mask = self.selection.rule_bits(b.rule)
         words = self.selection.line_words
-        n = 0
-        for w in range(words):
-            n += popcount(mask[w])
+        n = self.selection.n_lines  # at most every line
         if self.f_n + n > self.f_cap:
             self.f_cap = max(2 * self.f_cap, self.f_n + n, 256)
             self.flines = <int*>realloc(self.flines, self.f_cap * sizeof(int))
@@ -1303,6 +1301,14 @@ cdef class Report:
 
 
 cdef i64 _checked(v) except? -1:
+    """`v` as a C integer; Declined unless -SAFE < v < SAFE."""
+    cdef int overflow = 0
+    cdef long long x
+    if type(v) is int:  # read as C, without making Python integers of the bounds
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow or not (-SAFE < x < SAFE):
+            raise Declined()
+        return x
     if not (-SAFE < v < SAFE):
         raise Declined()
     return v
