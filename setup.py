@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parent
 native = runpy.run_path(str(ROOT / "server" / "native.py"))
 
 
+def include_tree() -> str:
+    """A folder laid out as the installed namespace (`arbiter/server` is `server/`), where
+    Cython finds a typed module's `.pxd` by its full name (`arbiter.server.engine._select`)
+    when it compiles that module or another one that `cimport`s it."""
+    tree = ROOT / "build" / "cython-include"
+    link = tree / "arbiter" / "server"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ROOT / "server", target_is_directory=True)
+    return str(tree)
+
+
 def extensions() -> list[Extension]:
     module_name = native["module_name"]
     pyx = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("server/**/*.pyx"))
@@ -25,6 +37,7 @@ def extensions() -> list[Extension]:
     typed = cythonize(
         [Extension(module_name(p), [p]) for p in pyx],
         compiler_directives={**directives, "boundscheck": False, "wraparound": False},
+        include_path=[include_tree()],
     )
     # Annotations of plain modules are read as Python types only: compiled, such a module
     # behaves as its source does.

@@ -75,89 +75,10 @@ cdef inline void _and_with(
             out[w] &= listed[w] | free_bits[w]
 
 
-cdef class Selection
-
-
 cdef class SelectTables:
     """A compiled program's selection data as C arrays (see the module's docstring)."""
 
-    # Promotions (n_prom): the gate's fields, time windows, audience, their rules' ranges.
-    cdef int n_prom
-    cdef uint8_t* p_active  # ACTIVE and at least one rule
-    cdef int64_t* p_start  # microseconds since the epoch (INT64_MIN: no bound)
-    cdef int64_t* p_end  # (INT64_MAX: no bound)
-    cdef int32_t* p_weekdays  # bit d for ISO weekday d; 0: any
-    cdef int32_t* p_months  # bit m for month m; 0: any
-    cdef uint8_t* p_any_channel  # lists no channel
-    cdef int32_t* p_pool  # index of its code pool, -1: none
-    cdef int32_t* p_win_lo  # its time windows: [p_win_lo, p_win_hi) of win_start, win_end
-    cdef int32_t* p_win_hi
-    cdef int32_t* win_start  # minutes of the day
-    cdef int32_t* win_end
-    cdef int32_t* p_audience  # pb.AudienceKind
-    cdef int32_t* p_prod_lo  # its product rules: [p_prod_lo, p_prod_hi) of the pr_* arrays
-    cdef int32_t* p_prod_hi
-    cdef int32_t* p_ord_lo  # its order rules: [p_ord_lo, p_ord_hi) of the or_* arrays
-    cdef int32_t* p_ord_hi
-    cdef list audience_sets  # per promotion: the segments or tiers its audience names
-    cdef dict channel_row  # channel listed with every point of contact -> row of channel_rows
-    cdef dict channel_point_row  # (channel, point of contact) -> row of channel_rows
-    cdef uint8_t* channel_rows  # [row, promotion]
-    cdef dict pool_index  # pool id -> index
-    cdef int n_pools
-    cdef int n_bounds
-    cdef int64_t* bounds  # every promotion's start and end, ascending
-    # Product rules.
-    cdef int32_t* pr_gid  # the rule on the program's rule axis
-    cdef int32_t* pr_scope
-    cdef int64_t* pr_min_quantity
-    # Order rules.
-    cdef int32_t* or_gid
-    cdef uint8_t* or_kind  # SCOPE_IN | SCOPE_ALL | SCOPE_NOT
-    cdef int32_t* or_seg_lo  # its order segments: [or_seg_lo, or_seg_hi) of or_segs
-    cdef int32_t* or_seg_hi
-    cdef int32_t* or_segs
-    # Product scopes.
-    cdef readonly int n_scopes
-    cdef uint8_t* sc_kind  # SCOPE_IN | SCOPE_ALL | SCOPE_NOT
-    cdef int32_t* sc_lo  # its segments: [sc_lo, sc_hi) of sc_segs
-    cdef int32_t* sc_hi
-    cdef int32_t* sc_segs
-    cdef readonly int n_rules
-    cdef readonly list rule_scope  # per rule: its product scope (-1: an order rule)
-    # Product segments as bit sets of `seg_words` 64-bit words (bit s: segment s).
-    cdef readonly int n_segments
-    cdef int seg_words
-    cdef uint64_t* seg_rows  # [row, word]: the rows below, and those the dictionaries name
-    cdef int row_all  # every segment
-    cdef int row_free_sku  # the segments not constrained by sku; -1: none is
-    cdef int row_free_category
-    cdef int row_free_brand
-    cdef int row_free_partner
-    cdef dict by_sku  # value -> row: the segments listing it
-    cdef dict by_category
-    cdef dict by_brand
-    cdef dict by_partner
-    cdef int n_min_prices
-    cdef int64_t* min_prices  # ascending
-    cdef int row_min_fail  # row_min_fail + j: the segments of positions >= j (minimum above)
-    cdef int n_max_prices
-    cdef int64_t* max_prices
-    cdef int row_max_fail  # row_max_fail + j: the segments of positions < j (maximum below)
-    cdef tuple field_tests  # (bit, predicates) of the segments with field predicates
-    # Order segments.
-    cdef int n_order_segments
-    cdef int64_t* os_min_subtotal
-    cdef int64_t* os_max_subtotal
-    cdef int64_t* os_min_items
-    cdef list os_channels  # frozenset per order segment (empty: any)
-    cdef list os_regions
-    cdef int32_t* os_c_lo  # its `contains`: [os_c_lo, os_c_hi) of os_c_segment, os_c_quantity
-    cdef int32_t* os_c_hi
-    cdef int32_t* os_c_segment
-    cdef int64_t* os_c_quantity
-    cdef readonly bint any_tiers  # some audience names tiers
-    cdef list _keep  # the arrays the pointers above point into
+    # (Its fields are declared in _select.pxd.)
 
     def __cinit__(self) -> None:
         self._keep = []
@@ -531,21 +452,7 @@ cdef class Selection:
     its segments' lines, computed when first asked for and shared by every rule of that
     scope."""
 
-    cdef readonly list live  # per promotion: eligible, and at least one of its rules applies
-    cdef readonly list rule_active  # per rule (global rule id): the rule applies
-    cdef readonly list scope  # per rule: its product scope (-1: an order rule)
-    cdef readonly tuple codes
-    cdef readonly int n_lines
-    cdef SelectTables tables
-    cdef int line_words
-    cdef int64_t* quantity  # per line
-    cdef uint64_t* seg_lines  # [segment, word]: the lines in each product segment
-    cdef int32_t* scope_slot  # per scope: its row of scope_lines, -1 not yet computed
-    cdef uint64_t* scope_lines  # [slot, word]
-    cdef int n_slots
-    cdef int cap_slots
-    cdef dict _lines
-    cdef dict _rows
+    # (Its fields are declared in _select.pxd.)
 
     def __dealloc__(self) -> None:
         free(self.quantity)
@@ -618,6 +525,12 @@ cdef class Selection:
         elif self.n_lines == 0:
             out[0] = 0
         return out
+
+    cdef uint64_t* rule_bits(self, int gid) except NULL:
+        """The matching lines of product rule `gid`, as `line_words` words (bit i: line i)."""
+        if gid < 0 or gid >= self.tables.n_rules:
+            raise IndexError(f"no rule {gid}")
+        return self.scope_bits(self.tables.r_scope[gid])
 
     cdef int64_t _units(self, uint64_t* mask):
         """Units of the lines in `mask`."""
@@ -768,6 +681,7 @@ def build_tables(
     t.p_ord_lo, t.p_ord_hi = t._i32(ord_lo), t._i32(ord_hi)
     t.n_rules = rules.count
     t.rule_scope = list(rules.scope)
+    t.r_scope = t._i32(t.rule_scope)
     t.n_scopes = len(rules.scope_kind)
     t.sc_kind = t._u8(rules.scope_kind)
     sc_lo, sc_hi, sc_segs = [], [], []

@@ -41,11 +41,15 @@ returns None and the caller evaluates with the batched (numpy) evaluator.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
+
+from arbiter.server.engine._select cimport Selection
 
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
@@ -76,6 +80,9 @@ cdef extern from *:
     """
     i64 muldiv "arbiter_muldiv"(i64 a, i64 b, i64 c) noexcept
     i64 mulmod "arbiter_mulmod"(i64 a, i64 b, i64 c) noexcept
+
+cdef extern from *:
+    int ctz "__builtin_ctzll"(unsigned long long) noexcept nogil
 
 cdef extern from "Python.h":
     # A tuple subclass's allocation (what tuple.__new__ does for a named tuple, less the copy).
@@ -465,8 +472,7 @@ cdef class Calc:
 
     cdef Tables tb
     cdef int L, T, K
-    cdef object selection
-    cdef object rule_lines  # selection.rule_lines, bound once
+    cdef Selection selection  # the rules' lines are read from its bit sets
     cdef list rule_active
     cdef list promotion_live
     cdef object order_lines
@@ -552,8 +558,10 @@ cdef class Calc:
         """Whether benefit k's rule applies (1) or not (2); its matching lines fetched."""
         cdef int st = self.bstate[k]
         cdef Ben* b
-        cdef int i, n, lo, kind
+        cdef int n, lo, kind, w, words, line
         cdef i64 v
+        cdef uint64_t word
+        cdef uint64_t* mask
         if st:
             return st
         b = &self.tb.bens[k]
@@ -563,8 +571,10 @@ cdef class Calc:
         self.bstate[k] = 1
         if not b.product:
             return 1
-        lines = self.rule_lines(b.rule)
-        n = len(lines)
+        # its lines: the set bits of its scope in the selection, ascending
+        mask = self.selection.rule_bits(b.rule)
+        words = self.selection.line_words
+        n = self.selection.n_lines  # at most every line
         if self.f_n + n > self.f_cap:
             self.f_cap = max(2 * self.f_cap, self.f_n + n, 256)
             self.flines = <int*>realloc(self.flines, self.f_cap * sizeof(int))
@@ -582,27 +592,34 @@ cdef class Calc:
                          else self.program.partner_points_bp)
                 partners = cb.partners
             name = cb.field
-            for line in lines:
-                ol = order_lines[line]
-                if kind == K_FIELD_PRICE:
-                    # a line without the field is unaffected
-                    fields = ol.fields
-                    if name not in fields:
-                        continue
-                    v = _checked(fields[name])
-                elif kind == K_FROM_FIELD:
-                    # a negative field accrues nothing (accruals never take points back)
-                    v = _checked(max(ol.fields.get(name, 0), 0))
-                else:
-                    partner = ol.partner
-                    v = _checked(table.get(partner, 0) if partner in partners else 0)
-                self.flines[self.f_n] = line
-                self.fvals[self.f_n] = v
-                self.f_n += 1
+            for w in range(words):
+                word = mask[w]
+                while word:
+                    line = (w << 6) + ctz(word)
+                    word &= word - 1
+                    ol = order_lines[line]
+                    if kind == K_FIELD_PRICE:
+                        # a line without the field is unaffected
+                        fields = ol.fields
+                        if name not in fields:
+                            continue
+                        v = _checked(fields[name])
+                    elif kind == K_FROM_FIELD:
+                        # a negative field accrues nothing (accruals never take points back)
+                        v = _checked(max(ol.fields.get(name, 0), 0))
+                    else:
+                        partner = ol.partner
+                        v = _checked(table.get(partner, 0) if partner in partners else 0)
+                    self.flines[self.f_n] = line
+                    self.fvals[self.f_n] = v
+                    self.f_n += 1
         else:
-            for i in range(n):
-                self.flines[lo + i] = lines[i]
-            self.f_n += n
+            for w in range(words):
+                word = mask[w]
+                while word:
+                    self.flines[self.f_n] = (w << 6) + ctz(word)
+                    self.f_n += 1
+                    word &= word - 1
         self.lines_lo[k] = lo
         self.lines_hi[k] = self.f_n
         return 1
@@ -1359,6 +1376,14 @@ cdef class Report:
 
 
 cdef i64 _checked(v) except? -1:
+    """`v` as a C integer; Declined unless -SAFE < v < SAFE."""
+    cdef int overflow = 0
+    cdef long long x
+    if type(v) is int:  # read as C, without making Python integers of the bounds
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow or not (-SAFE < x < SAFE):
+            raise Declined()
+        return x
     if not (-SAFE < v < SAFE):
         raise Declined()
     return v
@@ -1388,7 +1413,6 @@ cdef Calc new_calc(single, s, bint checked=True):
     c.T = tb.T
     c.K = tb.K
     c.selection = single.selection
-    c.rule_lines = single.selection.rule_lines
     c.rule_active = single.selection.rule_active
     c.promotion_live = single.selection.live
     c.order_lines = single.order_lines

@@ -39,6 +39,12 @@ def test_every_compiled_module_runs_compiled_and_current(module: str) -> None:
     assert built.stat().st_mtime >= source.stat().st_mtime, (
         f"{built.name} is older than {source.name}: run `make native`"
     )
+    # a typed module's C interface (its .pxd, which other typed modules cimport) counts too
+    pxd = source.with_suffix(".pxd")
+    if pxd.exists():
+        assert built.stat().st_mtime >= pxd.stat().st_mtime, (
+            f"{built.name} is older than {pxd.name}: run `make native`"
+        )
 
 
 def test_describe_names_the_form() -> None:
