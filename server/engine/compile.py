@@ -203,10 +203,13 @@ class CandidatePlan:
     subset_indicator: npt.NDArray[np.int64]  # [mask, child] 0/1 for every mask 0..2^n-1
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_us(dt: datetime) -> int:
-    """Microseconds since the epoch of an aware instant."""
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    """Microseconds since the epoch of an aware instant (exact: a timedelta's floor division)."""
+    return (dt - _EPOCH) // _MICROSECOND
 
 
 def _time_bounds(promotions: list[CPromotion]) -> tuple[int, ...]:

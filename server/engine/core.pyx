@@ -1416,14 +1416,28 @@ cdef Calc new_calc(single, s, bint checked=True):
     c.rule_active = single.selection.rule_active
     c.promotion_live = single.selection.live
     c.order_lines = single.order_lines
-    c.q = _ints(single.q, c.L, checked)
-    c.base_unit = _ints(single.base_unit, c.L, checked)
-    c.base = _ints(single.base, c.L, checked)
     if not checked:
+        c.q = _ints(single.q, c.L, False)
+        c.base_unit = _ints(single.base_unit, c.L, False)
+        c.base = _ints(single.base, c.L, False)
         return c
+    # Read from the order's lines (no Python list of them per calculation): the base price of
+    # a line is its quantity times its unit price (rule 11), checked as every amount is.
+    c.q = <i64*>calloc(c.L + 1, sizeof(i64))
+    c.base_unit = <i64*>calloc(c.L + 1, sizeof(i64))
+    c.base = <i64*>calloc(c.L + 1, sizeof(i64))
+    if c.q == NULL or c.base_unit == NULL or c.base == NULL:
+        raise MemoryError()
+    lines = single.order_lines
     for i in range(c.L):
+        line = lines[i]
+        c.q[i] = _checked(line.quantity)
+        c.base_unit[i] = _checked(line.unit_price)
         # a quantity times an amount stays inside int64
         if c.q[i] <= 0 or c.q[i] >= (1 << 21):
+            raise Declined()
+        c.base[i] = c.q[i] * c.base_unit[i]
+        if not (-SAFE < c.base[i] < SAFE):
             raise Declined()
     c.rp = tb.rp
     c.rm = tb.rm

@@ -129,12 +129,23 @@ class Single:
         self.level = program.benefit_levels
         self.pay_type = program.pay_types
         self.promotion_live = selection.live
-        self.q = [line.quantity for line in order.lines]
-        self.base_unit = [line.unit_price for line in order.lines]
-        # Unit base prices are given: no rounding (rule 11).
-        self.base = [q * unit for q, unit in zip(self.q, self.base_unit, strict=True)]
         self._live: dict[int, bool] = {}
         self._arb: Arbiter | None = None
+
+    # The lines' quantities, unit prices and base prices, as lists: made only when asked (the
+    # typed core reads the order's lines itself).
+    @property
+    def q(self) -> list[int]:
+        return [line.quantity for line in self.order_lines]
+
+    @property
+    def base_unit(self) -> list[int]:
+        return [line.unit_price for line in self.order_lines]
+
+    @property
+    def base(self) -> list[int]:
+        # Unit base prices are given: no rounding (rule 11).
+        return [line.quantity * line.unit_price for line in self.order_lines]
 
     @property
     def arb(self) -> Arbiter:
@@ -172,7 +183,7 @@ class Single:
         return node_live(node, self.promotion_live, self._live)
 
     def initial(self, budget: list[int], shipping: int) -> State:
-        return State(list(self.base), [0] * self.lines, budget, shipping)
+        return State(self.base, [0] * self.lines, budget, shipping)
 
     # --- states -----------------------------------------------------------------------------
 
