@@ -30,8 +30,8 @@ def main() -> None:
     program, request = dense_workload()
     compiled = compile_program(program)
     order, member = order_from_proto(request, compiled.point_type_ids)
-    at, _zone, sel, requested, single, state = ev.start(compiled, order, member, NOW, None)
-    calc = core.evaluate(single, compiled.root, state)
+    at, _zone, sel, requested, single = ev.start(compiled, order, member, NOW, None)
+    calc = core.evaluate(single, compiled.root)
     assert calc is not None
     starts: Iterator[Any] = iter(())
 
@@ -42,8 +42,8 @@ def main() -> None:
         return ev.start(compiled, order, member, NOW, None)
 
     def tree() -> object:
-        _at, _zone, _sel, _requested, fresh, initial = next(starts)
-        return core.evaluate(fresh, compiled.root, initial)
+        _at, _zone, _sel, _requested, fresh = next(starts)
+        return core.evaluate(fresh, compiled.root)
 
     def report() -> object:
         return ev.report(compiled, order, member, at, calc, requested, sel.codes)

@@ -1456,6 +1456,18 @@ cdef Calc new_calc(single, s, bint checked=True):
         c.accrues[t] = 1 if accrues[t] else 0
     c.ensure_tmp(max(3 * c.L + 3, c.T + 1, 64))
     c.new_state(&c.s0)
+    memset(c.s0.budget, 0, c.T * sizeof(i64))
+    if s is None:  # the calculation's initial state (`Single.initial()`), made here in C
+        memcpy(c.s0.pay, c.base, c.L * sizeof(i64))
+        memset(c.s0.pm, 0, c.L * sizeof(i64))
+        for i in range(c.L):
+            if c.s0.pay[i] < 0:
+                raise Declined()
+        budget = single.budget
+        for t in range(len(budget)):
+            c.s0.budget[t] = _checked(budget[t])
+        c.s0.ship = _checked(single.shipping)
+        return c
     pay = s.pay
     pm = s.pm
     for i in range(c.L):
@@ -1463,7 +1475,6 @@ cdef Calc new_calc(single, s, bint checked=True):
         c.s0.pm[i] = _checked(pm[i])
         if c.s0.pay[i] < 0:
             raise Declined()
-    memset(c.s0.budget, 0, c.T * sizeof(i64))
     budget = s.budget
     for t in range(len(budget)):
         c.s0.budget[t] = _checked(budget[t])
@@ -1471,8 +1482,9 @@ cdef Calc new_calc(single, s, bint checked=True):
     return c
 
 
-def evaluate(single, node, s):
-    """Node `node` of the calculation of `single` evaluated on state `s`, as a `Calc` holding
+def evaluate(single, node, s=None):
+    """Node `node` of the calculation of `single` evaluated on state `s` (None: the initial
+    state, `single.initial()`, without making it in Python), as a `Calc` holding
     its entries; None when an amount is too large for the C integers."""
     cdef Calc c
     try:

@@ -10,7 +10,7 @@ from arbiter.server.engine import core
 from arbiter.server.engine.compile import CompiledProgram
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import CodeCheck, Selection, select
-from arbiter.server.engine.single import Single, State
+from arbiter.server.engine.single import Single
 from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
@@ -38,16 +38,17 @@ def calculate(
     usage: CodeUsage | None = None,
 ) -> CalculationResult:
     """The whole calculation of docs/rules.md for one (validated) order."""
-    at, _zone, sel, requested, single, state = start(program, order, member, now, usage)
-    return report(program, order, member, at, tree(single, program, state), requested, sel.codes)
+    at, _zone, sel, requested, single = start(program, order, member, now, usage)
+    return report(program, order, member, at, tree(single, program), requested, sel.codes)
 
 
-def tree(single: Single, program: CompiledProgram, state: State) -> core.Calc:
-    """The tree evaluated on the initial state by the typed core; when it declines (an amount
-    too large for its arithmetic), by the one-state evaluator, its entries loaded for the
-    report."""
-    calc = core.evaluate(single, program.root, state)
+def tree(single: Single, program: CompiledProgram) -> core.Calc:
+    """The tree evaluated on the initial state by the typed core (which makes that state
+    itself); when it declines (an amount too large for its arithmetic), by the one-state
+    evaluator, its entries loaded for the report."""
+    calc = core.evaluate(single, program.root)
     if calc is None:
+        state = single.initial()
         calc = core.load(single, state, single.evaluate(program.root, state))
     return calc
 
@@ -58,10 +59,11 @@ def start(
     member: MemberState | None,
     now: datetime,
     usage: CodeUsage | None,
-) -> tuple[datetime, ZoneInfo, Selection, dict[str, int], Single, State]:
+) -> tuple[datetime, ZoneInfo, Selection, dict[str, int], Single]:
     """A calculation up to its tree (shared with the traced one, `trace.calculate_traced`): the
-    instant and zone, the selection, the redemptions asked, the one-state evaluator and the
-    initial state (base prices, the points budget per type, the shipping)."""
+    instant and zone, the selection, the redemptions asked and the one-state evaluator, which
+    holds what the initial state is made of (`Single.initial()`: base prices, the points budget
+    per type, the shipping)."""
     at = order.created_at or now
     zone = _zone(order.time_zone) if order.time_zone else program.zone
     sel = select(program, order, member, at, zone, usage)
@@ -78,8 +80,7 @@ def start(
         accrues.append(usable)
         if usable and member is not None and t.kind == pb.POINT_KIND_STANDARD:
             budget[t.index] = max(0, min(requested.get(t.id, 0), member.balances.get(t.id, 0)))
-    single = Single(program, order, sel, tuple(accrues))
-    return at, zone, sel, requested, single, single.initial(budget, order.shipping_cost)
+    return at, zone, sel, requested, Single(program, order, sel, tuple(accrues), budget)
 
 
 def report(
@@ -110,8 +111,8 @@ def calculate_packed(
     """`calculate`, its rows packed: the result without its `benefits` (an empty tuple), and
     the rows as `core.PACKED_ROW` records, in the result's order (for the native response
     encoder, which writes them without an AppliedBenefit per row)."""
-    at, _zone, sel, requested, single, state = start(program, order, member, now, usage)
-    calc = tree(single, program, state)
+    at, _zone, sel, requested, single = start(program, order, member, now, usage)
+    calc = tree(single, program)
     rep = calc.report(order, requested, True)
     assert isinstance(rep.rows, bytes)
     return _result(program, order, member, at, calc, rep, (), sel.codes), rep.rows

@@ -117,12 +117,16 @@ class Single:
         order: OrderInput,
         selection: Selection,
         accrues: tuple[bool, ...],
+        budget: list[int],
     ) -> None:
         self.program = program
         self.order = order
         self.order_lines = order.lines
         self.selection = selection
         self.accrues = accrues
+        # The initial state's points budget per type and shipping (`initial()`).
+        self.budget = budget
+        self.shipping = order.shipping_cost
         self.lines = len(order.lines)
         self.benefits = program.benefits
         self.point_types = program.point_types
@@ -182,8 +186,10 @@ class Single:
             return self.promotion_live[node.promotion]
         return node_live(node, self.promotion_live, self._live)
 
-    def initial(self, budget: list[int], shipping: int) -> State:
-        return State(self.base, [0] * self.lines, budget, shipping)
+    def initial(self) -> State:
+        """The state before the tree: base prices, no points money, the points budget per
+        type, the whole shipping (a new one each call)."""
+        return State(self.base, [0] * self.lines, list(self.budget), self.shipping)
 
     # --- states -----------------------------------------------------------------------------
 

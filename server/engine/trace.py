@@ -427,13 +427,12 @@ def calculate_traced(
     usage: CodeUsage | None = None,
 ) -> tuple[CalculationResult, tuple[TraceEntry, ...]]:
     """`calculate`'s result (the same code on the same inputs) and the decision trace."""
-    at, zone, sel, requested, single, state = start(program, order, member, now, usage)
-    initial = State(list(state.pay), list(state.pm), list(state.budget), state.ship)
-    calc = tree(single, program, state)
+    at, zone, sel, requested, single = start(program, order, member, now, usage)
+    calc = tree(single, program)
     entries = calc.entries()
     result = report(program, order, member, at, calc, requested, sel.codes)
     tracer = Tracer(program, single, len(order.lines))
-    tracer.walk(program.root, initial, "")
+    tracer.walk(program.root, single.initial(), "")
     valid_pools = frozenset(c.pool for c in sel.codes if c.pool and not c.reason)
     tiers = resolve_tiers(program, member) if member is not None else frozenset()
     reasons = [

@@ -146,8 +146,8 @@ def test_a_declined_calculations_packed_rows_encode_as_protobuf_does() -> None:
     req = ref_request(ref_line("a", 1 << 41), ref_line("b", 5_000, 3), balances={"bonus": 0})
     compiled = compile_program(prog)
     order, member = order_from_proto(req, compiled.point_type_ids)
-    *_, single, state = evaluate.start(compiled, order, member, NOW, None)
-    assert core.evaluate(single, compiled.root, state) is None
+    *_, single = evaluate.start(compiled, order, member, NOW, None)
+    assert core.evaluate(single, compiled.root) is None
     assert_packed_same_bytes(compiled, order, member, 1)
 
 

@@ -106,11 +106,11 @@ def test_lines_at_the_edges_of_the_words_agree_with_the_reference(count: int) ->
     req = request(*_lines(count))
     compiled = compile_program(prog)
     order, member = order_from_proto(req, compiled.point_type_ids)
-    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+    _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
     # the C core evaluates these (nothing is declined), so it is the core that is compared
-    assert core.evaluate(single, compiled.root, state) is not None
+    assert core.evaluate(single, compiled.root) is not None
     assert_agree(prog, req, compiled)
 
 
@@ -120,8 +120,8 @@ def test_the_core_takes_amounts_below_two_to_the_forty(price: int, evaluated: bo
     req = request(line("a", price))
     compiled = compile_program(prog)
     order, member = order_from_proto(req, compiled.point_type_ids)
-    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+    _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
-    assert (core.evaluate(single, compiled.root, state) is not None) is evaluated
+    assert (core.evaluate(single, compiled.root) is not None) is evaluated
     assert_agree(prog, req, compiled)

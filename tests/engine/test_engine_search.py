@@ -133,10 +133,10 @@ def test_an_amount_too_large_for_the_c_integers_is_declined() -> None:
     req = request(line("a", 1 << 41))
     compiled = compile_program(prog)
     order, member = order_from_proto(req, compiled.point_type_ids)
-    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+    _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
-    assert core.evaluate(single, compiled.root, state) is None
+    assert core.evaluate(single, compiled.root) is None
     assert_agree(prog, req)
 
 
@@ -167,10 +167,10 @@ def test_apportioning_large_amounts_multiplies_in_128_bits() -> None:
     req = request(line("a", 900_000_000_001), line("b", 799_999_999_999))
     compiled = compile_program(prog)
     order, member = order_from_proto(req, compiled.point_type_ids)
-    _at, _zone, _sel, _requested, single, state = evaluate_module.start(
+    _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
-    assert core.evaluate(single, compiled.root, state) is not None
+    assert core.evaluate(single, compiled.root) is not None
     assert_agree(prog, req)
 
 

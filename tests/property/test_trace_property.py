@@ -118,10 +118,9 @@ def check_trace(program: pb.Program, request: cpb.CalculateOrderRequest) -> None
     # One entry per node, in tree order.
     assert [(e.node, e.parent, e.kind) for e in trace] == _tree_order(compiled)
     # The tracer's own walk of the tree reaches the calculation's entries.
-    _at, _zone, sel, _requested, single, state = start(compiled, order, member, NOW, None)
-    initial = State(list(state.pay), list(state.pm), list(state.budget), state.ship)
-    entries = single.evaluate(compiled.root, state)
-    walked = Tracer(compiled, single, len(order.lines)).walk(compiled.root, initial, "")
+    _at, _zone, sel, _requested, single = start(compiled, order, member, NOW, None)
+    entries = single.evaluate(compiled.root, single.initial())
+    walked = Tracer(compiled, single, len(order.lines)).walk(compiled.root, single.initial(), "")
     assert sorted(walked) == sorted(entries)
 
     by_promotion: dict[str, TraceEntry] = {e.node: e for e in trace if e.kind == PROMOTION}
@@ -147,7 +146,7 @@ def check_trace(program: pb.Program, request: cpb.CalculateOrderRequest) -> None
     root_node = compiled.root
     if root_node.mode == pb.ARBITRATION_MODE_MAX_BENEFIT and trace[0].verdict in (APPLIED, CUT):
         count, value, runner_up, sequential, names = enumerated(
-            compiled, single, root_node, initial
+            compiled, single, root_node, single.initial()
         )
         detail = trace[0].detail
         assert detail.startswith(f"chosen: {', '.join(names)}; "), (detail, names)
