@@ -8,6 +8,7 @@ def encode_packed(
     result: CalculationResult,
     program_version: int,
     rows: bytes,
+    line_results: bytes,
     program: CompiledProgram,
     lines: Sequence[LineInput],
 ) -> bytes: ...

@@ -31,7 +31,7 @@ from arbiter.server.engine import (
     PromoCodeResult,
     Totals,
 )
-from arbiter.server.engine.core import PACKED_ROW, PACKED_ROW_KINDS, row_names
+from arbiter.server.engine.core import PACKED_LINE, PACKED_ROW, PACKED_ROW_KINDS, row_names
 from arbiter.v1 import checkout_pb2, program_pb2
 
 __all__ = ["encode_packed", "encode_response"]
@@ -44,8 +44,10 @@ cdef enum:
     VARINT = 0
     LEN = 2
 
-# The packed rows of engine.calculate_packed (core.PACKED_ROW, checked at import below).
+# The packed rows and lines of engine.calculate_packed (core.PACKED_ROW and PACKED_LINE,
+# checked at import below).
 cdef enum:
+    PACKED_LINE_WIDTH = 8
     PACKED_WIDTH = 5
     ROW_DISCOUNT = 0
     ROW_SHIPPING = 1
@@ -157,6 +159,13 @@ def _check_layout():
             problems.append(f"{row.__name__}: the encoder reads {names}, it has {row._fields}")
     if PACKED_ROW != ("benefit", "line", "amount", "points", "kind"):
         problems.append(f"core.PACKED_ROW: the encoder reads 5 fields, it has {PACKED_ROW}")
+    packed_line = ("base_price", "discount", "paid_with_points", "final_price",
+                   "portion1_quantity", "portion1_unit_price", "portion2_quantity",
+                   "portion2_unit_price")
+    if PACKED_LINE != packed_line:
+        problems.append(
+            f"core.PACKED_LINE: the encoder reads {packed_line}, it has {PACKED_LINE}"
+        )
     kinds = {"DISCOUNT": ROW_DISCOUNT, "SHIPPING": ROW_SHIPPING, "PAYMENT": ROW_PAYMENT,
              "ACCRUAL": ROW_ACCRUAL}
     if PACKED_ROW_KINDS != kinds:
@@ -326,15 +335,16 @@ cdef int _row(object row, Py_ssize_t width, str name) except -1:
 
 cdef int _encode(Buffer* buf, object result, int64_t program_version) except -1:
     _encode_head(buf, result, program_version)
+    _encode_lines(buf, _item(result, 2))
     _encode_benefits(buf, _item(result, 3))
     _encode_tail(buf, result)
     return 0
 
 
 cdef int _encode_head(Buffer* buf, object result, int64_t program_version) except -1:
-    """The fields before the benefits: the version, evaluated_at, the totals, the lines."""
-    cdef Py_ssize_t at, line_at, i, j, count, portion_count
-    cdef object totals, lines, line, portions, portion
+    """The fields before the lines: the version, evaluated_at, the totals."""
+    cdef Py_ssize_t at, i
+    cdef object totals
     cdef object evaluated_at, since_epoch
     cdef int64_t seconds, nanos
 
@@ -358,8 +368,13 @@ cdef int _encode_head(Buffer* buf, object result, int64_t program_version) excep
     for i in range(7):
         _int(buf, <uint8_t>(((i + 1) << 3) | VARINT), _item(totals, i))
     _close(buf, at)
+    return 0
 
-    lines = _item(result, 2)
+
+cdef int _encode_lines(Buffer* buf, object lines) except -1:
+    """The lines from LineResult rows."""
+    cdef Py_ssize_t at, line_at, i, j, count, portion_count
+    cdef object line, portions, portion
     _rows(lines, "lines")
     count = PyTuple_GET_SIZE(lines)
     for i in range(count):
@@ -528,6 +543,31 @@ cdef inline void _put_span(Buffer* buf, const char* blob, Py_ssize_t* span) noex
     buf.size += span[1]
 
 
+cdef int _encode_packed_lines(Buffer* buf, bytes packed, object lines) except -1:
+    """The lines from packed line results (core.PACKED_LINE): per line its id, the four
+    amounts and its receipt portions, exactly as _encode_lines writes the LineResult rows they
+    stand for."""
+    cdef Py_ssize_t n_lines = len(lines)
+    cdef const int64_t* r = <const int64_t*><const char*>packed
+    cdef Py_ssize_t i, j, line_at, at
+    if len(packed) != n_lines * PACKED_LINE_WIDTH * <Py_ssize_t>sizeof(int64_t):
+        raise ValueError(f"packed lines: {len(packed)} bytes for {n_lines} lines")
+    for i in range(n_lines):
+        line_at = _open(buf, T_LINES)
+        _str(buf, (1 << 3) | LEN, lines[i].id)
+        for j in range(4):
+            _int(buf, <uint8_t>(((j + 2) << 3) | VARINT), r[j])
+        for j in range(4, 8, 2):
+            if r[j]:
+                at = _open(buf, (6 << 3) | LEN)
+                _int(buf, (1 << 3) | VARINT, r[j])
+                _int(buf, (2 << 3) | VARINT, r[j + 1])
+                _close(buf, at)
+        _close(buf, line_at)
+        r += PACKED_LINE_WIDTH
+    return 0
+
+
 cdef int _encode_packed(Buffer* buf, bytes rows, _BenefitWire wire, object lines) except -1:
     """The benefits from packed rows: per row its line id, the benefit's fields 2-4, the amount,
     the points and the trailing fields of its kind, exactly as _encode_benefits writes the
@@ -595,20 +635,30 @@ cdef int _encode_packed(Buffer* buf, bytes rows, _BenefitWire wire, object lines
 
 
 def encode_packed(
-    result: CalculationResult, program_version: int, rows: bytes, program, lines
+    result: CalculationResult,
+    program_version: int,
+    rows: bytes,
+    line_results: bytes,
+    program,
+    lines,
 ) -> bytes:
     """The serialized CalculateOrderResponse of `engine.calculate_packed`'s answer: `result`
-    (its benefits empty) and its packed `rows`, calculated by `program` (a CompiledProgram) for
-    an order of `lines`; the same bytes as encode_response of the result with its rows."""
+    (its benefits and lines empty), its packed `rows` and `line_results`, calculated by
+    `program` (a CompiledProgram) for an order of `lines`; the same bytes as encode_response of
+    the result with its rows and lines."""
     cdef Buffer buf
     cdef _BenefitWire wire = _benefit_wire(program)
     _row(result, 7, "CalculationResult")
+    _rows(_item(result, 2), "lines")
     _rows(_item(result, 3), "benefits")
-    if PyTuple_GET_SIZE(_item(result, 3)):
-        raise ValueError("encode_packed: the result's benefits are its packed rows, not a tuple")
-    _open_buffer(&buf, 4096 + len(rows))
+    if PyTuple_GET_SIZE(_item(result, 3)) or PyTuple_GET_SIZE(_item(result, 2)):
+        raise ValueError(
+            "encode_packed: the result's benefits and lines are its packed rows, not tuples"
+        )
+    _open_buffer(&buf, 4096 + len(rows) + len(line_results))
     try:
         _encode_head(&buf, result, program_version)
+        _encode_packed_lines(&buf, line_results, lines)
         _encode_packed(&buf, rows, wire, lines)
         _encode_tail(&buf, result)
         return PyBytes_FromStringAndSize(<char*>buf.data, buf.size)

@@ -106,11 +106,13 @@ def _encode_plain(result: CalculationResult, program_version: int) -> bytes:
 
 
 # CalculateOrder answers with the response's wire bytes, encoded by the compiled encoder
-# (api/_encode.pyx, built by `pip install`) from the engine's packed rows (no Python object per
-# benefit row); where it is not built, or no longer matches the proto, the same bytes come from
-# result_to_proto, and the server says so at start.
+# (api/_encode.pyx, built by `pip install`) from the engine's packed rows and lines (no Python
+# object per benefit row or line result); where it is not built, or no longer matches the
+# proto, the same bytes come from result_to_proto, and the server says so at start.
 encode_response: Callable[[CalculationResult, int], bytes]
-encode_packed: Callable[[CalculationResult, int, bytes, CompiledProgram, Any], bytes] | None
+encode_packed: (
+    Callable[[CalculationResult, int, bytes, bytes, CompiledProgram, Any], bytes] | None
+)
 try:
     from arbiter.server.api._encode import encode_packed as _encode_packed
     from arbiter.server.api._encode import encode_response as _encode_native
@@ -245,13 +247,13 @@ class CheckoutService(checkout_pb2_grpc.CheckoutServiceServicer):
         observe = self.observe_calculation
         start = perf_counter() if observe is not None else 0.0
         if encode_packed is not None:
-            result, rows = calculate_packed(compiled, order, member, now=now, usage=usage)
+            result, rows, lines = calculate_packed(compiled, order, member, now=now, usage=usage)
         else:
             result = calculate(compiled, order, member, now=now, usage=usage)
         if observe is not None:
             observe(perf_counter() - start)
         if encode_packed is not None:
-            return encode_packed(result, applied.version, rows, compiled, order.lines)
+            return encode_packed(result, applied.version, rows, lines, compiled, order.lines)
         return encode_response(result, applied.version)
 
     # -- the order lifecycle -------------------------------------------------------------------

@@ -14,10 +14,11 @@ class Declined(Exception): ...
 
 PACKED_ROW: tuple[str, ...]
 PACKED_ROW_KINDS: dict[str, int]
+PACKED_LINE: tuple[str, ...]
 
 class Report:
     rows: tuple[AppliedBenefit, ...] | bytes  # bytes when packed
-    lines: tuple[LineResult, ...]
+    lines: tuple[LineResult, ...] | bytes  # bytes when packed
     totals: Totals
     points: tuple[PointsChange, ...]
     redeemed: list[int]

@@ -1119,8 +1119,9 @@ cdef class Calc:
     def report(self, order, dict requested, bint packed=False):
         """The result's rows, line results, totals and points (docs/contract.md, rules 17, 18,
         22), and what the texts and promo codes need: a `Report`. `packed`: the rows as one
-        bytes object of `PACKED_ROW` records instead of AppliedBenefit tuples (for an encoder
-        that writes them without a Python object per row; `row_names` gives what they name)."""
+        bytes object of `PACKED_ROW` records instead of AppliedBenefit tuples, and the line
+        results as one of `PACKED_LINE` records instead of LineResult tuples (for an encoder
+        that writes them without a Python object per row; `row_names` gives what rows name)."""
         cdef Tables tb = self.tb
         cdef int L = self.L
         cdef int T = len(tb.point_type_ids)
@@ -1144,9 +1145,11 @@ cdef class Calc:
         cdef list line_results = []
         cdef Report out = Report()
         cdef i64* prow = NULL  # packed: PACKED_ROW_WIDTH int64 per row
+        cdef i64* pline = NULL  # packed: PACKED_LINE_WIDTH int64 per line
+        cdef i64* pl
         cdef int m = 0  # packed rows written
         lines = order.lines
-        line_ids = [line.id for line in lines]
+        line_ids = None if packed else [line.id for line in lines]
         start = <int*>calloc(2 * L + 4, sizeof(int))
         order_ = <int*>malloc((n + 1) * sizeof(int))
         disc_by_line = _zeros(L)
@@ -1156,8 +1159,9 @@ cdef class Calc:
         pending = _zeros(T)
         if packed:
             prow = <i64*>malloc((n + 1) * PACKED_ROW_WIDTH * sizeof(i64))
+            pline = <i64*>malloc((L + 1) * PACKED_LINE_WIDTH * sizeof(i64))
         try:
-            if start == NULL or order_ == NULL or (packed and prow == NULL):
+            if start == NULL or order_ == NULL or (packed and (prow == NULL or pline == NULL)):
                 raise MemoryError()
             # Rule 17's order: by line in the order's line order, order-wide rows last, then
             # tree order (a counting sort by line; each line's entries sorted by benefit).
@@ -1185,7 +1189,7 @@ cdef class Calc:
                 if at_line < L:
                     disc_by_line[at_line] += x.disc
                     pmon_by_line[at_line] += x.pmon
-                    line_id = line_ids[at_line]
+                    line_id = "" if packed else line_ids[at_line]
                 else:
                     line_id = ""
                 if x.ship:
@@ -1228,6 +1232,25 @@ cdef class Calc:
                 paid += p
                 items += q
                 # receipt portions (docs/rules.md): r units at final // q + 1, then q - r
+                if packed:
+                    pl = pline + i * PACKED_LINE_WIDTH
+                    pl[0] = base
+                    pl[1] = d
+                    pl[2] = p
+                    pl[3] = final
+                    pl[4] = pl[5] = pl[6] = pl[7] = 0
+                    if q > 0:
+                        unit = final // q
+                        r = final % q
+                        if r:
+                            pl[4] = r
+                            pl[5] = unit + 1
+                            pl[6] = q - r
+                            pl[7] = unit
+                        else:
+                            pl[4] = q
+                            pl[5] = unit
+                    continue
                 if q <= 0:
                     portions = ()
                 else:
@@ -1255,12 +1278,15 @@ cdef class Calc:
                 out.rows = PyBytes_FromStringAndSize(
                     <char*>prow, m * PACKED_ROW_WIDTH * sizeof(i64)
                 )
+                out.lines = PyBytes_FromStringAndSize(
+                    <char*>pline, L * PACKED_LINE_WIDTH * sizeof(i64)
+                )
             else:
                 out.rows = tuple(rows)
+                out.lines = tuple(line_results)
         finally:
             free(start); free(order_); free(disc_by_line); free(pmon_by_line)
-            free(redeemed); free(accrued); free(pending); free(prow)
-        out.lines = tuple(line_results)
+            free(redeemed); free(accrued); free(pending); free(prow); free(pline)
         out.points = tuple(points)
         out.texts = sorted({k for k in shown if tb.bens[k].kind == K_TEXT})
         return out
@@ -1303,6 +1329,22 @@ PACKED_ROW_KINDS = {
     "PAYMENT": ROW_PAYMENT,
     "ACCRUAL": ROW_ACCRUAL,
 }
+
+# A packed line result: PACKED_LINE_WIDTH int64 in native byte order per order line, in the
+# order's line order, the LineResult's amounts and then its receipt portions as (quantity, unit
+# price) pairs, a quantity of 0 where a line has fewer than two portions.
+PACKED_LINE = (
+    "base_price",
+    "discount",
+    "paid_with_points",
+    "final_price",
+    "portion1_quantity",
+    "portion1_unit_price",
+    "portion2_quantity",
+    "portion2_unit_price",
+)
+cdef enum:
+    PACKED_LINE_WIDTH = 8
 
 
 cdef inline void _pack(i64* rows, int* m, int k, int line, i64 amount, i64 points,

@@ -15,6 +15,7 @@ from arbiter.server.engine.types import (
     AppliedBenefit,
     CalculationResult,
     CodeUsage,
+    LineResult,
     MemberState,
     OrderInput,
     PromoCodeResult,
@@ -96,8 +97,8 @@ def report(
     lines, totals and points written by the typed core (`Calc.report`), then the texts (rule
     16) and the promo codes (rule 19)."""
     rep = calc.report(order, requested)
-    assert isinstance(rep.rows, tuple)
-    return _result(program, order, member, at, calc, rep, rep.rows, codes)
+    assert isinstance(rep.rows, tuple) and isinstance(rep.lines, tuple)
+    return _result(program, order, member, at, calc, rep, rep.rows, rep.lines, codes)
 
 
 def calculate_packed(
@@ -107,15 +108,17 @@ def calculate_packed(
     *,
     now: datetime,
     usage: CodeUsage | None = None,
-) -> tuple[CalculationResult, bytes]:
-    """`calculate`, its rows packed: the result without its `benefits` (an empty tuple), and
-    the rows as `core.PACKED_ROW` records, in the result's order (for the native response
-    encoder, which writes them without an AppliedBenefit per row)."""
+) -> tuple[CalculationResult, bytes, bytes]:
+    """`calculate`, its rows and line results packed: the result without its `benefits` and
+    `lines` (empty tuples), the rows as `core.PACKED_ROW` records in the result's order, and
+    the line results as `core.PACKED_LINE` records in the order's line order (for the native
+    response encoder, which writes them without a Python object per row or line)."""
     at, _zone, sel, requested, single = start(program, order, member, now, usage)
     calc = tree(single, program)
     rep = calc.report(order, requested, True)
-    assert isinstance(rep.rows, bytes)
-    return _result(program, order, member, at, calc, rep, (), sel.codes), rep.rows
+    assert isinstance(rep.rows, bytes) and isinstance(rep.lines, bytes)
+    result = _result(program, order, member, at, calc, rep, (), (), sel.codes)
+    return result, rep.rows, rep.lines
 
 
 def _result(
@@ -126,10 +129,11 @@ def _result(
     calc: core.Calc,
     rep: core.Report,
     rows: tuple[AppliedBenefit, ...],
+    lines: tuple[LineResult, ...],
     codes: tuple[CodeCheck, ...],
 ) -> CalculationResult:
-    """The result from the core's report `rep` and the result's `rows`: the texts and the
-    promo codes added."""
+    """The result from the core's report `rep` and the result's `rows` and `lines`: the texts
+    and the promo codes added."""
     totals = rep.totals
     texts: list[str] = []
     if rep.texts:
@@ -199,7 +203,7 @@ def _result(
     return CalculationResult(
         evaluated_at=at,
         totals=totals,
-        lines=rep.lines,
+        lines=lines,
         benefits=rows,
         points=rep.points,
         texts=tuple(texts),

@@ -101,10 +101,11 @@ def assert_packed_same_bytes(
     compiled: CompiledProgram, order: OrderInput, member: MemberState | None, version: int
 ) -> None:
     result = calculate(compiled, order, member, now=NOW)
-    bare, rows = calculate_packed(compiled, order, member, now=NOW)
-    assert bare == result._replace(benefits=())
+    bare, rows, lines = calculate_packed(compiled, order, member, now=NOW)
+    assert bare == result._replace(benefits=(), lines=())
     assert len(rows) == len(result.benefits) * 8 * len(core.PACKED_ROW)
-    got = encode_packed(bare, version, rows, compiled, order.lines)
+    assert len(lines) == len(result.lines) * 8 * len(core.PACKED_LINE)
+    got = encode_packed(bare, version, rows, lines, compiled, order.lines)
     want = plain(result, version)
     if got != want:
         parsed = checkout_pb2.CalculateOrderResponse.FromString(got)
@@ -156,14 +157,18 @@ def test_packed_rows_are_checked() -> None:
     compiled = compile_program(program)
     order, member = order_from_proto(request, compiled.point_type_ids)
     result = calculate(compiled, order, member, now=NOW)
-    bare, rows = calculate_packed(compiled, order, member, now=NOW)
+    bare, rows, lines = calculate_packed(compiled, order, member, now=NOW)
     with pytest.raises(ValueError, match="packed rows"):
-        encode_packed(result, 1, rows, compiled, order.lines)
+        encode_packed(result, 1, rows, lines, compiled, order.lines)
+    with pytest.raises(ValueError, match="packed rows"):
+        encode_packed(bare._replace(lines=result.lines), 1, rows, lines, compiled, order.lines)
     with pytest.raises(ValueError, match="whole number"):
-        encode_packed(bare, 1, rows[:-8], compiled, order.lines)
-    # A row naming a line the order does not have.
+        encode_packed(bare, 1, rows[:-8], lines, compiled, order.lines)
+    with pytest.raises(ValueError, match="packed lines"):
+        encode_packed(bare, 1, rows, lines[:-8], compiled, order.lines)
+    # A row naming a line the order does not have (the lines given for as many lines).
     with pytest.raises(ValueError, match="packed row 0"):
-        encode_packed(bare, 1, rows, compiled, order.lines[:0])
+        encode_packed(bare, 1, rows, b"", compiled, order.lines[:0])
 
 
 # --- Arbitrary results: every edge of the wire format. ----------------------------------------
