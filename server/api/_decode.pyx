@@ -13,11 +13,15 @@ mutated requests, and on random bytes.
 The field numbers are checked against the descriptors at import, as api/_encode.pyx does.
 """
 
-from cpython.object cimport PyTypeObject
-from cpython.ref cimport Py_INCREF
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
 
 from datetime import timedelta
 
@@ -221,10 +225,44 @@ cdef inline Reader _sub(Reader* r) except *:
     return sub
 
 
+# The short strings read lately (ids, SKUs, categories, point types: a catalogue repeats them
+# from request to request), by a hash of their bytes: a string read again is the object read
+# before, with its hash already computed for the engine's dictionaries, instead of a new one.
+# A slot holds the last string that hashed to it; bounded: STRING_SLOTS strings of at most
+# STRING_MAX bytes.
+cdef enum:
+    STRING_SLOTS = 4096  # a power of two
+    STRING_MAX = 64
+cdef PyObject* _strings[STRING_SLOTS]
+
+
 cdef inline str _str(Reader* r):
     cdef Reader s = _sub(r)
+    cdef Py_ssize_t n = s.end - s.p, size
+    cdef uint64_t h = 14695981039346656037ULL  # FNV-1a
+    cdef Py_ssize_t i
+    cdef PyObject* cached
+    cdef const char* known
+    if n > STRING_MAX or n == 0:
+        return _decoded(s.p, n)
+    for i in range(n):
+        h = (h ^ s.p[i]) * 1099511628211ULL
+    h &= STRING_SLOTS - 1
+    cached = _strings[h]
+    if cached != NULL:
+        known = PyUnicode_AsUTF8AndSize(<object>cached, &size)
+        if size == n and memcmp(known, s.p, n) == 0:
+            return <str>cached
+    text = _decoded(s.p, n)
+    Py_INCREF(text)
+    Py_XDECREF(cached)
+    _strings[h] = <PyObject*>text
+    return text
+
+
+cdef inline str _decoded(const uint8_t* p, Py_ssize_t n):
     try:
-        return PyUnicode_DecodeUTF8(<const char*>s.p, s.end - s.p, NULL)
+        return PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
     except UnicodeDecodeError:
         raise _Doubt() from None
 

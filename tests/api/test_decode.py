@@ -183,6 +183,33 @@ def test_too_many_lines_are_declined() -> None:
     assert native(request.SerializeToString()) is not None
 
 
+def _slot(text: str) -> int:
+    """The reader's string slot of `text` (FNV-1a of its UTF-8, modulo the 4096 slots)."""
+    h = 14695981039346656037
+    for byte in text.encode():
+        h = ((h ^ byte) * 1099511628211) % 2**64
+    return h % 4096
+
+
+def test_strings_read_again_are_the_strings_read() -> None:
+    # The reader keeps the short strings it read, by slot: a string read again is the same
+    # object; another string of the same slot replaces it; long or non-ASCII strings read right.
+    first = "sku-0"
+    other = next(f"sku-{i}" for i in range(1, 100_000) if _slot(f"sku-{i}") == _slot(first))
+    long = "x" * 64 + "y"
+    skus = [first, other, first, "Молоко 3,2%", "Молоко 3,2%", long, long, first]
+    read = []
+    for sku in skus:
+        request = Request(program="prop")
+        request.order.lines.add(id="l1", sku=sku, quantity=1, unit_price=100)
+        got = native(request.SerializeToString())
+        assert got is not None
+        read.append(got[2].lines[0].sku)  # type: ignore[attr-defined]
+    assert read == skus
+    assert read[3] is read[4]
+    assert read[5] is not read[6]  # above 64 bytes: not kept
+
+
 def test_the_assumed_layout_matches_the_descriptors() -> None:
     _decode._check_layout()
     layout = _decode._LAYOUT["Line"]
