@@ -1265,13 +1265,17 @@ cdef class Calc:
                 )
             shipping = order.shipping_cost
             total = subtotal - discount - paid + shipping - shipping_discount
-            out.totals = Totals(subtotal, discount, paid, shipping, shipping_discount, total, items)
+            out.totals = _tuple_of(
+                Totals, (subtotal, discount, paid, shipping, shipping_discount, total, items)
+            )
             points = []
             for t in range(T):
                 type_id = tb.point_type_ids[t]
                 asked = requested.get(type_id, 0)
                 if asked or redeemed[t] or accrued[t] or pending[t]:
-                    points.append(PointsChange(type_id, asked, redeemed[t], accrued[t], pending[t]))
+                    points.append(
+                        _tuple_of(PointsChange, (type_id, asked, redeemed[t], accrued[t], pending[t]))
+                    )
             out.redeemed = [redeemed[t] for t in range(T)]
             out.accrued = [accrued[t] + pending[t] for t in range(T)]
             if packed:

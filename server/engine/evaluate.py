@@ -200,12 +200,9 @@ def _result(
             applied_pools.add(c.pool)
             code_results.append(PromoCodeResult(c.code, "APPLIED", "", c.pool))
 
-    return CalculationResult(
-        evaluated_at=at,
-        totals=totals,
-        lines=lines,
-        benefits=rows,
-        points=rep.points,
-        texts=tuple(texts),
-        promo_codes=tuple(code_results),
+    # tuple.__new__, in CalculationResult's field order: a named tuple's own __new__ is
+    # interpreted Python, a frame per calculation (api/_encode.pyx checks the field order).
+    return tuple.__new__(
+        CalculationResult,
+        (at, totals, lines, rows, rep.points, tuple(texts), tuple(code_results)),
     )
