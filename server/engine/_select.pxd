@@ -105,8 +105,13 @@ cdef class SelectTables:
 
 
 cdef class Selection:
-    cdef readonly list live  # per promotion: eligible, and at least one of its rules applies
-    cdef readonly list rule_active  # per rule (global rule id): the rule applies
+    # `live` and `rule_active` (Python lists, made when first asked) read these:
+    cdef uint8_t* live_c  # per promotion: eligible, and at least one of its rules applies
+    cdef uint8_t* active_c  # per rule (global rule id): the rule applies
+    cdef int n_prom
+    cdef int n_rules
+    cdef list _live_list
+    cdef list _active_list
     cdef readonly list scope  # per rule: its product scope (-1: an order rule)
     cdef readonly tuple codes
     cdef readonly int n_lines
@@ -121,7 +126,9 @@ cdef class Selection:
     cdef dict _lines
     cdef dict _rows
 
-    cdef int _alloc(self, int L, int LW, int n_segments, int n_scopes) except -1
+    cdef int _alloc(
+        self, int L, int LW, int n_segments, int n_scopes, int n_prom, int n_rules
+    ) except -1
     cdef uint64_t* scope_bits(self, int sid) except NULL
     cdef uint64_t* rule_bits(self, int gid) except NULL
     cdef int64_t _units(self, uint64_t* mask)

@@ -24,7 +24,7 @@ segments touch Python objects; everything else is C integers.
 
 from cpython cimport array
 from libc.stdint cimport INT64_MAX, INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 
 import array as _array
@@ -298,6 +298,8 @@ cdef class SelectTables:
         cdef int64_t subtotal = 0, items = 0, units
         cdef uint64_t word, line_bit
         cdef uint64_t* mask
+        cdef uint8_t* live
+        cdef uint8_t* rule_active
         cdef uint64_t* line_seg
         cdef int8_t* order_hits = NULL
         cdef bint applies, hit, anyhit, found
@@ -306,9 +308,7 @@ cdef class SelectTables:
         sel.scope = self.rule_scope
         sel.n_lines = L
         sel.line_words = LW
-        sel.live = [False] * self.n_prom
-        sel.rule_active = [False] * self.n_rules
-        sel._alloc(L, LW, self.n_segments, self.n_scopes)
+        sel._alloc(L, LW, self.n_segments, self.n_scopes, self.n_prom, self.n_rules)
         line_seg = <uint64_t*> malloc(2 * SW * sizeof(uint64_t))
         if line_seg == NULL:
             raise MemoryError()
@@ -328,8 +328,8 @@ cdef class SelectTables:
             free(line_seg)
         if not n_passing:
             return sel
-        live = sel.live
-        rule_active = sel.rule_active
+        live = sel.live_c
+        rule_active = sel.active_c
         minute = -1
         tiers = None
         segments = None
@@ -374,7 +374,7 @@ cdef class SelectTables:
                         self.pr_min_quantity[k] <= 1
                         or sel._units(mask) >= self.pr_min_quantity[k]
                     ):
-                        rule_active[self.pr_gid[k]] = True
+                        rule_active[self.pr_gid[k]] = 1
                         applies = True
                 for k in range(self.p_ord_lo[p], self.p_ord_hi[p]):
                     kind = self.or_kind[k]
@@ -402,7 +402,7 @@ cdef class SelectTables:
                                 break
                         hit = found != (kind == SCOPE_NOT)
                     if hit:
-                        rule_active[self.or_gid[k]] = True
+                        rule_active[self.or_gid[k]] = 1
                         applies = True
                 live[p] = applies
         finally:
@@ -459,8 +459,34 @@ cdef class Selection:
         free(self.seg_lines)
         free(self.scope_slot)
         free(self.scope_lines)
+        free(self.live_c)
+        free(self.active_c)
 
-    cdef int _alloc(self, int L, int LW, int n_segments, int n_scopes) except -1:
+    @property
+    def live(self) -> list:
+        """Per promotion: eligible, and at least one of its rules applies (a list of bools,
+        made when first asked: the typed core reads the C flags)."""
+        if self._live_list is None:
+            self._live_list = [self.live_c[p] != 0 for p in range(self.n_prom)]
+        return self._live_list
+
+    @property
+    def rule_active(self) -> list:
+        """Per rule (global rule id): the rule applies (a list of bools, made when first
+        asked)."""
+        if self._active_list is None:
+            self._active_list = [self.active_c[g] != 0 for g in range(self.n_rules)]
+        return self._active_list
+
+    cdef int _alloc(
+        self, int L, int LW, int n_segments, int n_scopes, int n_prom, int n_rules
+    ) except -1:
+        self.n_prom = n_prom
+        self.n_rules = n_rules
+        self.live_c = <uint8_t*> calloc(n_prom if n_prom else 1, 1)
+        self.active_c = <uint8_t*> calloc(n_rules if n_rules else 1, 1)
+        if self.live_c == NULL or self.active_c == NULL:
+            raise MemoryError()
         self.quantity = <int64_t*> malloc((L if L else 1) * sizeof(int64_t))
         self.seg_lines = <uint64_t*> malloc(
             (n_segments if n_segments else 1) * LW * sizeof(uint64_t)

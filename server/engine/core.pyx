@@ -45,7 +45,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_SET_ITEM
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
@@ -473,8 +473,8 @@ cdef class Calc:
     cdef Tables tb
     cdef int L, T, K
     cdef Selection selection  # the rules' lines are read from its bit sets
-    cdef list rule_active
-    cdef list promotion_live
+    cdef const uint8_t* rule_active  # the selection's flags, per rule and per promotion
+    cdef const uint8_t* promotion_live
     cdef object order_lines
     cdef object program
     cdef i64* q
@@ -630,7 +630,7 @@ cdef class Calc:
         cdef int c
         cdef signed char v
         if nd.promotion >= 0:
-            return True if self.promotion_live[nd.promotion] else False
+            return self.promotion_live[nd.promotion] != 0
         v = self.nlive[ni]
         if v < 0:
             v = 0
@@ -1459,8 +1459,8 @@ cdef Calc new_calc(single, s, bint checked=True):
     c.T = tb.T
     c.K = tb.K
     c.selection = single.selection
-    c.rule_active = single.selection.rule_active
-    c.promotion_live = single.selection.live
+    c.rule_active = c.selection.active_c
+    c.promotion_live = c.selection.live_c
     c.order_lines = single.order_lines
     if not checked:
         c.q = _ints(single.q, c.L, False)

@@ -132,7 +132,6 @@ class Single:
         self.point_types = program.point_types
         self.level = program.benefit_levels
         self.pay_type = program.pay_types
-        self.promotion_live = selection.live
         self._live: dict[int, bool] = {}
         self._arb: Arbiter | None = None
 
@@ -182,9 +181,10 @@ class Single:
         return self._arb
 
     def live(self, node: CNode) -> bool:
+        promotion_live = self.selection.live
         if node.promotion >= 0:
-            return self.promotion_live[node.promotion]
-        return node_live(node, self.promotion_live, self._live)
+            return promotion_live[node.promotion]
+        return node_live(node, promotion_live, self._live)
 
     def initial(self) -> State:
         """The state before the tree: base prices, no points money, the points budget per
