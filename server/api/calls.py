@@ -311,12 +311,15 @@ def _record(span: _Span, rpc: _Rpc, timer: RpcTimer, context: Any) -> None:
 
 
 def _response(inner: Handler, rpc: _Rpc, keys: ApiKeys, timer: RpcTimer) -> Handler:
-    anonymous = rpc.anonymous
+    anonymous, auth, max_bytes = rpc.anonymous, rpc.auth, rpc.max_bytes
 
     async def call(request: Any, context: Any) -> Any:
         span = _Span(anonymous)
         try:
-            request = await _admitted(request, context, rpc, keys, span)
+            # Bytes within the limit and no key to check (CalculateOrder without auth): nothing
+            # to admit, so no coroutine of _admitted's.
+            if auth or type(request) is not bytes or len(request) > max_bytes:
+                request = await _admitted(request, context, rpc, keys, span)
             return await inner(request, context)
         except BaseException as exc:
             await _ended(exc, context, rpc, span)
