@@ -409,6 +409,7 @@ cdef object _order(Reader* r):
     cdef int64_t shipping_cost = 0, subtotal = 0, quantity, unit_price, points
     cdef list lines = None, codes = None, redeem = None
     cdef set ids, seen
+    cdef tuple row
     while m.p < m.end:
         tag = _varint(&m)
         if tag == ((1 << 3) | LEN):
@@ -452,9 +453,12 @@ cdef object _order(Reader* r):
     if lines:
         ids = set()
         for line in lines:
-            ids.add(line[0])
-            quantity = line[2]
-            unit_price = line[3]
+            # Read as the plain tuple it is (a LineInput's own item access goes through its
+            # class): the id, quantity and unit price, in _new_line's positions.
+            row = <tuple>line
+            ids.add(row[0])
+            quantity = row[2]
+            unit_price = row[3]
             # quantity * unit_price may pass int64: compare by division first.
             if unit_price and quantity > (MAX_MONEY_MINOR - subtotal) // unit_price:
                 raise _Doubt()
@@ -528,15 +532,19 @@ cdef tuple _context(Reader* r):
     )
 
 
-def read_quote(const unsigned char[:] data):
-    """(program, member_id, order, member or None), or None: see the module docstring."""
+def read_quote(object data):
+    """(program, member_id, order, member or None), or None: see the module docstring.
+    `data`: the request's bytes (any other buffer is copied to bytes first)."""
     cdef Reader r
     cdef uint64_t tag
     cdef object program = "", member_id = "", order = None, context = None
-    if data.shape[0] == 0:
+    # bytes, read through their pointer: a typed memoryview would cost an object per call.
+    cdef bytes raw = data if type(data) is bytes else bytes(data)
+    cdef Py_ssize_t size = len(raw)
+    if size == 0:
         return None
-    r.p = &data[0]
-    r.end = r.p + data.shape[0]
+    r.p = <const unsigned char*> raw
+    r.end = r.p + size
     try:
         while r.p < r.end:
             tag = _varint(&r)
