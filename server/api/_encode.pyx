@@ -21,6 +21,8 @@ from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memcpy, memmove
 
+from arbiter.server.engine._select cimport LINE_ID, line_field
+
 from datetime import UTC, datetime
 
 from arbiter.server.engine import (
@@ -554,7 +556,7 @@ cdef int _encode_packed_lines(Buffer* buf, bytes packed, object lines) except -1
         raise ValueError(f"packed lines: {len(packed)} bytes for {n_lines} lines")
     for i in range(n_lines):
         line_at = _open(buf, T_LINES)
-        _str(buf, (1 << 3) | LEN, lines[i].id)
+        _str(buf, (1 << 3) | LEN, line_field(lines[i], LINE_ID))
         for j in range(4):
             _int(buf, <uint8_t>(((j + 2) << 3) | VARINT), r[j])
         for j in range(4, 8, 2):
@@ -590,7 +592,7 @@ cdef int _encode_packed(Buffer* buf, bytes rows, _BenefitWire wire, object lines
         if line_ids == NULL or line_sizes == NULL:
             raise MemoryError()
         for i in range(n_lines):
-            line_ids[i] = PyUnicode_AsUTF8AndSize(lines[i].id, &line_sizes[i])
+            line_ids[i] = PyUnicode_AsUTF8AndSize(line_field(lines[i], LINE_ID), &line_sizes[i])
         for i in range(count):
             k = r[0]
             line = r[1]

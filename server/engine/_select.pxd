@@ -4,9 +4,33 @@
 (`Selection.rule_bits`: `line_words` 64-bit words, bit i: line i), without a Python call or a
 Python list per benefit. The fields and C methods of both classes are declared here, as Cython
 requires of a class a `.pxd` declares.
+
+`line_field(line, LINE_SKU)` reads a field of an order's `LineInput` as the tuple it is: a named
+tuple's attribute goes through its class (a type lookup and a descriptor per field), which the
+selection, the core and the encoder would pay for each line. The positions are LineInput's
+fields' (`_select.pyx` checks them at import).
 """
 
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+cdef enum:
+    LINE_ID = 0
+    LINE_SKU = 1
+    LINE_QUANTITY = 2
+    LINE_UNIT_PRICE = 3
+    LINE_CATEGORIES = 4
+    LINE_BRAND = 5
+    LINE_PARTNER = 6
+    LINE_FIELDS = 7
+    LINE_WIDTH = 8
+
+
+cdef inline object line_field(object line, Py_ssize_t field):
+    """Field `field` (LINE_*) of a LineInput."""
+    if not PyTuple_Check(line) or PyTuple_GET_SIZE(line) != LINE_WIDTH:
+        raise TypeError(f"an order line (LineInput) expected, got {line!r:.80}")
+    return <object>PyTuple_GET_ITEM(line, field)
 
 
 cdef class Selection

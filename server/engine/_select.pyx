@@ -35,7 +35,19 @@ from arbiter.server.engine.segments import SCOPE_ALL as _SCOPE_ALL
 from arbiter.server.engine.segments import SCOPE_IN as _SCOPE_IN
 from arbiter.server.engine.segments import SCOPE_NOT as _SCOPE_NOT
 from arbiter.server.engine.segments import field_ok
+from arbiter.server.engine.types import LineInput
 from arbiter.v1 import program_pb2 as pb
+
+# The positions line_field reads (_select.pxd), against the named tuple's fields.
+_LINE_FIELDS = {
+    "id": LINE_ID, "sku": LINE_SKU, "quantity": LINE_QUANTITY, "unit_price": LINE_UNIT_PRICE,
+    "categories": LINE_CATEGORIES, "brand": LINE_BRAND, "partner": LINE_PARTNER,
+    "fields": LINE_FIELDS,
+}
+if {name: i for i, name in enumerate(LineInput._fields)} != _LINE_FIELDS:
+    raise ImportError(
+        f"_select.pxd's LINE_* positions {_LINE_FIELDS} are not LineInput's {LineInput._fields}"
+    )
 
 # segments.py's constants, read once (one definition).
 cdef uint8_t SCOPE_IN = _SCOPE_IN
@@ -116,11 +128,11 @@ cdef class SelectTables:
         cdef int64_t price
         memcpy(out, rows + self.row_all * W, W * sizeof(uint64_t))
         if self.row_free_sku >= 0:
-            _and_with(out, rows, self.by_sku.get(line.sku), self.row_free_sku, W)
+            _and_with(out, rows, self.by_sku.get(line_field(line, LINE_SKU)), self.row_free_sku, W)
         if self.row_free_category >= 0:
             memcpy(scratch, rows + self.row_free_category * W, W * sizeof(uint64_t))
             by_category = self.by_category
-            for category in line.categories:
+            for category in line_field(line, LINE_CATEGORIES):
                 found = by_category.get(category)
                 if found is not None:
                     row = rows + <int> found * W
@@ -129,11 +141,19 @@ cdef class SelectTables:
             for w in range(W):
                 out[w] &= scratch[w]
         if self.row_free_brand >= 0:
-            _and_with(out, rows, self.by_brand.get(line.brand), self.row_free_brand, W)
+            _and_with(
+                out, rows, self.by_brand.get(line_field(line, LINE_BRAND)), self.row_free_brand, W
+            )
         if self.row_free_partner >= 0:
-            _and_with(out, rows, self.by_partner.get(line.partner), self.row_free_partner, W)
+            _and_with(
+                out,
+                rows,
+                self.by_partner.get(line_field(line, LINE_PARTNER)),
+                self.row_free_partner,
+                W,
+            )
         if self.n_min_prices or self.n_max_prices:
-            price = line.unit_price
+            price = line_field(line, LINE_UNIT_PRICE)
             if self.n_min_prices:
                 lo, hi = 0, self.n_min_prices  # bisect_right
                 while lo < hi:
@@ -157,7 +177,7 @@ cdef class SelectTables:
                 for w in range(W):
                     out[w] &= ~row[w]
         if self.field_tests:
-            fields = line.fields
+            fields = line_field(line, LINE_FIELDS)
             for bit, tests in self.field_tests:
                 if out[bit >> 6] >> (bit & 63) & 1:
                     # `fields` is a list like the others: any predicate matching is enough.
@@ -315,7 +335,7 @@ cdef class SelectTables:
         try:
             for i in range(L):
                 line = lines[i]
-                sel.quantity[i] = line.quantity
+                sel.quantity[i] = line_field(line, LINE_QUANTITY)
                 self._line_segments(line, line_seg, line_seg + SW)
                 line_bit = (<uint64_t> 1) << (i & 63)
                 for w in range(SW):

@@ -49,7 +49,14 @@ from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcpy, memset
 
-from arbiter.server.engine._select cimport Selection
+from arbiter.server.engine._select cimport (
+    LINE_FIELDS,
+    LINE_PARTNER,
+    LINE_QUANTITY,
+    LINE_UNIT_PRICE,
+    Selection,
+    line_field,
+)
 
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
@@ -600,15 +607,15 @@ cdef class Calc:
                     ol = order_lines[line]
                     if kind == K_FIELD_PRICE:
                         # a line without the field is unaffected
-                        fields = ol.fields
+                        fields = line_field(ol, LINE_FIELDS)
                         if name not in fields:
                             continue
                         v = _checked(fields[name])
                     elif kind == K_FROM_FIELD:
                         # a negative field accrues nothing (accruals never take points back)
-                        v = _checked(max(ol.fields.get(name, 0), 0))
+                        v = _checked(max(line_field(ol, LINE_FIELDS).get(name, 0), 0))
                     else:
-                        partner = ol.partner
+                        partner = line_field(ol, LINE_PARTNER)
                         v = _checked(table.get(partner, 0) if partner in partners else 0)
                     self.flines[self.f_n] = line
                     self.fvals[self.f_n] = v
@@ -1477,8 +1484,8 @@ cdef Calc new_calc(single, s, bint checked=True):
     lines = single.order_lines
     for i in range(c.L):
         line = lines[i]
-        c.q[i] = _checked(line.quantity)
-        c.base_unit[i] = _checked(line.unit_price)
+        c.q[i] = _checked(line_field(line, LINE_QUANTITY))
+        c.base_unit[i] = _checked(line_field(line, LINE_UNIT_PRICE))
         # a quantity times an amount stays inside int64
         if c.q[i] <= 0 or c.q[i] >= (1 << 21):
             raise Declined()
