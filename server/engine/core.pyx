@@ -224,6 +224,18 @@ cdef int buf_push(Buf* b, Entry e) except -1:
     return 0
 
 
+cdef int buf_reserve(Buf* b, int cap) except -1:
+    """Room for `cap` entries at least (an empty buffer's first allocation)."""
+    cdef Entry* grown
+    if b.cap < cap:
+        grown = <Entry*>realloc(b.data, cap * sizeof(Entry))
+        if grown == NULL:
+            raise MemoryError()
+        b.data = grown
+        b.cap = cap
+    return 0
+
+
 cdef int buf_extend(Buf* b, Entry* es, int n) except -1:
     cdef Entry* grown
     cdef int cap
@@ -1542,6 +1554,10 @@ def evaluate(single, node, s=None):
     cdef Calc c
     try:
         c = new_calc(single, s)
+        # The result's entries at once (about one per benefit on a dense program), not grown
+        # by doubling from 64 with a copy each time; at most 2,048 ahead (112 KiB, below
+        # malloc's mmap threshold): a larger result grows as before.
+        buf_reserve(&c.result, min(2 * c.K + 64, 2048))
         c.node(c.tb.node_index[id(node)], &c.s0, &c.result)
     except Declined:
         return None
