@@ -973,26 +973,11 @@ cdef class Calc:
 
     cdef int promotion(self, Node* nd, St* s, Buf* out) except -1:
         cdef int start = out.n
-        cdef int j, m
-        cdef St own
-        cdef St* cur = s
+        cdef int j
         if nd.hi - nd.lo == 1:
             return self.benefit(nd.lo, s, out)
         if nd.seq:
-            own.pay = NULL
-            try:
-                for j in range(nd.lo, nd.hi):
-                    m = out.n
-                    self.benefit(j, cur, out)
-                    if out.n > m and j + 1 < nd.hi:
-                        if own.pay == NULL:
-                            self.new_state(&own)
-                            self.copy_state(&own, s)
-                            cur = &own
-                        self.apply(cur, out.data + m, out.n - m, 1)
-            finally:
-                free(own.pay)
-            return 0
+            return self.in_sequence(nd.lo, nd.hi, False, s, out)
         for j in range(nd.lo, nd.hi):
             self.benefit(j, s, out)
         # One benefit's effect is valid by construction; a sum is made valid (rule 6).
@@ -1000,17 +985,26 @@ cdef class Calc:
         return 0
 
     cdef int sequence(self, Node* nd, St* s, Buf* out) except -1:
-        """Children one after another, each on the state the previous ones left; the running
-        state is copied from `s` at the first effect, then updated in place."""
-        cdef int c, m
+        """Children one after another, each on the state the previous ones left."""
+        return self.in_sequence(nd.child_lo, nd.child_hi, True, s, out)
+
+    cdef int in_sequence(self, int lo, int hi, bint nodes, St* s, Buf* out) except -1:
+        """Steps lo..hi-1 one after another, each on the state the previous ones left: the
+        children `tb.kids[lo:hi]` of a SEQUENTIAL group (`nodes`) or the benefits lo..hi-1 of
+        a promotion applying them in sequence. The running state is copied from `s` at the
+        first effect, then updated in place."""
+        cdef int j, m
         cdef St own
         cdef St* cur = s
         own.pay = NULL
         try:
-            for c in range(nd.child_lo, nd.child_hi):
+            for j in range(lo, hi):
                 m = out.n
-                self.node(self.tb.kids[c], cur, out)
-                if out.n > m and c + 1 < nd.child_hi:
+                if nodes:
+                    self.node(self.tb.kids[j], cur, out)
+                else:
+                    self.benefit(j, cur, out)
+                if out.n > m and j + 1 < hi:
                     if own.pay == NULL:
                         self.new_state(&own)
                         self.copy_state(&own, s)
@@ -1525,25 +1519,22 @@ cdef Calc new_calc(single, s, bint checked=True):
     if s is None:  # the calculation's initial state (`Single.initial()`), made here in C
         memcpy(c.s0.pay, c.base, c.L * sizeof(i64))
         memset(c.s0.pm, 0, c.L * sizeof(i64))
-        for i in range(c.L):
-            if c.s0.pay[i] < 0:
-                raise Declined()
         budget = single.budget
-        for t in range(len(budget)):
-            c.s0.budget[t] = _checked(budget[t])
-        c.s0.ship = _checked(single.shipping)
-        return c
-    pay = s.pay
-    pm = s.pm
+        ship = single.shipping
+    else:
+        pay = s.pay
+        pm = s.pm
+        for i in range(c.L):
+            c.s0.pay[i] = _checked(pay[i])
+            c.s0.pm[i] = _checked(pm[i])
+        budget = s.budget
+        ship = s.ship
     for i in range(c.L):
-        c.s0.pay[i] = _checked(pay[i])
-        c.s0.pm[i] = _checked(pm[i])
         if c.s0.pay[i] < 0:
             raise Declined()
-    budget = s.budget
     for t in range(len(budget)):
         c.s0.budget[t] = _checked(budget[t])
-    c.s0.ship = _checked(s.ship)
+    c.s0.ship = _checked(ship)
     return c
 
 
