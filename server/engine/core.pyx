@@ -1602,13 +1602,21 @@ cdef int _load(Calc c, list entries, Buf* out) except -1:
     return 0
 
 
-def valid(single, list entries, s):
-    """A sum of effects on `s` (entries as tuples) made valid (rule 6); None when declined."""
+cdef Calc _loaded(single, s, list entries):
+    """A calculation on `s` holding `entries` (tuples), or None when an amount is too large."""
     cdef Calc c
     try:
         c = new_calc(single, s)
         _load(c, entries, &c.result)
     except Declined:
+        return None
+    return c
+
+
+def valid(single, list entries, s):
+    """A sum of effects on `s` (entries as tuples) made valid (rule 6); None when declined."""
+    cdef Calc c = _loaded(single, s, entries)
+    if c is None:
         return None
     c.valid_from(&c.result, 0, &c.s0)
     return c.entries()
@@ -1616,11 +1624,8 @@ def valid(single, list entries, s):
 
 def limits(single, node, list entries, s):
     """Node `node`'s limits on what `entries` add to `s` (rule 11); None when declined."""
-    cdef Calc c
-    try:
-        c = new_calc(single, s)
-        _load(c, entries, &c.result)
-    except Declined:
+    cdef Calc c = _loaded(single, s, entries)
+    if c is None:
         return None
     c.limits_from(&c.tb.nodes[c.tb.node_index[id(node)]], &c.result, 0, &c.s0)
     return c.entries()

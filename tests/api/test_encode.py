@@ -70,14 +70,16 @@ def plain(result: CalculationResult, version: int) -> bytes:
     return result_to_proto(result, version).SerializeToString()
 
 
-def assert_same_bytes(result: CalculationResult, version: int) -> None:
-    want = plain(result, version)
-    got = encode_response(result, version)
+def assert_equal_bytes(got: bytes, want: bytes, what: str) -> None:
     if got != want:
         parsed = checkout_pb2.CalculateOrderResponse.FromString(got)
         raise AssertionError(
-            f"encoded bytes differ\nwant {want.hex()}\ngot  {got.hex()}\nparsed {parsed}"
+            f"{what} bytes differ\nwant {want.hex()}\ngot  {got.hex()}\nparsed {parsed}"
         )
+
+
+def assert_same_bytes(result: CalculationResult, version: int) -> None:
+    assert_equal_bytes(encode_response(result, version), plain(result, version), "encoded")
 
 
 # --- The engine's results. --------------------------------------------------------------------
@@ -106,12 +108,7 @@ def assert_packed_same_bytes(
     assert len(rows) == len(result.benefits) * 8 * len(core.PACKED_ROW)
     assert len(lines) == len(result.lines) * 8 * len(core.PACKED_LINE)
     got = encode_packed(bare, version, rows, lines, compiled, order.lines)
-    want = plain(result, version)
-    if got != want:
-        parsed = checkout_pb2.CalculateOrderResponse.FromString(got)
-        raise AssertionError(
-            f"packed bytes differ\nwant {want.hex()}\ngot  {got.hex()}\nparsed {parsed}"
-        )
+    assert_equal_bytes(got, plain(result, version), "packed")
 
 
 @_cases(max(EXAMPLES // 4, 50))
