@@ -20,6 +20,18 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 
+from arbiter.server.engine._select cimport (
+    LINE_BRAND,
+    LINE_CATEGORIES,
+    LINE_FIELDS,
+    LINE_ID,
+    LINE_PARTNER,
+    LINE_QUANTITY,
+    LINE_SKU,
+    LINE_UNIT_PRICE,
+    LINE_WIDTH,
+)
+
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
 
@@ -148,15 +160,15 @@ cdef object _new_line(
     object line_id, object sku, int64_t quantity, int64_t unit_price, object categories,
     object brand, object partner, object fields,
 ):
-    cdef object row = _alloc(LINE, 8)
-    _put(row, 0, line_id)
-    _put(row, 1, sku)
-    _put(row, 2, quantity)
-    _put(row, 3, unit_price)
-    _put(row, 4, categories)
-    _put(row, 5, brand)
-    _put(row, 6, partner)
-    _put(row, 7, fields)
+    cdef object row = _alloc(LINE, LINE_WIDTH)
+    _put(row, LINE_ID, line_id)
+    _put(row, LINE_SKU, sku)
+    _put(row, LINE_QUANTITY, quantity)
+    _put(row, LINE_UNIT_PRICE, unit_price)
+    _put(row, LINE_CATEGORIES, categories)
+    _put(row, LINE_BRAND, brand)
+    _put(row, LINE_PARTNER, partner)
+    _put(row, LINE_FIELDS, fields)
     return row
 
 
@@ -454,11 +466,11 @@ cdef object _order(Reader* r):
         ids = set()
         for line in lines:
             # Read as the plain tuple it is (a LineInput's own item access goes through its
-            # class): the id, quantity and unit price, in _new_line's positions.
+            # class).
             row = <tuple>line
-            ids.add(row[0])
-            quantity = row[2]
-            unit_price = row[3]
+            ids.add(row[LINE_ID])
+            quantity = row[LINE_QUANTITY]
+            unit_price = row[LINE_UNIT_PRICE]
             # quantity * unit_price may pass int64: compare by division first.
             if unit_price and quantity > (MAX_MONEY_MINOR - subtotal) // unit_price:
                 raise _Doubt()
