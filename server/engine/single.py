@@ -111,6 +111,24 @@ class Single:
     """The tree of one calculation on one state, as Python values: evaluated by the typed core,
     or, when it declines, by the batched `Arbiter` (built, with its arrays, only when needed)."""
 
+    # One per calculation: slots, not an instance dictionary.
+    __slots__ = (
+        "_arb",
+        "_live",
+        "accrues",
+        "benefits",
+        "budget",
+        "level",
+        "lines",
+        "order",
+        "order_lines",
+        "pay_type",
+        "point_types",
+        "program",
+        "selection",
+        "shipping",
+    )
+
     def __init__(
         self,
         program: CompiledProgram,
@@ -132,7 +150,7 @@ class Single:
         self.point_types = program.point_types
         self.level = program.benefit_levels
         self.pay_type = program.pay_types
-        self._live: dict[int, bool] = {}
+        self._live: dict[int, bool] | None = None  # groups' liveness, once asked
         self._arb: Arbiter | None = None
 
     # The lines' quantities, unit prices and base prices, as lists: made only when asked (the
@@ -184,6 +202,8 @@ class Single:
         promotion_live = self.selection.live
         if node.promotion >= 0:
             return promotion_live[node.promotion]
+        if self._live is None:
+            self._live = {}
         return node_live(node, promotion_live, self._live)
 
     def initial(self) -> State:
