@@ -1,6 +1,6 @@
 """Memory of the member cache (server/state/members.py) at 1,000,000 cached members (not a test).
 
-    python bench/bench_member_cache.py [--members 1000000] [--id-chars 14] [--rss]
+    python bench/bench_member_cache.py [--members 1000000] [--id-chars 14 | --uuid] [--rss]
 
 Fills one program's LedgerMemberDirectory cache through its own load path, with a stand-in for
 the ledger's `member_snapshot` that builds each snapshot's state as the ledger does (a fresh
@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import random
 import sys
 import time
 import tracemalloc
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,7 +53,7 @@ class _Snapshots:
     """Answers `member_snapshot` as the ledger builds it, without the database."""
 
     async def member_snapshot(self, program: Any, member_id: str, *, now: datetime) -> _Snapshot:
-        n = int(member_id.rsplit("-", 1)[1])
+        n = zlib.crc32(member_id.encode())
         state = MemberState(
             member_id=member_id,
             balances={_fresh("bonus"): 1500 + n % 50_000, _fresh("qual"): n % 7000},
@@ -72,6 +75,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--id-chars", type=int, default=14, help="length of each member id")
+    parser.add_argument("--uuid", action="store_true", help="random version-4 UUIDs as ids")
     parser.add_argument("--rss", action="store_true", help="RSS growth instead of tracemalloc")
     args = parser.parse_args()
     program = dense_workload()[0]
@@ -83,8 +87,12 @@ async def main() -> None:
         clock=lambda: NOW,
         max_members=args.members,
     )
-    prefix = "m" * max(args.id_chars - 8, 1) + "-"
-    ids = [f"{prefix}{i:07d}" for i in range(args.members)]
+    if args.uuid:
+        rng = random.Random(7)
+        ids = [str(UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.members)]
+    else:
+        prefix = "m" * max(args.id_chars - 8, 1) + "-"
+        ids = [f"{prefix}{i:07d}" for i in range(args.members)]
     gc.collect()
     rss = _rss_bytes()
     if not args.rss:

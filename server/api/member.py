@@ -12,6 +12,7 @@ from arbiter.server.api.translate import TIMESTAMP_RANGE, timestamp_in_range
 from arbiter.server.engine import FieldViolation
 from arbiter.server.ledger import (
     DEFAULT_PAGE_SIZE,
+    MAX_ID_CHARS,
     MAX_PAGE_SIZE,
     AuditRecord,
     BalanceInfo,
@@ -32,7 +33,6 @@ __all__ = ["MAX_ENROLL_STREAM", "MAX_PAGE_SIZE", "MemberService"]
 # One EnrollMembers stream enrolls at most this many members, whatever the messages carrying
 # them (a bulk import is split into several streams); the ledger commits them in chunks.
 MAX_ENROLL_STREAM: Final = 1_000_000
-_MAX_ID_CHARS: Final = 256
 
 Clock = Callable[[], datetime]
 _UTC_ZONE: Final = ZoneInfo("UTC")
@@ -105,8 +105,8 @@ def _transaction_to_proto(txn: Transaction, out: member_pb2.Transaction) -> None
 def _check_id(bad: list[FieldViolation], value: str, field: str) -> None:
     if not value:
         bad.append(FieldViolation(field, "required"))
-    elif len(value) > _MAX_ID_CHARS:
-        bad.append(FieldViolation(field, f"at most {_MAX_ID_CHARS} characters"))
+    elif len(value) > MAX_ID_CHARS:
+        bad.append(FieldViolation(field, f"at most {MAX_ID_CHARS} characters"))
 
 
 def _registered_at(

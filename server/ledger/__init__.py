@@ -11,7 +11,12 @@ from arbiter.server.ledger._codec import result_from_json, result_to_json
 from arbiter.server.ledger._codes import CodeUses
 from arbiter.server.ledger._config import LedgerProgram
 from arbiter.server.ledger._ledger import Ledger, ProgramLike
-from arbiter.server.ledger._members import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TransactionFilter
+from arbiter.server.ledger._members import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ID_CHARS,
+    MAX_PAGE_SIZE,
+    TransactionFilter,
+)
 from arbiter.server.ledger._orders import (
     DEFAULT_HOLD_SECONDS,
     MAX_HOLD_SECONDS,
@@ -55,6 +60,7 @@ __all__ = [
     "DEFAULT_HOLD_SECONDS",
     "DEFAULT_PAGE_SIZE",
     "MAX_HOLD_SECONDS",
+    "MAX_ID_CHARS",
     "MAX_PAGE_SIZE",
     "AuditEntry",
     "AuditRecord",

@@ -198,7 +198,20 @@ def _pack(member_id: str, entry: _Entry, names: _Names) -> bytes | None:
 
 
 def _key(member_id: str) -> bytes:
-    """A member's key in the cache."""
+    """A member's key in the cache: for an id in the canonical UUID form (36 characters,
+    lower-case hex in 8-4-4-4-12 groups) its 16 bytes and 0xFF, a byte no UTF-8 has, so no
+    other id's key can equal it (64 bytes allocated instead of 80); else the id's UTF-8. An
+    upper-case UUID is another member id (ids are compared as written) and keeps its UTF-8."""
+    if len(member_id) == 36 and (
+        member_id[8] == member_id[13] == member_id[18] == member_id[23] == "-"
+    ):
+        digits = member_id.replace("-", "")
+        try:
+            raw = bytes.fromhex(digits)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16 and raw.hex() == digits:
+            return raw + b"\xff"
     return member_id.encode("utf-8", "surrogatepass")
 
 

@@ -22,6 +22,7 @@ from arbiter.v1 import checkout_pb2, checkout_pb2_grpc, member_pb2, member_pb2_g
 from tests.conftest import TEST_PG_SETTINGS, _scratch_parent
 from tests.e2e.conftest import (
     E2E,
+    INITIAL_BONUS,
     PROGRAM,
     MovableClock,
     as_calculate,
@@ -326,3 +327,32 @@ async def test_a_member_quote_is_unavailable_while_the_database_is_down_then_rec
     assert code_status(confirmed.result, LAST) == APPLIED
     after = await served.checkout.CalculateOrder(quote("m-1", LAST))
     assert code_status(after, LAST) == EXHAUSTED
+
+
+def redeemed(response: checkout_pb2.CalculateOrderResponse) -> int:
+    return sum(p.redeemed for p in response.points if p.point_type == "bonus")
+
+
+async def test_a_member_keyed_by_a_uuid_is_cached_and_forgotten_as_any_other(e2e: E2E) -> None:
+    # A canonical UUID id is held by its 16 bytes (docs/api.md, "The member cache's memory");
+    # its upper-case spelling is another member, cached and forgotten on its own.
+    member = "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8b7"
+    other = member.upper()
+    for member_id in (member, other):
+        await e2e.enroll(member_id)
+    directory = directory_of(e2e.app)
+    lines = (("l1", 1, 10_000),)
+
+    def all_in(member_id: str) -> checkout_pb2.CalculateOrderRequest:
+        return as_calculate(order_request("q", member_id, redeem=5_000, lines=lines))
+
+    for member_id in (member, other):
+        assert redeemed(await e2e.checkout.CalculateOrder(all_in(member_id))) == INITIAL_BONUS
+    assert directory.cached(PROGRAM) == 2
+    await e2e.checkout.ConfirmOrder(order_request("o-1", member, redeem=400, lines=lines))
+    assert directory.cached(PROGRAM) == 1  # the writer's member is forgotten, the other kept
+    available = (await e2e.bonus(member)).available
+    assert available != INITIAL_BONUS
+    assert redeemed(await e2e.checkout.CalculateOrder(all_in(member))) == available
+    assert redeemed(await e2e.checkout.CalculateOrder(all_in(other))) == INITIAL_BONUS
+    assert directory.cached(PROGRAM) == 2

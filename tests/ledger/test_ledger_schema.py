@@ -194,6 +194,7 @@ def test_errors_are_arbiter_errors() -> None:
 def test_public_names_are_pinned() -> None:
     assert set(ledger_pkg.__all__) == {
         "DEFAULT_HOLD_SECONDS", "MAX_HOLD_SECONDS", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
+        "MAX_ID_CHARS",
         "AuditEntry", "AuditRecord", "BalanceInfo", "CodeUses", "Compute",
         "Conflict", "EnrollManyResult", "EnrollResult", "ExpiringLot", "ExpiryReport",
         "FailedPrecondition",

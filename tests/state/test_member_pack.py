@@ -4,6 +4,7 @@ same member, and what does not fit the packed form is refused (then held as it i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,6 +93,41 @@ def test_entries_that_do_not_fit_are_kept_as_they_are() -> None:
 def test_the_key_is_the_ids_utf8() -> None:
     assert _key("m-1") == b"m-1"
     assert _key("Ёж🎁") == "Ёж🎁".encode()
+
+
+def test_a_canonical_uuid_is_keyed_by_its_16_bytes() -> None:
+    member_id = "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8b7"
+    assert _key(member_id) == bytes.fromhex(member_id.replace("-", "")) + b"\xff"
+    # Not canonical: upper case, braces, spaces or hyphens misplaced keep their UTF-8.
+    for other in (
+        member_id.upper(),
+        "0F8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8b7",
+        "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8b",
+        "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8b7 ",
+        "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e 0f9a8b",
+        "0f8e2c1a9-b7d-4e6f-a5c3-b2d1e0f9a8b7",
+        "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8-7",
+        "0f8e2c1a-9b7d-4e6f-a5c3-b2d1e0f9a8bg",
+    ):
+        assert _key(other) == other.encode(), other
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=40)),
+                min_size=2, max_size=2, unique=True))
+def test_two_ids_never_share_a_key(ids: list[str]) -> None:
+    # A UUID's key ends with 0xFF, which no UTF-8 has: it cannot equal another id's UTF-8.
+    first, second = ids
+    assert _key(first) != _key(second)
+    for member_id in ids:
+        assert _key(member_id).endswith(b"\xff") == _canonical_uuid(member_id)
+
+
+def _canonical_uuid(text: str) -> bool:
+    try:
+        return str(UUID(text)) == text
+    except ValueError:
+        return False
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
