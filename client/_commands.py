@@ -9,7 +9,9 @@ before anything is sent.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import itertools
 import os
 import time
 import uuid
@@ -23,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.tree import Tree
 
 from arbiter.client._client import ArbiterClient
-from arbiter.client._files import read_member_csv, read_order, read_program
+from arbiter.client._files import FileProblem, read_member_csv, read_order, read_program
 from arbiter.client._output import Output, enum_name, message_json, money, program_file_json
 from arbiter.v1 import admin_pb2, checkout_pb2, member_pb2, program_pb2
 
@@ -534,7 +536,7 @@ async def member_enroll(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def _enroll_file(ctx: Context, args: argparse.Namespace) -> int:
-    rows = read_member_csv(args.file)  # checked whole before anything is sent
+    members = read_member_csv(args.file)  # checked whole before anything is sent, then streamed
     program = await resolve_program(ctx, args.program)
     progress = Progress(
         TextColumn("enrolling"),
@@ -546,42 +548,57 @@ async def _enroll_file(ctx: Context, args: argparse.Namespace) -> int:
         disable=not ctx.out.err_console.is_terminal,
         transient=False,
     )
-    task = progress.add_task("enroll", total=len(rows), rate="")
+    task = progress.add_task("enroll", total=members.rows, rate="")
+    source = iter(members)  # the file read again, checked unchanged before anything is sent
+    stopped: list[FileProblem] = []
     started = time.monotonic()
 
     async def requests() -> AsyncIterator[member_pb2.EnrollMemberRequest]:
         # _ENROLL_BATCH members a message: a message costs both ends far more than a member.
-        for start in range(0, len(rows), _ENROLL_BATCH):
+        done = 0
+        while True:
+            try:
+                batch = list(itertools.islice(source, _ENROLL_BATCH))
+            except FileProblem as problem:
+                stopped.append(problem)  # gRPC cancels the call; the problem is the message
+                raise
+            if not batch:
+                return
             request = member_pb2.EnrollMemberRequest(program=program)
             add = request.members.add
-            for row in rows[start:start + _ENROLL_BATCH]:
+            for row in batch:
                 member = add(member_id=row.member_id)
                 if row.registered_at is not None:
                     member.registered_at.FromDatetime(row.registered_at.astimezone(UTC))
             yield request
-            done = min(len(rows), start + _ENROLL_BATCH)
+            done += len(batch)
             elapsed = time.monotonic() - started
             progress.update(task, completed=done,
                             rate=f"{done / elapsed:,.0f}/s" if elapsed > 0 else "")
 
     with progress:
-        response = await ctx.client.members.EnrollMembers(
-            requests(), timeout=None, metadata=ctx.client.metadata
-        )
-        progress.update(task, completed=len(rows))
+        try:
+            response = await ctx.client.members.EnrollMembers(
+                requests(), timeout=None, metadata=ctx.client.metadata
+            )
+        except (grpc.RpcError, asyncio.CancelledError):
+            if stopped:
+                raise stopped[0] from None
+            raise
+        progress.update(task, completed=members.rows)
     elapsed = time.monotonic() - started
     if ctx.out.json_mode:
         ctx.out.message(response)
     else:
         ctx.out.fields(
             [
-                ("rows", len(rows)),
+                ("rows", members.rows),
                 ("enrolled", response.enrolled),
                 ("already enrolled", response.already_enrolled),
             ]
         )
-    rate = len(rows) / elapsed if elapsed > 0 else 0.0
-    ctx.out.note(f"{len(rows)} rows in {elapsed:.1f} s ({rate:,.0f} members/s)")
+    rate = members.rows / elapsed if elapsed > 0 else 0.0
+    ctx.out.note(f"{members.rows} rows in {elapsed:.1f} s ({rate:,.0f} members/s)")
     return 0
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
@@ -27,6 +27,7 @@ from arbiter.v1 import checkout_pb2, program_pb2
 
 __all__ = [
     "FileProblem",
+    "MemberFile",
     "MemberRow",
     "read_member_csv",
     "read_order",
@@ -48,6 +49,8 @@ class FileProblem(Exception):
 class MemberRow:
     member_id: str
     registered_at: datetime | None
+    #: The row's line in the file (the last, for a row whose quoted cell spans lines).
+    line: int = 0
 
 
 def _read_text(path: Path) -> str:
@@ -152,31 +155,92 @@ def _registered_at(text: str, path: Path, line: int) -> datetime | None:
     return at
 
 
-def read_member_csv(path: Path) -> list[MemberRow]:
-    """Every row of a member CSV, checked whole before anything is sent: a header row naming
-    `member_id` (and optionally `registered_at`, ISO 8601 with an offset), then one member per
-    row. An empty member_id, a bad time or a member given twice names its line."""
-    text = _read_text(path)
-    return list(_member_rows(text, path))
+def read_member_csv(path: Path) -> MemberFile:
+    """A member CSV checked whole before anything is sent: a header row naming `member_id`
+    (and optionally `registered_at`, ISO 8601 with an offset), then one member per row. An
+    empty member_id, a bad time or a member given twice names its line."""
+    return MemberFile(path)
 
 
-def _member_rows(text: str, path: Path) -> Iterator[MemberRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+class MemberFile:
+    """A member CSV read twice: once to check every row (holding only the set of its ids, for
+    members given twice), then row by row as the rows are sent, so a file of millions of
+    members is never held in memory. Standard input (`-`), which cannot be read twice, is held
+    as text. The file must not change while it is enrolled: a size or modification time that
+    differs between the two readings is refused before anything is sent; a row that no longer
+    reads while the rows are sent stops the sending there (the members sent before stay
+    enrolled: enrolling again is harmless)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._text = _read_text(path) if str(path) == "-" else None
+        self._stamp = self._stat()
+        ids: set[str] = set()
+        rows = 0
+        with self._open() as source:
+            for row in _member_rows(source, path):
+                if row.member_id in ids:
+                    raise FileProblem(
+                        f"{path}: line {row.line}: member {row.member_id!r} again (first on line "
+                        f"{self._first_line(row.member_id)})"
+                    )
+                ids.add(row.member_id)
+                rows += 1
+        #: How many members the file gives.
+        self.rows = rows
+
+    def __iter__(self) -> Iterator[MemberRow]:
+        """The rows again; the file's size and modification time are compared now, before the
+        first row is read (a change found later, while the rows are read, raises then)."""
+        if self._stat() != self._stamp:
+            raise FileProblem(f"{self.path}: the file changed since it was checked")
+        return self._rows(self._open())
+
+    def _rows(self, source: TextIO) -> Iterator[MemberRow]:
+        with source:
+            yield from _member_rows(source, self.path)
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self._text is not None:
+            return None
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            raise FileProblem(f"{self.path}: no such file") from None
+        except OSError as exc:
+            raise FileProblem(f"{self.path}: {exc.strerror or exc}") from None
+        return stat.st_size, stat.st_mtime_ns
+
+    def _open(self) -> TextIO:
+        if self._text is not None:
+            return io.StringIO(self._text, newline="")
+        try:
+            return self.path.open(encoding="utf-8", newline="")
+        except OSError as exc:
+            raise FileProblem(f"{self.path}: {exc.strerror or exc}") from None
+
+    def _first_line(self, member_id: str) -> int:
+        with self._open() as source:
+            return next(row.line for row in _member_rows(source, self.path)
+                        if row.member_id == member_id)
+
+
+def _member_rows(source: TextIO, path: Path) -> Iterator[MemberRow]:
+    reader = csv.reader(source, strict=True)
     try:
-        header = next(reader)
-    except StopIteration:
-        raise FileProblem(f"{path}: empty file (expected a header row with member_id)") from None
-    except csv.Error as exc:
-        raise FileProblem(f"{path}: line 1: {exc}") from None
-    names = [name.strip() for name in header]
-    if MEMBER_ID_COLUMN not in names:
-        raise FileProblem(
-            f"{path}: line 1: the header row has no {MEMBER_ID_COLUMN!r} column (got {header!r})"
-        )
-    id_at = names.index(MEMBER_ID_COLUMN)
-    time_at = names.index(REGISTERED_AT_COLUMN) if REGISTERED_AT_COLUMN in names else None
-    seen: dict[str, int] = {}
-    try:
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise FileProblem(
+                f"{path}: empty file (expected a header row with member_id)") from None
+        names = [name.strip() for name in header]
+        if MEMBER_ID_COLUMN not in names:
+            raise FileProblem(
+                f"{path}: line 1: the header row has no {MEMBER_ID_COLUMN!r} column"
+                f" (got {header!r})"
+            )
+        id_at = names.index(MEMBER_ID_COLUMN)
+        time_at = names.index(REGISTERED_AT_COLUMN) if REGISTERED_AT_COLUMN in names else None
         for row in reader:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
@@ -188,13 +252,10 @@ def _member_rows(text: str, path: Path) -> Iterator[MemberRow]:
             member_id = row[id_at].strip()
             if not member_id:
                 raise FileProblem(f"{path}: line {line}: empty member_id")
-            if member_id in seen:
-                raise FileProblem(
-                    f"{path}: line {line}: member {member_id!r} again (first on line "
-                    f"{seen[member_id]})"
-                )
-            seen[member_id] = line
             at = _registered_at(row[time_at].strip(), path, line) if time_at is not None else None
-            yield MemberRow(member_id, at)
+            yield MemberRow(member_id, at, line)
     except csv.Error as exc:
-        raise FileProblem(f"{path}: line {reader.line_num}: {exc}") from None
+        raise FileProblem(f"{path}: line {max(reader.line_num, 1)}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            f"{path}: not UTF-8 text ({exc.reason} after line {reader.line_num})") from None
