@@ -26,6 +26,7 @@ from arbiter.server.engine.compile import (
     CNode,
     candidate_plan,
 )
+from arbiter.server.engine.money import mul_half_up_arr
 from arbiter.server.engine.state import (
     Effect,
     Statics,
@@ -393,7 +394,7 @@ class Arbiter:
                 kept = add.sum(axis=1)
                 if node.max_discount_amount:
                     kept = np.minimum(kept, node.max_discount_amount)
-                acc_money = (2 * acc * rm + rp) // (2 * rp)
+                acc_money = mul_half_up_arr(acc, rm, rp)
                 bound_by_mode[mode][lo:hi] = kept + ship + acc_money.sum(axis=1)
         masks = plan.masks[idx]
         out: IntArray = np.where(
@@ -437,7 +438,7 @@ class Arbiter:
         acc = e.acc.sum(axis=2) @ self.st.acc_onehot[node.lo : node.hi]  # [m, T]
         rp = self.st.ratio_points[None, :]
         rm = self.st.ratio_money[None, :]
-        acc_money = (2 * acc * rm + rp) // (2 * rp)
+        acc_money = mul_half_up_arr(acc, rm, rp)
         out: IntArray = money + acc_money.sum(axis=1)
         return out
 

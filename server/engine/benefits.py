@@ -13,7 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from arbiter.server.engine.compile import PRODUCT, CBenefit, CompiledProgram
-from arbiter.server.engine.money import apportion_cut, by_unit_price, round_bp_arr, round_bp_by
+from arbiter.server.engine.money import (
+    apportion_cut,
+    by_unit_price,
+    mul_floor_arr,
+    mul_half_up_arr,
+    round_bp_arr,
+    round_bp_by,
+)
 from arbiter.server.engine.select import Selection
 from arbiter.server.engine.state import Effect, Summary
 from arbiter.server.engine.types import OrderInput
@@ -46,11 +53,6 @@ class OrderContext:
     accrues: tuple[bool, ...]  # per point type: may accrue (member, active, not deactivated)
 
 
-def _div_half_up(num: IntArray, den: IntArray | int) -> IntArray:
-    out: IntArray = (2 * num + den) // (2 * np.asarray(den))
-    return out
-
-
 def _chosen_units(pay: IntArray, q: IntArray, mask: BoolArray, max_items: int) -> IntArray:
     """Units each line gives to a max_items benefit, most expensive first (rule 10). [N, L]."""
     n, lines = pay.shape
@@ -72,7 +74,7 @@ def _chosen_units(pay: IntArray, q: IntArray, mask: BoolArray, max_items: int) -
 
 def _chosen_price(pay: IntArray, q: IntArray, units: IntArray) -> IntArray:
     """Price to pay of `units` of a line's q units: round_half_up(pay * k / q) (rule 1)."""
-    return _div_half_up(pay * units, q[None, :])
+    return mul_half_up_arr(pay, units, q[None, :])
 
 
 def evaluate_benefit(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int) -> None:
@@ -103,7 +105,7 @@ def _product(
         if kind == "accrue_points":
             if b.value_kind == "percent_bp":
                 money = round_bp_arr(pay, b.value)
-                pts = _div_half_up(money * rp, rm)
+                pts = mul_half_up_arr(money, rp, rm)
             else:
                 pts = np.broadcast_to(q * b.value, pay.shape)
             e.acc[:, j, :-1] = np.where(mask[None, :], pts, 0)
@@ -128,7 +130,7 @@ def _product(
                 dtype=np.int64,
             )
             money = round_bp_by(pay, bp[None, :])
-            pts = _div_half_up(money * rp, rm)
+            pts = mul_half_up_arr(money, rp, rm)
             e.acc[:, j, :-1] = np.where(mask[None, :] & (bp > 0)[None, :], pts, 0)
         return
     if kind == "pay_with_points":
@@ -196,13 +198,13 @@ def _pay_with_points_product(
         price = _chosen_price(pay, q, units)
     if b.value_kind == "percent_bp":
         cap_money = np.minimum(round_bp_arr(price, b.value), price)
-        cap_pts = (cap_money * rp) // rm
+        cap_pts = mul_floor_arr(cap_money, rp, rm)
     elif b.value_kind == "amount":
         cap_money = np.minimum(b.value * units, price)
-        cap_pts = (cap_money * rp) // rm
+        cap_pts = mul_floor_arr(cap_money, rp, rm)
     else:  # points per unit
         cap_money = price
-        cap_pts = np.minimum(b.value * units, (price * rp) // rm)
+        cap_pts = np.minimum(b.value * units, mul_floor_arr(price, rp, rm))
     cap_pts = np.where(mask[None, :], cap_pts, 0)
     total = cap_pts.sum(axis=1)
     over = total > budget
@@ -210,7 +212,7 @@ def _pay_with_points_product(
     if np.any(over):
         spread = apportion_cut(np.maximum(budget, 0)[:, None], cap_pts[:, :, None])[:, :, 0]
         pts = np.where(over[:, None], spread, cap_pts)
-    money = np.minimum(_div_half_up(pts * rm, rp), cap_money)
+    money = np.minimum(mul_half_up_arr(pts, rm, rp), cap_money)
     e.ppts[:, j] = pts
     e.pmon[:, j] = np.where(mask[None, :], money, 0)
 
@@ -243,7 +245,7 @@ def _order(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int) -> Non
         if kind == "accrue_points":
             if b.value_kind == "percent_bp":
                 money = round_bp_arr(total, b.value)
-                e.acc[:, j, -1] = _div_half_up(money * t.ratio_points, t.ratio_money)
+                e.acc[:, j, -1] = mul_half_up_arr(money, t.ratio_points, t.ratio_money)
             else:
                 e.acc[:, j, -1] = b.value
         else:
@@ -256,20 +258,20 @@ def _order(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int) -> Non
         t = ctx.program.point_types[b.point_type]
         rp, rm = t.ratio_points, t.ratio_money
         if b.value_kind == "percent_bp":
-            cap_pts = (np.minimum(round_bp_arr(total, b.value), total) * rp) // rm
+            cap_pts = mul_floor_arr(np.minimum(round_bp_arr(total, b.value), total), rp, rm)
         elif b.value_kind == "amount":
-            cap_pts = (np.minimum(b.value, total) * rp) // rm
+            cap_pts = mul_floor_arr(np.minimum(b.value, total), rp, rm)
         else:
-            cap_pts = np.minimum(b.value, (total * rp) // rm)
+            cap_pts = np.minimum(b.value, mul_floor_arr(total, rp, rm))
         cap_pts = np.minimum(cap_pts, np.maximum(budget, 0))
         pts = apportion_cut(cap_pts[:, None], pay[:, :, None])[:, :, 0]
-        money = _div_half_up(pts * rm, rp)
+        money = mul_half_up_arr(pts, rm, rp)
         # Points a line cannot hold within its price to pay are dropped (rule 8).
         too_much = money > pay
         if np.any(too_much):
-            held = (pay * rp) // rm
+            held = mul_floor_arr(pay, rp, rm)
             pts = np.where(too_much, held, pts)
-            money = np.minimum(_div_half_up(pts * rm, rp), pay)
+            money = np.minimum(mul_half_up_arr(pts, rm, rp), pay)
         e.ppts[:, j] = pts
         e.pmon[:, j] = money
         return

@@ -89,6 +89,51 @@ cdef extern from *:
     i64 mulmod "arbiter_mulmod"(i64 a, i64 b, i64 c) noexcept
 
 cdef extern from *:
+    """
+    /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
+       bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
+    static inline long long arbiter_round_bp(long long x, long long bp, long long half,
+                                             long long whole) {
+        long long p;
+        __int128 n, q;
+        if (x >= 0 && bp >= 0 && !__builtin_mul_overflow(x, bp, &p) && p <= LLONG_MAX - half)
+            return (p + half) / whole;
+        n = (__int128)x * bp + half;
+        q = n / whole;
+        if (n % whole != 0 && n < 0)
+            q -= 1;
+        return (long long)q;
+    }
+    """
+    i64 round_bp_c "arbiter_round_bp"(i64 x, i64 bp, i64 half, i64 whole) noexcept
+
+cdef extern from *:
+    """
+    /* floor(a * b / c) and floor((2 a b + c) / (2 c)) (a * b / c half up), c > 0: in 64 bits
+       while the products fit, else through 128 bits (a point ratio times a large amount). */
+    static inline long long arbiter_floor_div128(__int128 n, __int128 d) {
+        __int128 q = n / d;
+        if (n % d != 0 && n < 0)
+            q -= 1;
+        return (long long)q;
+    }
+    static inline long long arbiter_mul_floor(long long a, long long b, long long c) {
+        long long p;
+        if (a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &p))
+            return p / c;
+        return arbiter_floor_div128((__int128)a * b, c);
+    }
+    static inline long long arbiter_mul_half_up(long long a, long long b, long long c) {
+        long long p;
+        if (a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &p) && p <= (LLONG_MAX - c) / 2)
+            return (2 * p + c) / (2 * c);
+        return arbiter_floor_div128(2 * ((__int128)a * b) + c, 2 * (__int128)c);
+    }
+    """
+    i64 mul_floor "arbiter_mul_floor"(i64 a, i64 b, i64 c) noexcept
+    i64 mul_half_up "arbiter_mul_half_up"(i64 a, i64 b, i64 c) noexcept
+
+cdef extern from *:
     int ctz "__builtin_ctzll"(unsigned long long) noexcept nogil
 
 cdef extern from "Python.h":
@@ -127,6 +172,8 @@ assert MAX_RANK_WIDTH == MAX_BENEFIT_CHILDREN
 # Inputs above this are declined (products of an amount and a basis point or a ratio stay far
 # inside int64, and the 128-bit ones of apportioning exact).
 cdef i64 SAFE = 1LL << 40
+# A points budget's bound (it is never multiplied; differences of two stay inside int64).
+cdef i64 BUDGET_SAFE = 1LL << 62
 cdef i64 I64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef i64 NEG = -I64_MAX - 1
 cdef int RANK_LAST = 1 << 30
@@ -279,16 +326,16 @@ cdef inline Buf view(Buf* b, int start) noexcept:
 # --- money.py's arithmetic, the same formulas on C integers --------------------------------------
 
 cdef inline i64 round_bp(i64 x, i64 bp) noexcept:
-    return (x * bp + HALF_BP) // BP
+    return round_bp_c(x, bp, HALF_BP, BP)
 
 
 cdef inline i64 div_half_up(i64 num, i64 den) noexcept:
-    return (2 * num + den) // (2 * den)
+    return mul_half_up(num, 1, den)
 
 
 cdef inline i64 revalue(i64 pts, i64 rp, i64 rm) noexcept:
     """Money of whole points, half up."""
-    return (2 * pts * rm + rp) // (2 * rp)
+    return mul_half_up(pts, rm, rp)
 
 
 cdef struct Rank:
@@ -734,9 +781,9 @@ cdef class Calc:
                     elif b.kind == K_PARTNER_PTS:
                         if vals[i] <= 0:
                             continue
-                        pts = div_half_up(round_bp(pay[line], vals[i]) * self.rp[t], self.rm[t])
+                        pts = mul_half_up(round_bp(pay[line], vals[i]), self.rp[t], self.rm[t])
                     elif b.vk == V_PERCENT:
-                        pts = div_half_up(round_bp(pay[line], b.value) * self.rp[t], self.rm[t])
+                        pts = mul_half_up(round_bp(pay[line], b.value), self.rp[t], self.rm[t])
                     else:
                         pts = self.q[line] * b.value
                     if pts:
@@ -846,7 +893,7 @@ cdef class Calc:
                 return 0
             if b.kind == K_ACCRUE:
                 if b.vk == V_PERCENT:
-                    pts = div_half_up(round_bp(total, b.value) * self.rp[t], self.rm[t])
+                    pts = mul_half_up(round_bp(total, b.value), self.rp[t], self.rm[t])
                 else:
                     pts = b.value
             else:
@@ -865,18 +912,18 @@ cdef class Calc:
         if budget <= 0:
             return 0
         if b.vk == V_PERCENT:
-            cap = min(round_bp(total, b.value), total) * self.rp[t] // self.rm[t]
+            cap = mul_floor(min(round_bp(total, b.value), total), self.rp[t], self.rm[t])
         elif b.vk == V_AMOUNT:
-            cap = min(b.value, total) * self.rp[t] // self.rm[t]
+            cap = mul_floor(min(b.value, total), self.rp[t], self.rm[t])
         else:
-            cap = min(b.value, total * self.rp[t] // self.rm[t])
+            cap = min(b.value, mul_floor(total, self.rp[t], self.rm[t]))
         apportion(min(cap, budget), pay, prices, L)
         for i in range(L):
             pts = prices[i]
-            money = div_half_up(pts * self.rm[t], self.rp[t])
+            money = mul_half_up(pts, self.rm[t], self.rp[t])
             if money > pay[i]:
-                pts = pay[i] * self.rp[t] // self.rm[t]
-                money = min(div_half_up(pts * self.rm[t], self.rp[t]), pay[i])
+                pts = mul_floor(pay[i], self.rp[t], self.rm[t])
+                money = min(mul_half_up(pts, self.rm[t], self.rp[t]), pay[i])
             if pts or money:
                 e = entry(k, i)
                 e.pmon = money
@@ -908,13 +955,13 @@ cdef class Calc:
             n = units[i]
             if b.vk == V_PERCENT:
                 cap = min(round_bp(p, b.value), p)
-                pts = cap * rp // rm
+                pts = mul_floor(cap, rp, rm)
             elif b.vk == V_AMOUNT:
                 cap = min(b.value * n, p)
-                pts = cap * rp // rm
+                pts = mul_floor(cap, rp, rm)
             else:
                 cap = p
-                pts = min(b.value * n, p * rp // rm)
+                pts = min(b.value * n, mul_floor(p, rp, rm))
             caps_money[i] = cap
             caps_pts[i] = pts
             total += pts
@@ -923,7 +970,7 @@ cdef class Calc:
             memcpy(caps_pts, prices, m * sizeof(i64))
         for i in range(m):
             pts = caps_pts[i]
-            money = min(div_half_up(pts * rm, rp), caps_money[i])
+            money = min(mul_half_up(pts, rm, rp), caps_money[i])
             if pts or money:
                 e = entry(k, lines[i])
                 e.pmon = money
@@ -1434,16 +1481,16 @@ cdef class Report:
     cdef public list texts
 
 
-cdef i64 _checked(v) except? -1:
-    """`v` as a C integer; Declined unless -SAFE < v < SAFE."""
+cdef i64 _checked(v, i64 bound=SAFE) except? -1:
+    """`v` as a C integer; Declined unless -bound < v < bound."""
     cdef int overflow = 0
     cdef long long x
     if type(v) is int:  # read as C, without making Python integers of the bounds
         x = PyLong_AsLongLongAndOverflow(v, &overflow)
-        if overflow or not (-SAFE < x < SAFE):
+        if overflow or not (-bound < x < bound):
             raise Declined()
         return x
-    if not (-SAFE < v < SAFE):
+    if not (-bound < v < bound):
         raise Declined()
     return v
 
@@ -1533,7 +1580,9 @@ cdef Calc new_calc(single, s, bint checked=True):
         if c.s0.pay[i] < 0:
             raise Declined()
     for t in range(len(budget)):
-        c.s0.budget[t] = _checked(budget[t])
+        # a budget is only compared, subtracted from and apportioned (in 128 bits), never
+        # multiplied: the API's 10^15 points pass whole
+        c.s0.budget[t] = _checked(budget[t], BUDGET_SAFE)
     c.s0.ship = _checked(ship)
     return c
 
@@ -2148,7 +2197,7 @@ cdef int cut_line(Calc s, Buf* e, int line, i64 cut) except -1:
                 x = e.data + idx[i]
                 t = s.tb.bens[x.k].point_type
                 keep = x.pmon - shares[i]
-                new_pts = keep * s.rp[t] // s.rm[t]
+                new_pts = mul_floor(keep, s.rp[t], s.rm[t])
                 if new_pts > x.ppts:
                     new_pts = x.ppts
                 new_money = revalue(new_pts, s.rp[t], s.rm[t])

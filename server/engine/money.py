@@ -21,6 +21,8 @@ __all__ = [
     "by_unit_price",
     "div_half_up",
     "money_to_points_floor",
+    "mul_floor_arr",
+    "mul_half_up_arr",
     "points_to_money",
     "round_bp",
     "round_bp_arr",
@@ -64,6 +66,37 @@ def round_bp_by(x: IntArray, bp: IntArray) -> IntArray:
         out: IntArray = (x * bp + HALF_BP) // BP
         return out
     return np.asarray((x.astype(object) * bp.astype(object) + HALF_BP) // BP, dtype=np.int64)
+
+
+def _exact(x: IntArray | int, a: IntArray | int, b: IntArray | int) -> bool:
+    """2 * |x| * |a| + |b| stays below INT64_SAFE (so int64 computes the next two exactly)."""
+    big_x = int(np.abs(np.asarray(x)).max(initial=0))
+    big_a = int(np.abs(np.asarray(a)).max(initial=0))
+    big_b = int(np.abs(np.asarray(b)).max(initial=0))
+    return 2 * big_x * big_a + big_b < INT64_SAFE
+
+
+def _objects(v: IntArray | int) -> npt.NDArray[np.object_] | int:
+    return np.asarray(v).astype(object) if isinstance(v, np.ndarray) else int(v)
+
+
+def mul_floor_arr(x: IntArray, a: IntArray | int, b: IntArray | int) -> IntArray:
+    """floor(x * a / b) elementwise (b > 0; arrays that broadcast): in int64 while the products
+    fit, else through Python integers (a point ratio times a large amount)."""
+    if _exact(x, a, b):
+        out: IntArray = (x * a) // b
+        return out
+    return np.asarray((_objects(x) * _objects(a)) // _objects(b), dtype=np.int64)
+
+
+def mul_half_up_arr(x: IntArray, a: IntArray | int, b: IntArray | int) -> IntArray:
+    """x * a / b rounded half up, floor((2 x a + b) / (2 b)), elementwise (b > 0), exact as
+    `mul_floor_arr` is."""
+    if _exact(x, a, b):
+        out: IntArray = (2 * x * a + b) // (2 * np.asarray(b))
+        return out
+    bo = _objects(b)
+    return np.asarray((2 * _objects(x) * _objects(a) + bo) // (2 * bo), dtype=np.int64)
 
 
 def money_to_points_floor(money: int, ratio_points: int, ratio_money: int) -> int:

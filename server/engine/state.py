@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from arbiter.server.engine.money import apportion_cut, round_bp_arr
+from arbiter.server.engine.money import apportion_cut, mul_floor_arr, mul_half_up_arr, round_bp_arr
 
 __all__ = ["Effect", "Statics", "Summary", "apply_limits", "line_caps", "make_valid"]
 
@@ -126,8 +126,7 @@ def _revalue_points(pts: IntArray, types: IntArray, st: Statics) -> IntArray:
     """Money of whole points at each entry's type ratio, half up (docs/rules.md). types: [k]."""
     rp = st.ratio_points[types][None, :, None]
     rm = st.ratio_money[types][None, :, None]
-    out: IntArray = (2 * pts * rm + rp) // (2 * rp)
-    return out
+    return mul_half_up_arr(pts, rm, rp)
 
 
 def cut_lines(e: Effect, cut: IntArray, types: IntArray, st: Statics) -> None:
@@ -143,7 +142,7 @@ def cut_lines(e: Effect, cut: IntArray, types: IntArray, st: Statics) -> None:
         keep_money = e.pmon - shares
         rp = st.ratio_points[types][None, :, None]
         rm = st.ratio_money[types][None, :, None]
-        new_pts = np.where(shares > 0, (keep_money * rp) // rm, e.ppts)
+        new_pts = np.where(shares > 0, mul_floor_arr(keep_money, rp, rm), e.ppts)
         new_pts = np.minimum(new_pts, e.ppts)
         new_money = np.where(shares > 0, _revalue_points(new_pts, types, st), e.pmon)
         new_money = np.minimum(new_money, keep_money)
@@ -180,7 +179,7 @@ def make_valid(e: Effect, s: Summary, st: Statics, lo: int) -> None:
             old_money = e.pmon[:, sel, :]
             rp = int(st.ratio_points[t])
             rm = int(st.ratio_money[t])
-            revalued = (2 * new_pts * rm + rp) // (2 * rp)
+            revalued = mul_half_up_arr(new_pts, rm, rp)
             e.ppts[:, sel, :] = new_pts
             e.pmon[:, sel, :] = np.where(shares > 0, np.minimum(revalued, old_money), old_money)
     # (b) price rises above the base less the points paid, then discounts above the price.
