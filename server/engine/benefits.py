@@ -107,18 +107,18 @@ def _product(
                 money = round_bp_arr(pay, b.value)
                 pts = mul_half_up_arr(money, rp, rm)
             else:
-                pts = np.broadcast_to(q * b.value, pay.shape)
+                pts = np.broadcast_to(mul_floor_arr(q, b.value, 1), pay.shape)
             e.acc[:, j, :-1] = np.where(mask[None, :], pts, 0)
         elif kind == "accrue_per_spent":
             bases = np.where(mask[None, :], pay, 0)
-            total = (bases.sum(axis=1) // b.per_amount) * b.value
+            total = mul_floor_arr(bases.sum(axis=1) // b.per_amount, b.value, 1)
             e.acc[:, j, :-1] = apportion_cut(total[:, None], bases[:, :, None])[:, :, 0]
         elif kind == "accrue_from_field":
             # A negative field accrues nothing (accruals never take points back).
             per_unit = np.array(
                 [max(line.fields.get(b.field, 0), 0) for line in lines], dtype=np.int64
             )
-            e.acc[:, j, :-1] = np.where(mask, per_unit * q, 0)[None, :]
+            e.acc[:, j, :-1] = np.where(mask, mul_floor_arr(per_unit, q, 1), 0)[None, :]
         else:  # partner_points
             bp = np.array(
                 [
@@ -249,7 +249,7 @@ def _order(b: CBenefit, ctx: OrderContext, s: Summary, e: Effect, j: int) -> Non
             else:
                 e.acc[:, j, -1] = b.value
         else:
-            e.acc[:, j, -1] = (total // b.per_amount) * b.value
+            e.acc[:, j, -1] = mul_floor_arr(total // b.per_amount, b.value, 1)
         return
     if kind == "pay_with_points":
         budget = s.budget[:, b.point_type]

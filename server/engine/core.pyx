@@ -92,6 +92,21 @@ cdef extern from *:
     """
     /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
        bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
+    /* Set when a result does not fit int64 (the calculation is then refused: `overflowed`). */
+    static int arbiter_overflow = 0;
+    static inline long long arbiter_fit(__int128 q) {
+        if (q > LLONG_MAX || q < LLONG_MIN) {
+            arbiter_overflow = 1;
+            return q > 0 ? LLONG_MAX : LLONG_MIN;
+        }
+        return (long long)q;
+    }
+    static inline void arbiter_add(long long *slot, long long v) {
+        if (__builtin_add_overflow(*slot, v, slot)) {
+            arbiter_overflow = 1;
+            *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
+        }
+    }
     static inline long long arbiter_round_bp(long long x, long long bp, long long half,
                                              long long whole) {
         long long p;
@@ -102,10 +117,12 @@ cdef extern from *:
         q = n / whole;
         if (n % whole != 0 && n < 0)
             q -= 1;
-        return (long long)q;
+        return arbiter_fit(q);
     }
     """
     i64 round_bp_c "arbiter_round_bp"(i64 x, i64 bp, i64 half, i64 whole) noexcept
+    void add_to "arbiter_add"(i64* slot, i64 v) noexcept
+    int overflow_flag "arbiter_overflow"
 
 cdef extern from *:
     """
@@ -115,7 +132,7 @@ cdef extern from *:
         __int128 q = n / d;
         if (n % d != 0 && n < 0)
             q -= 1;
-        return (long long)q;
+        return arbiter_fit(q);
     }
     static inline long long arbiter_mul_floor(long long a, long long b, long long c) {
         long long p;
@@ -798,7 +815,7 @@ cdef class Calc:
                 for i in range(m):
                     prices[i] = pay[lines[i]]
                     total += prices[i]
-                apportion((total // b.per_amount) * b.value, prices, units, m)
+                apportion(mul_floor(total // b.per_amount, b.value, 1), prices, units, m)
                 for i in range(m):
                     if units[i]:
                         e = entry(k, lines[i])
@@ -897,7 +914,7 @@ cdef class Calc:
                 else:
                     pts = b.value
             else:
-                pts = (total // b.per_amount) * b.value
+                pts = mul_floor(total // b.per_amount, b.value, 1)
             if pts:
                 e = entry(k, L)
                 e.acc = pts
@@ -1273,9 +1290,9 @@ cdef class Calc:
                         rows.append(_row(tb, k, line_id, x.pmon, x.ppts, tb.type_id[k], ""))
                 elif x.acc:
                     if tb.bens[k].on_delivery:
-                        pending[tb.bens[k].point_type] += x.acc
+                        add_to(&pending[tb.bens[k].point_type], x.acc)
                     else:
-                        accrued[tb.bens[k].point_type] += x.acc
+                        add_to(&accrued[tb.bens[k].point_type], x.acc)
                     if packed:
                         _pack(prow, &m, k, at_line if at_line < L else -1, 0, x.acc,
                               ROW_ACCRUAL)
@@ -1604,6 +1621,14 @@ def evaluate(single, node, s=None):
     return c
 
 
+def overflowed():
+    """Whether a result of the calculations since the last call left int64 (and forget it)."""
+    global overflow_flag
+    cdef bint out = overflow_flag != 0
+    overflow_flag = 0
+    return out
+
+
 def load(single, s, list entries):
     """A `Calc` holding `entries` (tuples, as the batched evaluator answers them), for the
     report: amounts are only added up there, so any int64 will do."""
@@ -1839,7 +1864,7 @@ cdef class Search:
                         if mono[cc]:
                             self.rem_mono_add[cc * L + x.line] += x.disc + x.pmon
                     if x.acc:
-                        self.child_acc[cc * T + c.tb.bens[x.k].point_type] += x.acc
+                        add_to(&self.child_acc[cc * T + c.tb.bens[x.k].point_type], x.acc)
                     self.child_ship_s[cc] += x.ship
             # Suffix sums: what children c.. add, accrue, touch.
             for cc in range(n - 1, -1, -1):
@@ -1940,7 +1965,7 @@ cdef class Search:
         for i in range(e.n):
             money += e.data[i].disc + e.data[i].pmon + e.data[i].ship
             if e.data[i].acc:
-                acc[self.c.tb.bens[e.data[i].k].point_type] += e.data[i].acc
+                add_to(&acc[self.c.tb.bens[e.data[i].k].point_type], e.data[i].acc)
         return money + self.acc_money(acc)
 
     cdef i64 acc_money(self, i64* acc) noexcept:
@@ -1948,7 +1973,7 @@ cdef class Search:
         cdef int t
         for t in range(self.T):
             if acc[t]:
-                money += revalue(acc[t], self.c.rp[t], self.c.rm[t])
+                add_to(&money, revalue(acc[t], self.c.rp[t], self.c.rm[t]))
         return money
 
     cdef int offer(self, Buf* e, i64 value, int rank, int size, int mask, bint sequential) except -1:
@@ -2092,14 +2117,14 @@ cdef class Search:
             for i in range(own.n):
                 x = own.data + i
                 if x.acc:
-                    self.seq_acc[self.c.tb.bens[x.k].point_type] += x.acc
+                    add_to(&self.seq_acc[self.c.tb.bens[x.k].point_type], x.acc)
                 self.seq_shipd += x.ship
             for i in range(self.on_s[c].n):
                 x = self.on_s[c].data + i
                 if x.line < self.L:
                     self.sum_step(x.line, x.disc + x.pmon)
             for i in range(T):
-                self.sum_acc[i] += self.child_acc[c * T + i]
+                add_to(&self.sum_acc[i], self.child_acc[c * T + i])
             self.sum_shipd += self.child_ship_s[c]
             self.stack[self.depth] = c
             self.depth += 1

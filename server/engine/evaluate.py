@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from arbiter.server.engine import core
 from arbiter.server.engine.compile import CompiledProgram
+from arbiter.server.engine.errors import FieldViolation, InvalidOrder
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import CodeCheck, Selection, select
 from arbiter.server.engine.single import Single
@@ -43,6 +44,14 @@ def calculate(
     return report(program, order, member, at, tree(single, program), requested, sel.codes)
 
 
+# A calculation whose result leaves int64 (docs/rules.md, "The range of the arithmetic").
+OUT_OF_RANGE: tuple[FieldViolation, ...] = (FieldViolation(
+    "order",
+    "a result of this order leaves the calculation's 64-bit range (an amount or points above"
+    " 9223372036854775807): the order's amounts or the program's values are too large",
+),)
+
+
 def tree(single: Single, program: CompiledProgram) -> core.Calc:
     """The tree evaluated on the initial state by the typed core (which makes that state
     itself); when it declines (an amount too large for its arithmetic), by the one-state
@@ -50,7 +59,10 @@ def tree(single: Single, program: CompiledProgram) -> core.Calc:
     calc = core.evaluate(single, program.root)
     if calc is None:
         state = single.initial()
-        calc = core.load(single, state, single.evaluate(program.root, state))
+        try:
+            calc = core.load(single, state, single.evaluate(program.root, state))
+        except OverflowError:  # a Python integer result that int64 cannot hold
+            raise InvalidOrder(OUT_OF_RANGE) from None
     return calc
 
 
@@ -65,6 +77,7 @@ def start(
     instant and zone, the selection, the redemptions asked and the one-state evaluator, which
     holds what the initial state is made of (`Single.initial()`: base prices, the points budget
     per type, the shipping)."""
+    core.overflowed()  # forget what an earlier, refused calculation left
     at = order.created_at or now
     zone = _zone(order.time_zone) if order.time_zone else program.zone
     sel = select(program, order, member, at, zone, usage)
@@ -133,7 +146,9 @@ def _result(
     codes: tuple[CodeCheck, ...],
 ) -> CalculationResult:
     """The result from the core's report `rep` and the result's `rows` and `lines`: the texts
-    and the promo codes added."""
+    and the promo codes added. Refused (InvalidOrder) when a result left int64."""
+    if core.overflowed():
+        raise InvalidOrder(OUT_OF_RANGE)
     totals = rep.totals
     texts: list[str] = []
     if rep.texts:

@@ -13,7 +13,8 @@ import pytest
 from arbiter.server.api.translate import MAX_MONEY_MINOR, order_from_proto
 from arbiter.server.engine import calculate, compile_program, core
 from arbiter.server.engine import evaluate as evaluate_module
-from arbiter.server.engine.errors import ArbiterError
+from arbiter.server.engine.errors import InvalidOrder
+from arbiter.server.engine.trace import calculate_traced
 from arbiter.v1 import program_pb2 as pb
 from tests.property.test_engine_vs_reference import NOW, assert_agree
 from tests.reference._programs import (
@@ -92,8 +93,25 @@ def test_ratios_times_large_amounts_agree_with_the_reference(
     assert_agree(prog, req)
 
 
-@pytest.mark.xfail(strict=True, reason="the result (10^19 points) does not fit int64; the "
-                   "engine wraps instead of refusing the program or the order")
-def test_points_per_spent_kopeck_beyond_int64_are_refused_not_wrapped() -> None:
-    with pytest.raises(ArbiterError):
-        _accrued(product_rule(per_spent("bonus", 1_000_000, 1)), None)
+@pytest.mark.parametrize("level", ["product", "order"])
+@pytest.mark.parametrize("path", ["core", "batched"])
+def test_a_result_beyond_int64_is_refused_naming_the_order(level: str, path: str) -> None:
+    # 10^6 points per kopeck spent on ~10^13 kopecks: 10^19 points, more than int64 holds.
+    benefit = per_spent("bonus", 1_000_000, 1)
+    rules: dict[str, Any] = (
+        {"order_rules": [order_rule(benefit)]} if level == "order" else {}
+    )
+    promotion = promo("p1", *([product_rule(benefit)] if level == "product" else []),
+                      kind=pb.PROMOTION_KIND_POINTS, **rules)
+    compiled = compile_program(program([promotion], make_group(SEQ, "p1", gid="main")))
+    lines = LINES if path == "core" else [line(f"l{i}", 2_400_000_000_000) for i in range(4)]
+    order, member = order_from_proto(request(*lines), compiled.point_type_ids)
+    with pytest.raises(InvalidOrder) as refused:
+        calculate(compiled, order, member, now=NOW)
+    assert [v.field for v in refused.value.violations] == ["order"]
+    assert "64-bit" in refused.value.violations[0].description
+    with pytest.raises(InvalidOrder):
+        calculate_traced(compiled, order, member, now=NOW)
+    # The next calculation, within range, is not refused by what the last one left.
+    small, member = order_from_proto(request(line("a", 100)), compiled.point_type_ids)
+    assert sum(p.accrued for p in calculate(compiled, small, member, now=NOW).points) > 0

@@ -35,6 +35,8 @@ def _search_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     tree = core.evaluate
 
     class Recording:
+        overflowed = staticmethod(core.overflowed)
+
         @staticmethod
         def evaluate(*args: object) -> object:
             out = tree(*args)  # type: ignore[arg-type]
