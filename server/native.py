@@ -22,8 +22,6 @@ __all__ = ["PLAIN_MODULES", "build_hint", "compiled", "compiled_modules", "descr
 # Plain typed Python compiled as it is (annotations read as Python types only, so the compiled
 # module behaves as its source): the rest of the calculation's path around the typed core.
 PLAIN_MODULES: tuple[str, ...] = (
-    "server/engine/arbitrate.py",
-    "server/engine/benefits.py",
     "server/engine/compile.py",
     "server/engine/evaluate.py",
     "server/engine/money.py",
@@ -31,7 +29,6 @@ PLAIN_MODULES: tuple[str, ...] = (
     "server/engine/segments.py",
     "server/engine/select.py",
     "server/engine/single.py",
-    "server/engine/state.py",
     "server/engine/types.py",
 )
 

@@ -1,10 +1,11 @@
 """Process tuning for a calculation server: the allocator and the event loop.
 
-The engine works on numpy arrays of a few hundred kilobytes (a MAX_BENEFIT group's batch of
-candidate states). glibc serves blocks that large with mmap and returns them to the system on
-free, so every such temporary costs fresh page faults: measured here, a width-12 MAX_BENEFIT
-calculation took 10 ms with the defaults and 5 ms with the heap kept (bench/, docs/engine.md).
-`tune_allocator` keeps those blocks on the heap. It is a no-op where the C library is not glibc.
+glibc serves blocks of a few hundred kilobytes and more with mmap and returns them to the
+system on free, so every such temporary costs fresh page faults: measured here, when the engine
+still batched MAX_BENEFIT candidates in numpy arrays, a width-12 calculation took 10 ms with the
+defaults and 5 ms with the heap kept (docs/engine.md). The core's buffers and a large request's
+messages are such blocks still. `tune_allocator` keeps them on the heap. It is a no-op where the
+C library is not glibc.
 
 `run` runs the server on uvloop where it is installed (a dependency on Linux and macOS). Every
 ledger call is a PostgreSQL round trip through asyncpg, and on the default loop each one costs
@@ -45,7 +46,7 @@ _done = False
 
 
 def tune_allocator() -> bool:
-    """Keep large numpy temporaries on the heap (idempotent). True when applied."""
+    """Keep large temporaries on the heap (idempotent). True when applied."""
     global _done
     if _done:
         return True

@@ -148,7 +148,6 @@ cdef class Selection:
     cdef int n_slots
     cdef int cap_slots
     cdef dict _lines
-    cdef dict _rows
 
     cdef int _alloc(
         self, int L, int LW, int n_segments, int n_scopes, int n_prom, int n_rules

@@ -4,9 +4,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from arbiter.server.engine.compile import COrderSegment, CPromotion
 from arbiter.server.engine.segments import RuleTable, SegmentIndex
 from arbiter.server.engine.types import LineInput, MemberState, OrderInput
@@ -21,7 +18,6 @@ class Selection:
     n_lines: int
     def scope_mask(self, sid: int) -> int: ...
     def rule_lines(self, gid: int) -> list[int]: ...
-    def rule_mask(self, gid: int) -> npt.NDArray[np.bool_]: ...
 
 class SelectTables:
     n_scopes: int

@@ -29,7 +29,6 @@ from libc.string cimport memcpy, memset
 
 import array as _array
 
-import numpy as np
 
 from arbiter.server.engine.segments import SCOPE_ALL as _SCOPE_ALL
 from arbiter.server.engine.segments import SCOPE_IN as _SCOPE_IN
@@ -619,19 +618,6 @@ cdef class Selection:
                 out.append((w << 6) + _ctz(word))
                 word &= word - 1
         return out
-
-    def rule_mask(self, int gid) -> object:
-        """[L] the matching lines of product rule `gid` (for the batched evaluation)."""
-        sid = self.scope[gid]
-        if self._rows is None:
-            self._rows = {}
-        row = self._rows.get(sid)
-        if row is None:
-            row = np.zeros(self.n_lines, dtype=np.bool_)
-            row[self.rule_lines(gid)] = True
-            row.setflags(write=False)
-            self._rows[sid] = row
-        return row
 
 
 def _words(bits: int, count: int) -> list:

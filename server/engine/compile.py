@@ -15,9 +15,6 @@ from itertools import combinations
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import numpy.typing as npt
-
 from arbiter.server.engine._select import SelectTables, build_tables
 from arbiter.server.engine.errors import ConfigError, ConfigIssue
 from arbiter.server.engine.render import template_parts
@@ -31,6 +28,7 @@ from arbiter.v1 import program_pb2 as pb
 
 __all__ = [
     "MAX_BENEFIT_CHILDREN",
+    "ROUND_STEP",
     "CBenefit",
     "CNode",
     "CPointType",
@@ -42,6 +40,15 @@ __all__ = [
 
 # docs/rules.md: a MAX_BENEFIT group values every subset of its children; 2^16 is the ceiling.
 MAX_BENEFIT_CHILDREN: Final = 16
+
+# round_price (rule 14): per mode, the step in minor units and whether it floors (else nearest).
+ROUND_STEP: dict[int, tuple[int, bool]] = {
+    pb.ROUND_MODE_ROUND_INTEGER: (100, False),
+    pb.ROUND_MODE_ROUND_HALF: (50, False),
+    pb.ROUND_MODE_FLOOR_INTEGER: (100, True),
+    pb.ROUND_MODE_FLOOR_TENS: (1000, True),
+    pb.ROUND_MODE_ROUND_TENS: (1000, False),
+}
 
 # Group modes and benefit levels as small ints.
 SEQUENTIAL: Final = 1
@@ -198,9 +205,8 @@ class CNode:
 class CandidatePlan:
     """The MAX_BENEFIT candidates of an n-child group in tie-break order (docs/rules.md)."""
 
-    masks: npt.NDArray[np.int64]  # subset bitmask per candidate
-    sequential: npt.NDArray[np.bool_]  # False: summation candidate
-    subset_indicator: npt.NDArray[np.int64]  # [mask, child] 0/1 for every mask 0..2^n-1
+    masks: tuple[int, ...]  # subset bitmask per candidate
+    sequential: tuple[bool, ...]  # False: summation candidate
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -245,16 +251,8 @@ class CompiledProgram:
     promotions: tuple[CPromotion, ...]
     benefits: tuple[CBenefit, ...]
     root: CNode
-    # [benefit, point type] one-hot of the type a points payment spends.
-    pay_type_onehot: npt.NDArray[np.int64]
-    # [benefit, point type] one-hot of the type an accrual earns; [benefit] the type paid with.
-    acc_type_onehot: npt.NDArray[np.int64]
-    pay_type: npt.NDArray[np.int64]
-    ratio_points: npt.NDArray[np.int64]
-    ratio_money: npt.NDArray[np.int64]
-    benefit_level: npt.NDArray[np.int64]
-    benefit_levels: list[int]  # benefit_level as a list (read per entry on one state)
-    pay_types: list[int]  # pay_type as a list
+    benefit_levels: list[int]  # per benefit: PRODUCT or ORDER (read per entry on one state)
+    pay_types: list[int]  # per benefit: the point type a points payment spends (else 0)
     segment_index: SegmentIndex
     rules: RuleTable
     rule_scope: list[int]  # rules.scope as a list (read per benefit evaluated)
@@ -311,11 +309,7 @@ def candidate_plan(n: int) -> CandidatePlan:
             order.append((mask, False))
             if size > 1:
                 order.append((mask, True))
-    masks = np.array([m for m, _ in order], dtype=np.int64)
-    seq = np.array([s for _, s in order], dtype=np.bool_)
-    every = np.arange(1 << n, dtype=np.int64)
-    subsets = ((every[:, None] >> np.arange(n, dtype=np.int64)[None, :]) & 1).astype(np.int64)
-    return CandidatePlan(masks=masks, sequential=seq, subset_indicator=subsets)
+    return CandidatePlan(masks=tuple(m for m, _ in order), sequential=tuple(s for _, s in order))
 
 
 class _Builder:
@@ -535,16 +529,7 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         root_group.mode = pb.ARBITRATION_MODE_SEQUENTIAL
     root = builder._group(root_group, root_lo, children)
     benefits = tuple(builder.benefits)
-    n_types = len(point_types)
-    onehot = np.zeros((len(benefits), max(n_types, 1)), dtype=np.int64)
-    acc_onehot = np.zeros_like(onehot)
-    pay_type = np.zeros(len(benefits), dtype=np.int64)
-    for b in benefits:
-        if b.kind == "pay_with_points":
-            onehot[b.index, b.point_type] = 1
-            pay_type[b.index] = b.point_type
-        elif b.is_accrual:
-            acc_onehot[b.index, b.point_type] = 1
+    pay_types = [b.point_type if b.kind == "pay_with_points" else 0 for b in benefits]
     pools = {
         pool.id: CPool(
             id=pool.id,
@@ -567,8 +552,6 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         )
         for g in program.tier_groups
     )
-    for arr in (onehot, acc_onehot, pay_type):
-        arr.setflags(write=False)
     source = pb.Program()
     source.CopyFrom(program)
     product_segments = {
@@ -622,14 +605,8 @@ def compile_program(program: pb.Program) -> CompiledProgram:
         promotions=tuple(builder.promotions),
         benefits=benefits,
         root=root,
-        pay_type_onehot=onehot,
-        acc_type_onehot=acc_onehot,
-        pay_type=pay_type,
-        ratio_points=np.array([t.ratio_points for t in point_types] or [1], dtype=np.int64),
-        ratio_money=np.array([t.ratio_money for t in point_types] or [1], dtype=np.int64),
-        benefit_level=np.array([b.level for b in benefits], dtype=np.int64),
         benefit_levels=[b.level for b in benefits],
-        pay_types=pay_type.tolist(),
+        pay_types=pay_types,
         segment_index=segment_index,
         rules=rules,
         rule_scope=list(rules.scope),

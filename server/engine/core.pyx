@@ -36,8 +36,10 @@ child that accrues after another of its benefits, or a group child holding an ac
 bounded so: a subtree where one remains is never skipped). A group where `round_price` can raise
 a price is valued exhaustively (every candidate built).
 
-Inputs whose products could leave int64 (an amount at or above 2^40) are declined: `evaluate`
-returns None and the caller evaluates with the batched (numpy) evaluator.
+The range (docs/engine.md, "The range"): inputs below 2^62 (quantities below 2^21), products
+through 128 bits where they may leave int64, values that do not fit saturated and, when the
+result holds one, the calculation refused (`overflowed`). An input beyond the range is
+declined: `evaluate` returns None and the caller refuses the calculation.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -92,14 +94,19 @@ cdef extern from *:
     """
     /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
        bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
-    /* Set when a result does not fit int64 (the calculation is then refused: `overflowed`). */
+    /* A value that does not fit int64 saturates to LLONG_MAX (LLONG_MIN): an effect that
+       holds one and is dropped (an INCOMPATIBLE loser, a candidate not chosen) changes
+       nothing; the report sets `arbiter_overflow` when the result holds one or a sum of it
+       leaves int64, and the calculation is then refused (`overflowed`). */
     static int arbiter_overflow = 0;
     static inline long long arbiter_fit(__int128 q) {
-        if (q > LLONG_MAX || q < LLONG_MIN) {
-            arbiter_overflow = 1;
+        if (q > LLONG_MAX || q < LLONG_MIN)
             return q > 0 ? LLONG_MAX : LLONG_MIN;
-        }
         return (long long)q;
+    }
+    static inline void arbiter_add_sat(long long *slot, long long v) {
+        if (__builtin_add_overflow(*slot, v, slot))
+            *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
     }
     static inline void arbiter_add(long long *slot, long long v) {
         if (__builtin_add_overflow(*slot, v, slot)) {
@@ -122,6 +129,7 @@ cdef extern from *:
     """
     i64 round_bp_c "arbiter_round_bp"(i64 x, i64 bp, i64 half, i64 whole) noexcept
     void add_to "arbiter_add"(i64* slot, i64 v) noexcept
+    void add_sat "arbiter_add_sat"(i64* slot, i64 v) noexcept
     int overflow_flag "arbiter_overflow"
 
 cdef extern from *:
@@ -148,6 +156,51 @@ cdef extern from *:
     }
     """
     i64 mul_floor "arbiter_mul_floor"(i64 a, i64 b, i64 c) noexcept
+
+cdef extern from *:
+    """
+    /* a * b, or LLONG_MAX when that leaves int64 (a, b >= 0): for a product only compared with
+       an amount that does fit (an amount off per unit times the units, against the price) */
+    static inline long long arbiter_mul_sat(long long a, long long b) {
+        long long p;
+        if (__builtin_mul_overflow(a, b, &p))
+            return LLONG_MAX;
+        return p;
+    }
+    /* round_bp without the overflow flag: LLONG_MAX when the share leaves int64 (a unit price
+       from a field times a factor, only compared with the price to pay) */
+    static inline long long arbiter_round_bp_sat(long long x, long long bp, long long half,
+                                                 long long whole) {
+        __int128 q = ((__int128)x * bp + half) / whole;
+        if (x < 0 || bp < 0)
+            return arbiter_round_bp(x, bp, half, whole);
+        return q > LLONG_MAX ? LLONG_MAX : (long long)q;
+    }
+    """
+    i64 mul_sat "arbiter_mul_sat"(i64 a, i64 b) noexcept
+
+cdef extern from *:
+    """
+    /* A candidate's benefit through 128 bits (money plus accruals valued at their ratio: a
+       point worth a million minor units takes a value past int64 while the points fit). */
+    static inline __int128 arbiter_revalue128(long long pts, long long rm, long long rp) {
+        __int128 n = 2 * ((__int128)pts * rm) + rp, d = 2 * (__int128)rp, q = n / d;
+        if (n % d != 0 && n < 0)
+            q -= 1;
+        return q;
+    }
+    static inline __int128 arbiter_i128_max(void) {
+        return (__int128)(((unsigned __int128)1 << 127) - 1);
+    }
+    static inline long long arbiter_hi(__int128 v) { return (long long)(v >> 64); }
+    static inline unsigned long long arbiter_lo(__int128 v) { return (unsigned long long)v; }
+    """
+    i128 revalue128 "arbiter_revalue128"(i64 pts, i64 rm, i64 rp) noexcept
+    i128 i128_max "arbiter_i128_max"() noexcept
+    long long i128_hi "arbiter_hi"(i128 v) noexcept
+    unsigned long long i128_lo "arbiter_lo"(i128 v) noexcept
+
+    i64 round_bp_sat_c "arbiter_round_bp_sat"(i64 x, i64 bp, i64 half, i64 whole) noexcept
     i64 mul_half_up "arbiter_mul_half_up"(i64 a, i64 b, i64 c) noexcept
 
 cdef extern from *:
@@ -186,13 +239,13 @@ cdef enum:
 assert (M_SEQUENTIAL, M_INCOMPATIBLE, M_MAX_BENEFIT) == (SEQUENTIAL, INCOMPATIBLE, MAX_BENEFIT)
 assert MAX_RANK_WIDTH == MAX_BENEFIT_CHILDREN
 
-# Inputs above this are declined (products of an amount and a basis point or a ratio stay far
-# inside int64, and the 128-bit ones of apportioning exact).
-cdef i64 SAFE = 1LL << 40
-# A points budget's bound (it is never multiplied; differences of two stay inside int64).
-cdef i64 BUDGET_SAFE = 1LL << 62
+# Amounts, points and configuration values at or above this are refused (a sum or difference
+# of two stays inside int64; every product goes through 128 bits or an overflow test).
+cdef i64 SAFE = 1LL << 62
 cdef i64 I64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef i64 NEG = -I64_MAX - 1
+# A valuation's runner-up when there is none (the trace reads it).
+NO_RUNNER_UP = NEG
 cdef int RANK_LAST = 1 << 30
 # money.py's constants, read once (one definition).
 cdef i64 BP = _BP
@@ -215,7 +268,7 @@ _VALUE_KINDS = {"percent_bp": V_PERCENT, "amount": V_AMOUNT, "fixed_price": V_FI
 
 
 class Declined(Exception):
-    """The calculation holds an amount too large for the C integers (the caller falls back)."""
+    """The calculation holds an input beyond the core's range (the caller refuses it)."""
 
 
 cdef struct Entry:
@@ -340,7 +393,18 @@ cdef inline Buf view(Buf* b, int start) noexcept:
     return v
 
 
+cdef object _int128(i128 v):
+    """`v` as a Python integer (Cython sees i128 as long long: converted by halves)."""
+    return (<object>i128_hi(v) << 64) + <object>i128_lo(v)
+
+
 # --- money.py's arithmetic, the same formulas on C integers --------------------------------------
+
+cdef inline bint _saturated(Entry* x) noexcept:
+    """Whether an entry holds a value that left int64 (saturated by `arbiter_fit`)."""
+    return (x.disc == I64_MAX or x.pmon == I64_MAX or x.ppts == I64_MAX or x.acc == I64_MAX
+            or x.ship == I64_MAX or x.disc == NEG or x.acc == NEG)
+
 
 cdef inline i64 round_bp(i64 x, i64 bp) noexcept:
     return round_bp_c(x, bp, HALF_BP, BP)
@@ -445,7 +509,7 @@ cdef Tables tables_of(program):
     cdef Ben* b
     cdef Node* nd
     cdef int k, i
-    from arbiter.server.engine.benefits import ROUND_STEP
+    from arbiter.server.engine.compile import ROUND_STEP
 
     benefits = program.benefits
     tb.K = len(benefits)
@@ -499,7 +563,7 @@ cdef Tables tables_of(program):
     tb.rp[0] = 1
     tb.rm[0] = 1
     for i, pt in enumerate(program.point_types):
-        if not (0 < pt.ratio_points < (1 << 20) and 0 < pt.ratio_money < (1 << 20)):
+        if not (0 < pt.ratio_points < SAFE and 0 < pt.ratio_money < SAFE):
             tb.safe = 0
         else:
             tb.rp[i] = pt.ratio_points
@@ -686,13 +750,13 @@ cdef class Calc:
                         fields = line_field(ol, LINE_FIELDS)
                         if name not in fields:
                             continue
-                        v = _checked(fields[name])
+                        v = _checked(fields[name], I64_MAX)
                     elif kind == K_FROM_FIELD:
                         # a negative field accrues nothing (accruals never take points back)
-                        v = _checked(max(line_field(ol, LINE_FIELDS).get(name, 0), 0))
+                        v = _checked(max(line_field(ol, LINE_FIELDS).get(name, 0), 0), I64_MAX)
                     else:
                         partner = line_field(ol, LINE_PARTNER)
-                        v = _checked(table.get(partner, 0) if partner in partners else 0)
+                        v = _checked(table.get(partner, 0) if partner in partners else 0, I64_MAX)
                     self.flines[self.f_n] = line
                     self.fvals[self.f_n] = v
                     self.f_n += 1
@@ -756,7 +820,7 @@ cdef class Calc:
             left -= units[i]
         for i in range(m):
             line = lines[i]
-            prices[i] = div_half_up(pay[line] * units[i], self.q[line])
+            prices[i] = mul_half_up(pay[line], units[i], self.q[line])
         return 0
 
     cdef inline bint _before(self, i64* pay, int* lines, int a, int b) noexcept:
@@ -794,7 +858,7 @@ cdef class Calc:
                 for i in range(m):
                     line = lines[i]
                     if b.kind == K_FROM_FIELD:
-                        pts = vals[i] * self.q[line]
+                        pts = mul_floor(vals[i], self.q[line], 1)
                     elif b.kind == K_PARTNER_PTS:
                         if vals[i] <= 0:
                             continue
@@ -802,7 +866,7 @@ cdef class Calc:
                     elif b.vk == V_PERCENT:
                         pts = mul_half_up(round_bp(pay[line], b.value), self.rp[t], self.rm[t])
                     else:
-                        pts = self.q[line] * b.value
+                        pts = mul_floor(self.q[line], b.value, 1)
                     if pts:
                         e = entry(k, line)
                         e.acc = pts
@@ -835,11 +899,11 @@ cdef class Calc:
                     if b.vk == V_PERCENT:
                         d = round_bp(prices[i], b.value)
                     elif b.vk == V_AMOUNT:
-                        d = b.value * units[i]
+                        d = mul_sat(b.value, units[i])
                         if d > prices[i]:
                             d = prices[i]
                     else:
-                        d = prices[i] - b.value * units[i]
+                        d = prices[i] - mul_sat(b.value, units[i])
                         if d < 0:
                             d = 0
                     if d:
@@ -852,8 +916,8 @@ cdef class Calc:
                 # rule 15: the unit price becomes the field times factor_bp where that is lower
                 for i in range(m):
                     line = lines[i]
-                    unit = round_bp(vals[i], b.factor_bp)
-                    d = pay[line] - unit * self.q[line]
+                    unit = round_bp_sat_c(vals[i], b.factor_bp, HALF_BP, BP)
+                    d = pay[line] - mul_sat(unit, self.q[line])
                     if d > 0:
                         e = entry(k, line)
                         e.disc = d
@@ -974,11 +1038,11 @@ cdef class Calc:
                 cap = min(round_bp(p, b.value), p)
                 pts = mul_floor(cap, rp, rm)
             elif b.vk == V_AMOUNT:
-                cap = min(b.value * n, p)
+                cap = min(mul_sat(b.value, n), p)
                 pts = mul_floor(cap, rp, rm)
             else:
                 cap = p
-                pts = min(b.value * n, mul_floor(p, rp, rm))
+                pts = min(mul_sat(b.value, n), mul_floor(p, rp, rm))
             caps_money[i] = cap
             caps_pts[i] = pts
             total += pts
@@ -1189,7 +1253,7 @@ cdef class Calc:
         chosen = [pos[c] for c in range(n) if se.best_mask >> c & 1]
         # every non-empty subset summed, and every one of two or more children in sequence
         count = (1 << (n + 1)) - 2 - n
-        return chosen, bool(se.best_seq) and len(chosen) > 1, count, se.runner_up
+        return chosen, bool(se.best_seq) and len(chosen) > 1, count, _int128(se.runner_up)
 
     # --- results ---------------------------------------------------------------------------
 
@@ -1199,6 +1263,7 @@ cdef class Calc:
         bytes object of `PACKED_ROW` records instead of AppliedBenefit tuples, and the line
         results as one of `PACKED_LINE` records instead of LineResult tuples (for an encoder
         that writes them without a Python object per row; `row_names` gives what rows name)."""
+        global overflow_flag
         cdef Tables tb = self.tb
         cdef int L = self.L
         cdef int T = len(tb.point_type_ids)
@@ -1261,6 +1326,8 @@ cdef class Calc:
                 x = es + order_[i]
                 k = x.k
                 at_line = x.line
+                if _saturated(x):
+                    overflow_flag = 1  # the result holds a value int64 cannot: refused
                 if x.text:
                     shown.append(k)
                 if at_line < L:
@@ -1347,6 +1414,8 @@ cdef class Calc:
             )
             points = []
             for t in range(T):
+                if accrued[t] == I64_MAX or pending[t] == I64_MAX:
+                    overflow_flag = 1  # a saturated sum (shares of an accrual that left int64)
                 type_id = tb.point_type_ids[t]
                 asked = requested.get(type_id, 0)
                 if asked or redeemed[t] or accrued[t] or pending[t]:
@@ -1559,7 +1628,7 @@ cdef Calc new_calc(single, s, bint checked=True):
         # a quantity times an amount stays inside int64
         if c.q[i] <= 0 or c.q[i] >= (1 << 21):
             raise Declined()
-        c.base[i] = c.q[i] * c.base_unit[i]
+        c.base[i] = mul_floor(c.q[i], c.base_unit[i], 1)
         if not (-SAFE < c.base[i] < SAFE):
             raise Declined()
     c.rp = tb.rp
@@ -1597,9 +1666,7 @@ cdef Calc new_calc(single, s, bint checked=True):
         if c.s0.pay[i] < 0:
             raise Declined()
     for t in range(len(budget)):
-        # a budget is only compared, subtracted from and apportioned (in 128 bits), never
-        # multiplied: the API's 10^15 points pass whole
-        c.s0.budget[t] = _checked(budget[t], BUDGET_SAFE)
+        c.s0.budget[t] = _checked(budget[t])
     c.s0.ship = _checked(ship)
     return c
 
@@ -1629,35 +1696,18 @@ def overflowed():
     return out
 
 
-def load(single, s, list entries):
-    """A `Calc` holding `entries` (tuples, as the batched evaluator answers them), for the
-    report: amounts are only added up there, so any int64 will do."""
-    cdef Calc c = new_calc(single, s, False)
-    cdef Entry x
-    for k, line, disc, pmon, ppts, acc, ship, text in entries:
-        x = entry(k, line)
-        x.disc = disc
-        x.pmon = pmon
-        x.ppts = ppts
-        x.acc = acc
-        x.ship = ship
-        x.text = 1 if text else 0
-        buf_push(&c.result, x)
-    return c
-
-
 def valuation(single, node, s):
     """MAX_BENEFIT group `node` on `s` as the decision trace reads it: (the chosen children's
     positions in the group, whether in sequence, the number of candidates of docs/rules.md,
     the greatest value of a candidate other than the chosen one, or the int64 minimum:
-    arbitrate.NO_RUNNER_UP); None when
-    no child has an effect. Raises Declined when an amount is too large for the C integers."""
+    NO_RUNNER_UP); None when
+    no child has an effect. Raises Declined on an input beyond the core's range."""
     cdef Calc c = new_calc(single, s)
     return c.valued(c.tb.node_index[id(node)], &c.s0)
 
 
 def evaluate_entries(single, node, s):
-    """`evaluate`'s entries as `single.Entry` tuples (None when declined)."""
+    """`evaluate`'s entries as `single.Entry` tuples (None beyond the core's range)."""
     c = evaluate(single, node, s)
     return None if c is None else c.entries()
 
@@ -1688,7 +1738,7 @@ cdef Calc _loaded(single, s, list entries):
 
 
 def valid(single, list entries, s):
-    """A sum of effects on `s` (entries as tuples) made valid (rule 6); None when declined."""
+    """A sum of effects on `s` (entries as tuples) made valid (rule 6); None beyond the core's range."""
     cdef Calc c = _loaded(single, s, entries)
     if c is None:
         return None
@@ -1697,7 +1747,7 @@ def valid(single, list entries, s):
 
 
 def limits(single, node, list entries, s):
-    """Node `node`'s limits on what `entries` add to `s` (rule 11); None when declined."""
+    """Node `node`'s limits on what `entries` add to `s` (rule 11); None beyond the core's range."""
     cdef Calc c = _loaded(single, s, entries)
     if c is None:
         return None
@@ -1720,8 +1770,8 @@ cdef const int* _sum_ranks(int n) except NULL:
         hit = <int*>calloc((1 << n) + 1, sizeof(int))
         if hit == NULL:
             raise MemoryError()
-        masks = plan.masks.tolist()
-        sequential = plan.sequential.tolist()
+        masks = plan.masks
+        sequential = plan.sequential
         for i in range(len(masks)):
             if not sequential[i]:
                 hit[masks[i]] = i
@@ -1763,12 +1813,12 @@ cdef class Search:
     cdef int* stack  # the subset's children, in order
     cdef int depth
     cdef Buf scratch, best
-    cdef i64 best_value
+    cdef i128 best_value
     cdef int best_rank, best_size, best_mask, best_seq
     # traced (the decision trace): the greatest value of a candidate other than the best, kept
     # exact (a candidate or subtree is skipped only when it can reach neither)
     cdef int traced
-    cdef i64 runner_up
+    cdef i128 runner_up
     cdef const int* sum_rank  # subset mask -> tie order of its summation candidate
 
     def __dealloc__(self):
@@ -1864,7 +1914,7 @@ cdef class Search:
                         if mono[cc]:
                             self.rem_mono_add[cc * L + x.line] += x.disc + x.pmon
                     if x.acc:
-                        add_to(&self.child_acc[cc * T + c.tb.bens[x.k].point_type], x.acc)
+                        add_sat(&self.child_acc[cc * T + c.tb.bens[x.k].point_type], x.acc)
                     self.child_ship_s[cc] += x.ship
             # Suffix sums: what children c.. add, accrue, touch.
             for cc in range(n - 1, -1, -1):
@@ -1955,7 +2005,7 @@ cdef class Search:
 
     # --- valuing --------------------------------------------------------------------------------
 
-    cdef i64 value_of(self, Buf* e) noexcept:
+    cdef i128 value_of(self, Buf* e) noexcept:
         """A candidate's benefit (rule 12): money, plus each type's accruals valued on their sum."""
         cdef i64 money = 0
         cdef int i, t
@@ -1965,18 +2015,18 @@ cdef class Search:
         for i in range(e.n):
             money += e.data[i].disc + e.data[i].pmon + e.data[i].ship
             if e.data[i].acc:
-                add_to(&acc[self.c.tb.bens[e.data[i].k].point_type], e.data[i].acc)
+                add_sat(&acc[self.c.tb.bens[e.data[i].k].point_type], e.data[i].acc)
         return money + self.acc_money(acc)
 
-    cdef i64 acc_money(self, i64* acc) noexcept:
-        cdef i64 money = 0
+    cdef i128 acc_money(self, i64* acc) noexcept:
+        cdef i128 money = 0
         cdef int t
         for t in range(self.T):
             if acc[t]:
-                add_to(&money, revalue(acc[t], self.c.rp[t], self.c.rm[t]))
+                money += revalue128(acc[t], self.c.rm[t], self.c.rp[t])
         return money
 
-    cdef int offer(self, Buf* e, i64 value, int rank, int size, int mask, bint sequential) except -1:
+    cdef int offer(self, Buf* e, i128 value, int rank, int size, int mask, bint sequential) except -1:
         """A valued candidate: kept when it ranks before the best (value, then tie order)."""
         if value > self.best_value or (value == self.best_value and rank < self.best_rank):
             if self.best_rank != RANK_LAST and self.best_value > self.runner_up:
@@ -1992,7 +2042,7 @@ cdef class Search:
             self.runner_up = value
         return 0
 
-    cdef inline bint beaten(self, i64 bound, int rank_floor) noexcept:
+    cdef inline bint beaten(self, i128 bound, int rank_floor) noexcept:
         """Whether a candidate bounded by `bound`, ranking at least `rank_floor`, cannot win
         (nor, traced, reach the runner-up)."""
         if self.exhaustive:
@@ -2005,7 +2055,8 @@ cdef class Search:
         """Value the summation (or sequence) of the subset on the stack."""
         cdef int i, c
         cdef Buf* e = &self.scratch
-        cdef i64 bound, value, money_cap
+        cdef i128 bound, value
+        cdef i64 money_cap
         cdef i64* acc
         cdef i64 shipd
         # An upper bound first: each line at most its cap and price, shipping what it is.
@@ -2048,19 +2099,20 @@ cdef class Search:
         self.sum_add[line] = after
         self.sum_capped += (after if after < cap else cap) - (before if before < cap else cap)
 
-    cdef i64 subtree_bound(self, int nxt) noexcept:
+    cdef i128 subtree_bound(self, int nxt) noexcept:
         """An upper bound of every candidate that extends the subset on the stack with children
         from `nxt` on (the subset's own included)."""
         cdef int line, t
         cdef i64 seq_money = 0
         cdef i64 sum_money = 0
-        cdef i64 a, seq_bound, sum_bound, ship
+        cdef i64 a, ship
+        cdef i128 seq_bound, sum_bound
         cdef i64* acc = self.c.tmp_b
         cdef i64* rem_add = self.rem_add + nxt * self.L
         cdef int* touch = self.rem_touch + nxt * self.L
         cdef i64* mono = self.rem_mono_add + nxt * self.L
         if self.rem_unbounded[nxt] or self.exhaustive:
-            return I64_MAX
+            return i128_max()
         for line in range(self.L):
             # sequence: what it added, plus what is left to pay where a later child may act
             # (at most what the later bounded children add on s)
@@ -2078,13 +2130,15 @@ cdef class Search:
             sum_money = min(sum_money, self.max_amount)
         ship = self.seq_shipd + (self.w.ship if self.rem_ship[nxt] else 0)
         for t in range(self.T):
-            acc[t] = self.seq_acc[t] + self.rem_acc[nxt * self.T + t]
+            acc[t] = self.seq_acc[t]
+            add_sat(&acc[t], self.rem_acc[nxt * self.T + t])
         seq_bound = seq_money + ship + self.acc_money(acc)
         ship = self.sum_shipd + self.rem_ship_s(nxt)
         if ship > self.s.ship:
             ship = self.s.ship
         for t in range(self.T):
-            acc[t] = self.sum_acc[t] + self.rem_acc[nxt * self.T + t]
+            acc[t] = self.sum_acc[t]
+            add_sat(&acc[t], self.rem_acc[nxt * self.T + t])
         sum_bound = sum_money + ship + self.acc_money(acc)
         return seq_bound if seq_bound > sum_bound else sum_bound
 
@@ -2117,14 +2171,14 @@ cdef class Search:
             for i in range(own.n):
                 x = own.data + i
                 if x.acc:
-                    add_to(&self.seq_acc[self.c.tb.bens[x.k].point_type], x.acc)
+                    add_sat(&self.seq_acc[self.c.tb.bens[x.k].point_type], x.acc)
                 self.seq_shipd += x.ship
             for i in range(self.on_s[c].n):
                 x = self.on_s[c].data + i
                 if x.line < self.L:
                     self.sum_step(x.line, x.disc + x.pmon)
             for i in range(T):
-                add_to(&self.sum_acc[i], self.child_acc[c * T + i])
+                add_sat(&self.sum_acc[i], self.child_acc[c * T + i])
             self.sum_shipd += self.child_ship_s[c]
             self.stack[self.depth] = c
             self.depth += 1
@@ -2436,11 +2490,11 @@ cdef i64 line_cap(Calc s, i64* pay, int line, i64 max_bp, i64 mup, i64 mup_bp) n
     if max_bp:
         cap = round_bp(p, max_bp)
     if mup:
-        other = p - s.q[line] * mup
+        other = p - mul_sat(s.q[line], mup)
         if other < cap:
             cap = other
     if mup_bp:
-        other = p - s.q[line] * round_bp(s.base_unit[line], mup_bp)
+        other = p - mul_sat(s.q[line], round_bp(s.base_unit[line], mup_bp))
         if other < cap:
             cap = other
     return cap if cap > 0 else 0

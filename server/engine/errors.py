@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ArbiterError", "ConfigError", "ConfigIssue", "FieldViolation", "InvalidOrder"]
+__all__ = [
+    "ArbiterError",
+    "ConfigError",
+    "ConfigIssue",
+    "FieldViolation",
+    "InvalidOrder",
+    "out_of_range",
+]
 
 
 class ArbiterError(Exception):
@@ -57,3 +64,13 @@ class InvalidOrder(ArbiterError):
             raise ValueError("InvalidOrder needs at least one violation")
         self.violations: tuple[FieldViolation, ...] = tuple(violations)
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+
+
+def out_of_range() -> InvalidOrder:
+    """A calculation a result of which leaves int64 (docs/rules.md, "The range of the
+    arithmetic"): refused, naming the order."""
+    return InvalidOrder([FieldViolation(
+        "order",
+        "a result of this order leaves the calculation's 64-bit range (an amount or points of"
+        " 2^63 - 1 or more): the order's amounts or the program's values are too large",
+    )])

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from arbiter.server.engine import core
 from arbiter.server.engine.compile import CompiledProgram
-from arbiter.server.engine.errors import FieldViolation, InvalidOrder
+from arbiter.server.engine.errors import out_of_range
 from arbiter.server.engine.render import format_money, render_template
 from arbiter.server.engine.select import CodeCheck, Selection, select
 from arbiter.server.engine.single import Single
@@ -44,25 +44,13 @@ def calculate(
     return report(program, order, member, at, tree(single, program), requested, sel.codes)
 
 
-# A calculation whose result leaves int64 (docs/rules.md, "The range of the arithmetic").
-OUT_OF_RANGE: tuple[FieldViolation, ...] = (FieldViolation(
-    "order",
-    "a result of this order leaves the calculation's 64-bit range (an amount or points above"
-    " 9223372036854775807): the order's amounts or the program's values are too large",
-),)
-
-
 def tree(single: Single, program: CompiledProgram) -> core.Calc:
     """The tree evaluated on the initial state by the typed core (which makes that state
-    itself); when it declines (an amount too large for its arithmetic), by the one-state
-    evaluator, its entries loaded for the report."""
+    itself); refused (InvalidOrder) when an input is beyond its range (docs/rules.md, "The
+    range of the arithmetic")."""
     calc = core.evaluate(single, program.root)
     if calc is None:
-        state = single.initial()
-        try:
-            calc = core.load(single, state, single.evaluate(program.root, state))
-        except OverflowError:  # a Python integer result that int64 cannot hold
-            raise InvalidOrder(OUT_OF_RANGE) from None
+        raise out_of_range()
     return calc
 
 
@@ -148,7 +136,7 @@ def _result(
     """The result from the core's report `rep` and the result's `rows` and `lines`: the texts
     and the promo codes added. Refused (InvalidOrder) when a result left int64."""
     if core.overflowed():
-        raise InvalidOrder(OUT_OF_RANGE)
+        raise out_of_range()
     totals = rep.totals
     texts: list[str] = []
     if rep.texts:

@@ -31,7 +31,6 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from arbiter.server.engine import core
-from arbiter.server.engine.arbitrate import NO_RUNNER_UP
 from arbiter.server.engine.compile import (
     INCOMPATIBLE,
     MAX_BENEFIT,
@@ -40,9 +39,9 @@ from arbiter.server.engine.compile import (
     CNode,
     CompiledProgram,
     CPromotion,
-    candidate_plan,
     to_us,
 )
+from arbiter.server.engine.errors import out_of_range
 from arbiter.server.engine.evaluate import report, start, tree
 from arbiter.server.engine.select import _audience_ok, _in_availability, resolve_tiers
 from arbiter.server.engine.single import Entry, Single, State
@@ -201,7 +200,7 @@ class Tracer:
                 self._incompatible_losses(node, effects, out)
             else:  # SUMMATION
                 out = list(rec.effect)
-            out = self._cut(gid, "its sum made valid", out, single.valid(out, s, node.lo, node.hi))
+            out = self._cut(gid, "its sum made valid", out, single.valid(out, s))
         if node.has_limits and out:
             out = self._cut(gid, "its limits", out, single.limits(node, out, s))
         return out
@@ -258,7 +257,7 @@ class Tracer:
         chosen = {id(node.children[i]) for i in positions}
         names = ", ".join(self.name(node.children[i]) for i in positions)
         mode = "SINGLE" if len(chosen) == 1 else "SEQUENTIAL" if sequential else "SUMMATION"
-        second = "none" if runner_up == NO_RUNNER_UP else str(runner_up)
+        second = "none" if runner_up == core.NO_RUNNER_UP else str(runner_up)
         rec.detail.append(
             f"chosen: {names}; mode: {mode}; candidates valued: {count};"
             f" runner-up benefit: {second}"
@@ -277,7 +276,7 @@ class Tracer:
         rec.effect = raw
         out = raw
         if not sequential and len(chosen) > 1:
-            out = self._cut(gid, "its sum made valid", out, single.valid(out, s, node.lo, node.hi))
+            out = self._cut(gid, "its sum made valid", out, single.valid(out, s))
         if node.has_limits and out:
             out = self._cut(gid, "its limits", out, single.limits(node, out, s))
         return out
@@ -285,28 +284,12 @@ class Tracer:
     def _valuation(
         self, node: CNode, s: State
     ) -> tuple[list[int], bool, int, int] | None:
-        """`core.valuation` of MAX_BENEFIT group `node` on `s`; when the core declines (an
-        amount too large for its integers), the batched search's (`Arbiter.valuations`)."""
-        single = self.single
+        """`core.valuation` of MAX_BENEFIT group `node` on `s` (refused when an input is beyond
+        the core's range)."""
         try:
-            return core.valuation(single, node, s)
+            return core.valuation(self.single, node, s)
         except core.Declined:
-            pass
-        arb = single.arb
-        arb.valuations = {}
-        try:
-            arb.evaluate(node, s.summary())
-            found = arb.valuations.get(id(node))
-        finally:
-            arb.valuations = None
-        if found is None:
-            return None
-        count, runner_up, best = found
-        live = [i for i, child in enumerate(node.children) if single.live(child)]
-        plan = candidate_plan(len(live))
-        mask = int(plan.masks[best])
-        positions = [live[i] for i in range(len(live)) if mask >> i & 1]
-        return positions, bool(plan.sequential[best]), count, runner_up
+            raise out_of_range() from None
 
     # --- verdicts ---------------------------------------------------------------------------
 

@@ -114,8 +114,8 @@ def test_lines_at_the_edges_of_the_words_agree_with_the_reference(count: int) ->
     assert_agree(prog, req, compiled)
 
 
-@pytest.mark.parametrize(("price", "evaluated"), [((1 << 40) - 1, True), (1 << 40, False)])
-def test_the_core_takes_amounts_below_two_to_the_forty(price: int, evaluated: bool) -> None:
+@pytest.mark.parametrize("price", [(1 << 40) - 1, 1 << 40, 10**13])
+def test_the_core_takes_every_amount_the_api_accepts(price: int) -> None:
     prog = program([promo("p1", product_rule(pct(1000)))], group(SEQ, "p1", gid="main"))
     req = request(line("a", price))
     compiled = compile_program(prog)
@@ -123,5 +123,5 @@ def test_the_core_takes_amounts_below_two_to_the_forty(price: int, evaluated: bo
     _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
-    assert (core.evaluate(single, compiled.root) is not None) is evaluated
+    assert core.evaluate(single, compiled.root) is not None
     assert_agree(prog, req, compiled)

@@ -129,8 +129,8 @@ def test_a_group_as_a_max_benefit_child_is_searched_in_c(
     assert_agree(prog, req)
 
 
-def test_an_amount_too_large_for_the_c_integers_is_declined() -> None:
-    # 2^40 minor units and more are left to the batched (numpy) evaluator.
+def test_an_amount_above_two_to_the_forty_is_evaluated_by_the_core() -> None:
+    # There is no other evaluator: every amount the API accepts is the core's.
     prog = program([promo("p1", product_rule(pct(1000)))], make_group(SEQ, "p1", gid="main"))
     req = request(line("a", 1 << 41))
     compiled = compile_program(prog)
@@ -138,7 +138,7 @@ def test_an_amount_too_large_for_the_c_integers_is_declined() -> None:
     _at, _zone, _sel, _requested, single = evaluate_module.start(
         compiled, order, member, NOW, None
     )
-    assert core.evaluate(single, compiled.root) is None
+    assert core.evaluate(single, compiled.root) is not None
     assert_agree(prog, req)
 
 
@@ -176,9 +176,9 @@ def test_apportioning_large_amounts_multiplies_in_128_bits() -> None:
     assert_agree(prog, req)
 
 
-def test_a_declined_calculation_is_traced_by_the_batched_search() -> None:
-    # Above the core's integers the trace values the group with the batched search: the same
-    # detail as the core gives the same group on a small order.
+def test_a_group_on_a_large_order_is_traced_as_on_a_small_one() -> None:
+    # Above 2^40 the trace values the group with the same search: the same detail as on a
+    # small order.
     prog = program(
         [promo("p1", product_rule(pct(1000))), promo("p2", product_rule(off(500)))],
         make_group(MAX, "p1", "p2", gid="best"),

@@ -72,7 +72,7 @@ def enumerated(
     values: list[int] = []
     after: dict[int, list[Entry]] = {}
     plan = candidate_plan(len(children))
-    for mask, sequential in zip(plan.masks.tolist(), plan.sequential.tolist(), strict=True):
+    for mask, sequential in zip(plan.masks, plan.sequential, strict=True):
         members = [i for i in range(len(children)) if mask >> i & 1]
         if sequential:
             entries = after[mask & ~(1 << members[-1])]
@@ -82,15 +82,13 @@ def enumerated(
         elif len(members) == 1:
             candidate = after[mask] = children[members[0]][1]
         else:
-            candidate = single.valid(
-                [x for i in members for x in children[i][1]], s, node.lo, node.hi
-            )
+            candidate = single.valid([x for i in members for x in children[i][1]], s)
         if node.has_limits and candidate:
             candidate = single.limits(node, candidate, s)
         values.append(single._benefit_of(candidate))
     best = max(range(len(values)), key=lambda i: (values[i], -i))
     others = [v for i, v in enumerate(values) if i != best]
-    mask = int(plan.masks[best])
+    mask = plan.masks[best]
     names = [
         compiled.promotions[child.promotion].id if child.promotion >= 0 else child.group_id
         for i, (child, _) in enumerate(children)
