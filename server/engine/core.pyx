@@ -1581,23 +1581,13 @@ cdef i64 _checked(v, i64 bound=SAFE) except? -1:
     return v
 
 
-cdef i64* _ints(list values, int n, bint checked=True) except NULL:
-    cdef i64* out = <i64*>calloc(n + 1, sizeof(i64))
-    cdef Py_ssize_t i
-    if out == NULL:
-        raise MemoryError()
-    for i in range(len(values)):
-        out[i] = _checked(values[i]) if checked else values[i]
-    return out
-
-
-cdef Calc new_calc(single, s, bint checked=True):
-    """A calculation's C form, from the one-state evaluator and a state (raises Declined
-    when `checked` and an amount is too large for its arithmetic)."""
+cdef Calc new_calc(single, s):
+    """A calculation's C form, from the one-state evaluator and a state (raises Declined on
+    an input beyond the core's range)."""
     cdef Calc c = Calc()
     cdef Tables tb = tables_of(single.program)
     cdef int t, i
-    if checked and not tb.safe:
+    if not tb.safe:
         raise Declined()
     c.tb = tb
     c.program = single.program
@@ -1608,11 +1598,6 @@ cdef Calc new_calc(single, s, bint checked=True):
     c.rule_active = c.selection.active_c
     c.promotion_live = c.selection.live_c
     c.order_lines = single.order_lines
-    if not checked:
-        c.q = _ints(single.q, c.L, False)
-        c.base_unit = _ints(single.base_unit, c.L, False)
-        c.base = _ints(single.base, c.L, False)
-        return c
     # Read from the order's lines (no Python list of them per calculation): the base price of
     # a line is its quantity times its unit price (rule 11), checked as every amount is.
     c.q = <i64*>calloc(c.L + 1, sizeof(i64))

@@ -104,16 +104,8 @@ class Single:
         self.pay_type = program.pay_types
         self._live: dict[int, bool] | None = None  # groups' liveness, once asked
 
-    # The lines' quantities, unit prices and base prices, as lists: made only when asked (the
-    # typed core reads the order's lines itself).
-    @property
-    def q(self) -> list[int]:
-        return [line.quantity for line in self.order_lines]
-
-    @property
-    def base_unit(self) -> list[int]:
-        return [line.unit_price for line in self.order_lines]
-
+    # The lines' base prices, as a list: made only when asked (the typed core reads the
+    # order's lines itself).
     @property
     def base(self) -> list[int]:
         # Unit base prices are given: no rounding (rule 11).
