@@ -92,8 +92,6 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
-       bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
     /* A value that does not fit int64 saturates to LLONG_MAX (LLONG_MIN): an effect that
        holds one and is dropped (an INCOMPATIBLE loser, a candidate not chosen) changes
        nothing; the report sets `arbiter_overflow` when the result holds one or a sum of it
@@ -114,6 +112,8 @@ cdef extern from *:
             *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
         }
     }
+    /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
+       bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
     static inline long long arbiter_round_bp(long long x, long long bp, long long half,
                                              long long whole) {
         long long p;
@@ -156,6 +156,7 @@ cdef extern from *:
     }
     """
     i64 mul_floor "arbiter_mul_floor"(i64 a, i64 b, i64 c) noexcept
+    i64 mul_half_up "arbiter_mul_half_up"(i64 a, i64 b, i64 c) noexcept
 
 cdef extern from *:
     """
@@ -171,13 +172,15 @@ cdef extern from *:
        from a field times a factor, only compared with the price to pay) */
     static inline long long arbiter_round_bp_sat(long long x, long long bp, long long half,
                                                  long long whole) {
-        __int128 q = ((__int128)x * bp + half) / whole;
+        __int128 q;
         if (x < 0 || bp < 0)
             return arbiter_round_bp(x, bp, half, whole);
+        q = ((__int128)x * bp + half) / whole;
         return q > LLONG_MAX ? LLONG_MAX : (long long)q;
     }
     """
     i64 mul_sat "arbiter_mul_sat"(i64 a, i64 b) noexcept
+    i64 round_bp_sat_c "arbiter_round_bp_sat"(i64 x, i64 bp, i64 half, i64 whole) noexcept
 
 cdef extern from *:
     """
@@ -200,8 +203,6 @@ cdef extern from *:
     long long i128_hi "arbiter_hi"(i128 v) noexcept
     unsigned long long i128_lo "arbiter_lo"(i128 v) noexcept
 
-    i64 round_bp_sat_c "arbiter_round_bp_sat"(i64 x, i64 bp, i64 half, i64 whole) noexcept
-    i64 mul_half_up "arbiter_mul_half_up"(i64 a, i64 b, i64 c) noexcept
 
 cdef extern from *:
     int ctz "__builtin_ctzll"(unsigned long long) noexcept nogil
