@@ -102,57 +102,55 @@ cdef extern from *:
             return q > 0 ? LLONG_MAX : LLONG_MIN;
         return (long long)q;
     }
-    static inline void arbiter_add_sat(long long *slot, long long v) {
-        if (__builtin_add_overflow(*slot, v, slot))
-            *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
+    /* floor(n / d), d > 0, in 128 bits */
+    static inline __int128 arbiter_floor128(__int128 n, __int128 d) {
+        __int128 q = n / d;
+        if (n % d != 0 && n < 0)
+            q -= 1;
+        return q;
     }
+    /* *slot += v, saturating; whether it saturated */
+    static inline int arbiter_add_sat(long long *slot, long long v) {
+        if (!__builtin_add_overflow(*slot, v, slot))
+            return 0;
+        *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
+        return 1;
+    }
+    /* the same for a sum of the result: saturating it refuses the calculation */
     static inline void arbiter_add(long long *slot, long long v) {
-        if (__builtin_add_overflow(*slot, v, slot)) {
+        if (arbiter_add_sat(slot, v))
             arbiter_overflow = 1;
-            *slot = v > 0 ? LLONG_MAX : LLONG_MIN;
-        }
     }
     /* floor((x * bp + half) / whole): in 64 bits while the product fits, else through 128
        bits (a 100x accrual on a subtotal of 10^13 multiplies past int64 before dividing) */
     static inline long long arbiter_round_bp(long long x, long long bp, long long half,
                                              long long whole) {
         long long p;
-        __int128 n, q;
         if (x >= 0 && bp >= 0 && !__builtin_mul_overflow(x, bp, &p) && p <= LLONG_MAX - half)
             return (p + half) / whole;
-        n = (__int128)x * bp + half;
-        q = n / whole;
-        if (n % whole != 0 && n < 0)
-            q -= 1;
-        return arbiter_fit(q);
+        return arbiter_fit(arbiter_floor128((__int128)x * bp + half, whole));
     }
     """
     i64 round_bp_c "arbiter_round_bp"(i64 x, i64 bp, i64 half, i64 whole) noexcept
     void add_to "arbiter_add"(i64* slot, i64 v) noexcept
-    void add_sat "arbiter_add_sat"(i64* slot, i64 v) noexcept
+    int add_sat "arbiter_add_sat"(i64* slot, i64 v) noexcept
     int overflow_flag "arbiter_overflow"
 
 cdef extern from *:
     """
     /* floor(a * b / c) and floor((2 a b + c) / (2 c)) (a * b / c half up), c > 0: in 64 bits
        while the products fit, else through 128 bits (a point ratio times a large amount). */
-    static inline long long arbiter_floor_div128(__int128 n, __int128 d) {
-        __int128 q = n / d;
-        if (n % d != 0 && n < 0)
-            q -= 1;
-        return arbiter_fit(q);
-    }
     static inline long long arbiter_mul_floor(long long a, long long b, long long c) {
         long long p;
         if (a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &p))
             return p / c;
-        return arbiter_floor_div128((__int128)a * b, c);
+        return arbiter_fit(arbiter_floor128((__int128)a * b, c));
     }
     static inline long long arbiter_mul_half_up(long long a, long long b, long long c) {
         long long p;
         if (a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &p) && p <= (LLONG_MAX - c) / 2)
             return (2 * p + c) / (2 * c);
-        return arbiter_floor_div128(2 * ((__int128)a * b) + c, 2 * (__int128)c);
+        return arbiter_fit(arbiter_floor128(2 * ((__int128)a * b) + c, 2 * (__int128)c));
     }
     """
     i64 mul_floor "arbiter_mul_floor"(i64 a, i64 b, i64 c) noexcept
@@ -187,10 +185,7 @@ cdef extern from *:
     /* A candidate's benefit through 128 bits (money plus accruals valued at their ratio: a
        point worth a million minor units takes a value past int64 while the points fit). */
     static inline __int128 arbiter_revalue128(long long pts, long long rm, long long rp) {
-        __int128 n = 2 * ((__int128)pts * rm) + rp, d = 2 * (__int128)rp, q = n / d;
-        if (n % d != 0 && n < 0)
-            q -= 1;
-        return q;
+        return arbiter_floor128(2 * ((__int128)pts * rm) + rp, 2 * (__int128)rp);
     }
     static inline __int128 arbiter_i128_max(void) {
         return (__int128)(((unsigned __int128)1 << 127) - 1);
@@ -1002,10 +997,10 @@ cdef class Calc:
         apportion(min(cap, budget), pay, prices, L)
         for i in range(L):
             pts = prices[i]
-            money = mul_half_up(pts, self.rm[t], self.rp[t])
+            money = revalue(pts, self.rp[t], self.rm[t])
             if money > pay[i]:
                 pts = mul_floor(pay[i], self.rp[t], self.rm[t])
-                money = min(mul_half_up(pts, self.rm[t], self.rp[t]), pay[i])
+                money = min(revalue(pts, self.rp[t], self.rm[t]), pay[i])
             if pts or money:
                 e = entry(k, i)
                 e.pmon = money
@@ -1052,7 +1047,7 @@ cdef class Calc:
             memcpy(caps_pts, prices, m * sizeof(i64))
         for i in range(m):
             pts = caps_pts[i]
-            money = min(mul_half_up(pts, rm, rp), caps_money[i])
+            money = min(revalue(pts, rp, rm), caps_money[i])
             if pts or money:
                 e = entry(k, lines[i])
                 e.pmon = money
