@@ -53,17 +53,22 @@ class MemberRow:
     line: int = 0
 
 
+def _unreadable(path: Path, exc: OSError) -> FileProblem:
+    """The problem of a file the system would not open or read."""
+    if isinstance(exc, FileNotFoundError):
+        return FileProblem(f"{path}: no such file")
+    return FileProblem(f"{path}: {exc.strerror or exc}")
+
+
 def _read_text(path: Path) -> str:
     if str(path) == "-":
         return sys.stdin.read()
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileProblem(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise FileProblem(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
-        raise FileProblem(f"{path}: {exc.strerror or exc}") from None
+        raise _unreadable(path, exc) from None
 
 
 def _enum_prefix(enum: EnumDescriptor) -> str:
@@ -205,10 +210,8 @@ class MemberFile:
             return None
         try:
             stat = self.path.stat()
-        except FileNotFoundError:
-            raise FileProblem(f"{self.path}: no such file") from None
         except OSError as exc:
-            raise FileProblem(f"{self.path}: {exc.strerror or exc}") from None
+            raise _unreadable(self.path, exc) from None
         return stat.st_size, stat.st_mtime_ns
 
     def _open(self) -> TextIO:
@@ -217,7 +220,7 @@ class MemberFile:
         try:
             return self.path.open(encoding="utf-8", newline="")
         except OSError as exc:
-            raise FileProblem(f"{self.path}: {exc.strerror or exc}") from None
+            raise _unreadable(self.path, exc) from None
 
     def _first_line(self, member_id: str) -> int:
         with self._open() as source:
